@@ -1,0 +1,1 @@
+"""bnviz: visual debugger for BatchNorm activation distributions."""
