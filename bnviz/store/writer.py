@@ -1,0 +1,394 @@
+"""Append Blocks to a bnviz HDF5 file in SWMR mode, directly (RunWriter) or from a thread (AsyncWriter).
+
+Commit protocol: an append writes every dataset of the block (one write call per dataset),
+flushes, then writes the committed row counts to ``commit`` and flushes again. A reader trusts
+only committed rows, so a writer killed at any point leaves a file whose committed rows are
+all complete. All datasets exist before SWMR starts: HDF5 readers cannot see later ones.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import queue
+import shlex
+import socket
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from bnviz.store import layout, schema
+from bnviz.store.block import Block
+from bnviz.store.errors import RecordingWarning, RecordingWriteError
+
+# The writer keeps the open (partly filled) chunk of every layer in memory between appends,
+# up to this many bytes per dataset, so an append never reads a chunk back from the file.
+MAX_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def default_meta(path) -> dict:
+    """Metadata the writing process knows by itself; the recorder adds model and torch details."""
+    try:
+        version = importlib.metadata.version("bnviz")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {
+        "bnviz_version": version,
+        "command_line": shlex.join([sys.executable, *sys.argv]),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "start_time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "run_name": Path(path).stem,
+        "user_meta": {},
+        "schedule": {},
+    }
+
+
+def check_target(path, overwrite: bool) -> Path:
+    """Fail before the first training step if ``path`` cannot be (re)created."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot record to {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot record to {path}: directory {parent} is not writable")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot record to {path}: it is a directory")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"cannot record to {path}: the file exists (an earlier run?); "
+            "pass overwrite=True to replace it, or choose another path")
+    return path
+
+
+def _check_layers(layers) -> list[dict]:
+    layers = [dict(layer) for layer in layers]
+    if not layers:
+        raise ValueError("a bnviz run needs at least one layer")
+    for i, layer in enumerate(layers):
+        n = layer.get("num_features")
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"layer {i} ({layer.get('path')!r}): num_features must be a positive int")
+    json.dumps(layers, allow_nan=False)  # fail now rather than at a reader
+    return layers
+
+
+def _encode_meta(meta: dict) -> dict:
+    unknown = set(meta) - set(layout.META_KEYS)
+    if unknown:
+        raise ValueError(f"unknown run metadata keys {sorted(unknown)}; known: {layout.META_KEYS}"
+                         " (put anything else in user_meta)")
+    attrs = {}
+    for key, value in meta.items():
+        if key in layout.JSON_META_KEYS:
+            attrs[key] = json.dumps(value, allow_nan=False)
+        elif isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+            attrs[key] = value
+        else:
+            raise ValueError(f"run metadata {key!r} must be a string or number, got {type(value).__name__}")
+    return attrs
+
+
+def encode_scalar_name(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    if not name or len(raw) > schema.SCALAR_NAME_BYTES:
+        raise ValueError(f"scalar name {name!r} must be 1 to {schema.SCALAR_NAME_BYTES} bytes of UTF-8")
+    return raw
+
+
+class RunWriter:
+    """Create a run file with every dataset, start SWMR, then ``append`` Blocks and ``close``.
+
+    Raises FileNotFoundError / PermissionError / FileExistsError / IsADirectoryError at
+    construction if the file cannot be created, ValueError for a malformed layer table, meta
+    or Block, and RecordingWriteError once writing fails (after which the file stays
+    readable with everything committed before)."""
+
+    def __init__(self, path, *, layers: list[dict], meta: dict, probes: int, overwrite: bool = False):
+        self.path = check_target(path, overwrite)
+        self.layers = _check_layers(layers)
+        self.n_probes = int(probes)
+        if self.n_probes < 0:
+            raise ValueError("probes must be >= 0")
+        attrs = _encode_meta({**default_meta(self.path), **meta})
+        self._columns = layout.tier_columns(len(self.layers), self.n_probes)
+        self._channel_columns = [layout.channel_column(i, layer["num_features"])
+                                 for i, layer in enumerate(self.layers)]
+        self._rows = dict.fromkeys(schema.TIERS, 0)
+        self._last_step = dict.fromkeys(schema.TIERS, -(2 ** 62))
+        self._scalar_names: list[str] = []
+        self._dropped = 0
+        self._failed: BaseException | None = None
+        self._file = None
+        try:
+            self._file = h5py.File(self.path, "w" if overwrite else "x", libver="latest")
+            self._create(attrs)
+            self._file.swmr_mode = True
+        except BaseException:
+            if self._file is not None:
+                self._file.close()
+            self.path.unlink(missing_ok=True)
+            raise
+
+    def _create(self, attrs: dict) -> None:
+        f = self._file
+        f.attrs[layout.ATTR_FORMAT] = schema.FORMAT_NAME
+        f.attrs[layout.ATTR_VERSION] = "%d.%d" % schema.FORMAT_VERSION
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.create_dataset(layout.LAYERS, data=json.dumps(self.layers, ensure_ascii=False),
+                         dtype=h5py.string_dtype("utf-8"))
+        f.create_dataset(layout.COMMIT, data=np.zeros(len(schema.TIERS), np.int64))
+        f.create_dataset(layout.STATUS, data=np.array([time.time(), layout.STATE_LIVE, 0.0]))
+        f.create_dataset(layout.SCALAR_NAMES, shape=(schema.MAX_SCALARS,),
+                         dtype=f"S{schema.SCALAR_NAME_BYTES}")
+        f.create_group(layout.CHANNEL_GROUP)
+        self._datasets = {}
+        for col in [*self._columns, *self._channel_columns]:
+            per_layer = col.row_shape[col.layer_axis] if col.layer_axis is not None else 1
+            cache = min(MAX_CACHE_BYTES, 2 * max(1, per_layer) * layout.chunk_bytes(col))
+            self._datasets[col.name] = f.create_dataset(
+                col.name, shape=(0, *col.row_shape), maxshape=layout.max_shape(col),
+                chunks=layout.chunk_shape(col), dtype=col.dtype,
+                rdcc_nbytes=cache, rdcc_nslots=max(521, 8 * per_layer + 1), rdcc_w0=1.0)
+
+    @property
+    def rows(self) -> dict:
+        """Committed rows per tier."""
+        return dict(self._rows)
+
+    # -- appending -------------------------------------------------------------------------
+
+    def append(self, block: Block) -> None:
+        if self._failed is not None:
+            raise RecordingWriteError(self.path, f"an earlier write failed ({self._failed})")
+        if self._file is None:
+            raise ValueError(f"{self.path}: the writer is closed")
+        tiers = self._tier_arrays(block)
+        names = list(block.scalar_names)
+        try:
+            for col in self._columns:
+                self._write(col.name, tiers[col.tier][col.name])
+            for col, data in zip(self._channel_columns, block.channels):
+                self._write(col.name, data)
+            if names != self._scalar_names:
+                table = np.zeros(schema.MAX_SCALARS, f"S{schema.SCALAR_NAME_BYTES}")
+                table[:len(names)] = [encode_scalar_name(n) for n in names]
+                self._file[layout.SCALAR_NAMES][...] = table
+            self._dropped += int(block.dropped_steps)
+            self._write_status(layout.STATE_LIVE)
+            self._file.flush()
+            new_rows = {t: self._rows[t] + len(tiers[t]["_step"]) for t in schema.TIERS}
+            self._file[layout.COMMIT][...] = np.array([new_rows[t] for t in schema.TIERS], np.int64)
+            self._file.flush()
+        except (OSError, RuntimeError) as err:
+            self._failed = err
+            raise RecordingWriteError(self.path, f"writing failed: {err}") from err
+        self._rows = new_rows
+        self._scalar_names = names
+        for t in schema.TIERS:
+            if len(tiers[t]["_step"]):
+                self._last_step[t] = int(tiers[t]["_step"][-1])
+
+    def _write(self, name: str, data: np.ndarray) -> None:
+        n = len(data)
+        if n == 0:
+            return
+        ds = self._datasets[name]
+        start = ds.shape[0]
+        ds.resize(start + n, axis=0)
+        ds[start:start + n] = data
+
+    def heartbeat(self) -> None:
+        """Tell readers the writer is alive while no rows arrive (slow steps)."""
+        if self._file is None or self._failed is not None:
+            return
+        try:
+            self._write_status(layout.STATE_LIVE)
+            self._file.flush()
+        except (OSError, RuntimeError) as err:
+            self._failed = err
+            raise RecordingWriteError(self.path, f"writing failed: {err}") from err
+
+    def _write_status(self, state: int) -> None:
+        self._file[layout.STATUS][...] = np.array([time.time(), state, self._dropped], np.float64)
+
+    def close(self) -> None:
+        """Mark the run closed (or failed, after a write error) and close the file. Idempotent."""
+        if self._file is None:
+            return
+        try:
+            self._write_status(layout.STATE_FAILED if self._failed else layout.STATE_CLOSED)
+            self._file.flush()
+        except (OSError, RuntimeError) as err:
+            if self._failed is None:
+                self._failed = err
+                raise RecordingWriteError(self.path, f"closing failed: {err}") from err
+        finally:
+            try:
+                self._file.close()
+            except (OSError, RuntimeError):
+                pass  # after a write error HDF5 may not flush its caches; committed rows are safe
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _tier_arrays(self, block: Block) -> dict:
+        """The block's arrays by tier and dataset name, shapes and step order checked."""
+        L, K = len(self.layers), self.n_probes
+        b = block
+        scalar_values = np.asarray(b.scalar_values, np.float64)
+        rs = len(b.scalar_step)
+        if rs and scalar_values.ndim == 2 and scalar_values.shape[1] < schema.MAX_SCALARS:
+            pad = np.full((rs, schema.MAX_SCALARS - scalar_values.shape[1]), np.nan)
+            scalar_values = np.concatenate([scalar_values, pad], axis=1)
+        if len(b.scalar_names) > schema.MAX_SCALARS:
+            raise ValueError(f"at most {schema.MAX_SCALARS} scalar names, got {len(b.scalar_names)}")
+        if len(b.channels) != L:
+            raise ValueError(f"block has channel arrays for {len(b.channels)} layers, the run has {L}")
+        tiers = {
+            "summary": {"summary_step": b.summary_step, "summary_phase": b.summary_phase,
+                        "summary_time": b.summary_time, "summary": b.summary,
+                        "quantiles": b.quantiles, "probes": b.probes},
+            "channels": {"channel_step": b.channel_step, "channel_phase": b.channel_phase},
+            "hist": {"hist_step": b.hist_step, "hist_phase": b.hist_phase,
+                     "hist_counts": b.hist_counts, "hist_range": b.hist_range},
+            "scalars": {"scalar_step": b.scalar_step, "scalar_values": scalar_values},
+        }
+        for tier, step_name in zip(schema.TIERS, ("summary_step", "channel_step", "hist_step",
+                                                  "scalar_step")):
+            tiers[tier]["_step"] = np.asarray(tiers[tier][step_name])
+        for col in self._columns:
+            arrays = tiers[col.tier]
+            step = arrays["_step"]
+            data = np.asarray(arrays[col.name])
+            if len(step) == 0 and data.size == 0:
+                arrays[col.name] = data.reshape((0, *col.row_shape))
+                continue
+            expected = (len(step), *col.row_shape)
+            if data.shape != expected:
+                raise ValueError(f"block.{col.name} has shape {data.shape}, expected {expected}")
+            arrays[col.name] = data
+        rc = len(b.channel_step)
+        for col, data in zip(self._channel_columns, b.channels):
+            expected = (rc, *col.row_shape)
+            if np.shape(data) != expected and not (rc == 0 and np.size(data) == 0):
+                raise ValueError(f"block channel array for layer {col.name} has shape "
+                                 f"{np.shape(data)}, expected {expected}")
+        for tier in schema.TIERS:
+            step = tiers[tier]["_step"]
+            if len(step) and (np.any(np.diff(step) < 0) or step[0] < self._last_step[tier]):
+                raise ValueError(f"block {tier} steps must not decrease (last written "
+                                 f"{self._last_step[tier]}, block starts at {step[0]})")
+        return tiers
+
+
+class AsyncWriter:
+    """Run a RunWriter on a background thread behind a bounded queue.
+
+    ``submit`` takes a Block or anything with ``.wait() -> Block`` (a PendingBlock) and never
+    blocks longer than its timeout: it returns False when the queue is full (the recorder then
+    drops and counts the steps) or after recording stopped. A write error stops recording:
+    the file is closed with what was committed and ONE RecordingWarning is issued from the
+    next ``submit`` or ``close`` call; nothing raises into the caller."""
+
+    _STOP = object()
+
+    def __init__(self, run_writer: RunWriter, max_pending: int = 4, heartbeat_s: float = 10.0):
+        if max_pending < 1:
+            raise ValueError("max_pending must be >= 1")
+        self.writer = run_writer
+        self.heartbeat_s = heartbeat_s
+        self._queue: queue.Queue = queue.Queue(max_pending)
+        self._error: BaseException | None = None
+        self._warned = False
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="bnviz-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that stopped recording, or None."""
+        return self._error
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, pending, timeout: float = 0.0) -> bool:
+        self._warn_once()
+        if self._error is not None or self._closing:
+            return False
+        try:
+            self._queue.put(pending, block=timeout > 0, timeout=timeout if timeout > 0 else None)
+        except queue.Full:
+            return False
+        return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is queued, close the file, join the thread. False if it did not finish
+        within ``timeout`` (the thread goes on; committed rows are safe either way)."""
+        if not self._closing:
+            self._closing = True
+            try:
+                self._queue.put(self._STOP, timeout=timeout)
+            except queue.Full:
+                pass
+        self._thread.join(timeout)
+        self._warn_once()
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.heartbeat_s)
+            except queue.Empty:
+                self._guarded(self.writer.heartbeat)
+                continue
+            if item is self._STOP:
+                break
+            if self._error is None:
+                self._guarded(self._write, item)
+        try:
+            self.writer.close()
+        except BaseException as err:  # noqa: BLE001 - reported as the warning, never raised
+            self._error = self._error or err
+
+    def _write(self, item) -> None:
+        block = item if isinstance(item, Block) else item.wait()
+        self.writer.append(block)
+
+    def _guarded(self, fn, *args) -> None:
+        if self._error is not None:
+            return
+        try:
+            fn(*args)
+        except BaseException as err:  # noqa: BLE001 - a debugging tool never stops the training
+            self._error = err
+            try:
+                self.writer.close()
+            except BaseException:  # noqa: BLE001
+                pass
+
+    def _warn_once(self) -> None:
+        if self._error is None or self._warned:
+            return
+        self._warned = True
+        rows = self.writer.rows["summary"]
+        warnings.warn(
+            f"bnviz stopped recording to {self.writer.path}: {self._error}. Training goes on; "
+            f"the file keeps the {rows} rows written before the failure.",
+            RecordingWarning, stacklevel=3)
