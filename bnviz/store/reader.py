@@ -1,0 +1,480 @@
+"""Read a bnviz run, finished or still being written: ``open_run(path) -> Run``.
+
+Lazy: opening reads the metadata, layer table and committed row counts; each accessor reads
+only the slice it returns (one layer's history is a few contiguous chunk reads). Only
+committed rows are visible, so a half-written block of a live or killed writer never shows.
+Files are opened in SWMR read mode; ``refresh()`` picks up rows a live writer committed since.
+
+API (``rows`` is a slice, an int, or an array of row indices of that tier; layers are given
+by path or index; ``field`` by name from ``schema``):
+
+    run.path, run.meta (dict: schema META keys; user_meta and schedule parsed from JSON)
+    run.layers (list of LayerInfo), run.layer(name_or_index) -> LayerInfo
+    run.format_version ("1.0"), run.writer_state ("live" | "closed" | "writer gone")
+    run.dropped_steps, run.recording_failed          from the writer's status record
+    run.steps, run.phases, run.times                 summary tier, committed rows only
+    run.rows(phase="train"|"eval"|None)              row indices of that phase
+    run.summary(layer, field, rows) -> (R,)
+    run.summary_layer(layer, rows) -> (R, F_S)       every summary field of one layer
+    run.summary_all(field, rows) -> (R, L)
+    run.quantiles(layer, tensor, rows) -> (R, NQ)    tensor in schema.TENSORS
+    run.probes(layer, rows) -> (R, K, NQ)            quantiles of y for each probe channel
+    run.channel_steps, run.channel_phases            channel tier
+    run.channels(layer, field, rows) -> (Rc, C)
+    run.hist_steps, run.hist_phases                  histogram tier
+    run.hist(layer, tensor, row) -> Histogram(edges, counts, under, over, nonfinite)
+    run.scalar_names, run.scalar(name) -> (steps, values)   logged rows only
+    run.snapshot(step, phase=None) -> {layer path: {field: value}} at the last row <= step
+    run.decimated(layer, field, n_buckets=2000, rows) -> (x, lo, hi, mean)
+    run.refresh() -> bool (True when new rows arrived)
+    run.close(); Run is a context manager
+
+Every failure to read is a ``RunFileError`` subclass naming the file and the problem, with
+the h5py error chained; nothing from the file is unpickled or executed (JSON text only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from bnviz.store import layout, schema
+from bnviz.store.decimate import decimate
+from bnviz.store.errors import (CorruptRunFile, EmptyRunFile, NewerFormatError, NotBnvizRun,
+                                NotHDF5File, RunFileError, RunFileMissing)
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# A live writer heartbeats at least this often (AsyncWriter: 10 s), so a status older than
+# max(WRITER_GONE_FLUSHES x the flush interval, WRITER_GONE_S) means the writer is gone.
+WRITER_GONE_S = 30.0
+WRITER_GONE_FLUSHES = 3
+READ_CACHE_BYTES = 32 * 1024 * 1024
+_READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One entry of the layer table (docs/architecture.md); unknown keys land in ``extra``."""
+
+    index: int
+    path: str
+    kind: str
+    num_features: int
+    eps: float | None = None
+    momentum: float | None = None
+    affine: bool | None = None
+    track_running_stats: bool | None = None
+    activation: str = "unknown"
+    activation_source: str = "none"
+    zone_rule: str = "dead"
+    zone_threshold: float | None = None
+    probe_channels: tuple = ()
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayerInfo":
+        known = {k for k in cls.__dataclass_fields__ if k != "extra"}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs["probe_channels"] = tuple(kwargs.get("probe_channels") or ())
+        return cls(**kwargs, extra={k: v for k, v in d.items() if k not in known})
+
+
+@dataclass(frozen=True)
+class Histogram:
+    edges: np.ndarray   # (HIST_BINS + 1,)
+    counts: np.ndarray  # (HIST_BINS,)
+    under: int
+    over: int
+    nonfinite: int
+
+
+def open_run(path) -> "Run":
+    """Open a bnviz recording for reading; raises a RunFileError subclass if it is not one."""
+    return Run(path)
+
+
+def _has_hdf5_signature(path: Path, size: int) -> bool:
+    # The superblock sits at 0, or after a user block at 512, 1024, 2048, ...
+    with open(path, "rb") as fh:
+        offset = 0
+        while offset + len(HDF5_SIGNATURE) <= size:
+            fh.seek(offset)
+            if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def _open_file(path: Path) -> h5py.File:
+    if not path.exists():
+        raise RunFileMissing(path, "no such file")
+    if path.is_dir():
+        raise NotHDF5File(path, "is a directory, not a bnviz recording")
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyRunFile(path, "the file is empty (0 bytes): the recording never got its first write")
+    if not _has_hdf5_signature(path, size):
+        raise NotHDF5File(path, "not an HDF5 file: a bnviz recording is the HDF5 file that "
+                                "bnviz.record writes")
+    try:
+        return h5py.File(path, "r", swmr=True, rdcc_nbytes=READ_CACHE_BYTES, rdcc_nslots=10007)
+    except OSError as err:
+        reason = str(err)
+        if "truncated" in reason:
+            raise CorruptRunFile(path, f"the file is truncated ({size} bytes; HDF5 says: {reason}); "
+                                       "it was cut short, e.g. by an incomplete copy") from err
+        raise CorruptRunFile(path, f"HDF5 cannot open it, the file is damaged ({reason})") from err
+
+
+class Run:
+    """A recording opened for reading. See the module docstring for the API."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._file = _open_file(self.path)
+        try:
+            self._load_header()
+        except BaseException:
+            self._file.close()
+            raise
+
+    # -- header ----------------------------------------------------------------------------
+
+    def _load_header(self) -> None:
+        f = self._file
+        try:
+            fmt = f.attrs.get(layout.ATTR_FORMAT)
+            version = f.attrs.get(layout.ATTR_VERSION)
+        except _READ_ERRORS as err:
+            raise CorruptRunFile(self.path, f"cannot read the root attributes ({err})") from err
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode("utf-8", "replace")
+        if fmt != schema.FORMAT_NAME:
+            raise NotBnvizRun(self.path, "an HDF5 file, but not a bnviz recording "
+                                         f"(no {layout.ATTR_FORMAT}={schema.FORMAT_NAME!r} attribute)")
+        try:
+            self.format_version = version.decode() if isinstance(version, bytes) else str(version)
+            file_version = layout.parse_version(self.format_version)
+        except (ValueError, AttributeError) as err:
+            raise CorruptRunFile(self.path, f"unreadable format_version {version!r}") from err
+        reader_version = "%d.%d" % schema.FORMAT_VERSION
+        if file_version[0] > schema.FORMAT_VERSION[0]:
+            raise NewerFormatError(self.path, self.format_version, reader_version)
+        try:
+            self.meta = self._read_meta()
+            table = json.loads(f[layout.LAYERS][()])
+            self.layers = [LayerInfo.from_dict(d) for d in table]
+            self._ds = {}
+            self._stale: set[str] = set()
+            self._probes = self._dataset("probes").shape[2]
+            self._counts = self._read_commit()
+        except RunFileError:
+            raise
+        except _READ_ERRORS as err:
+            raise CorruptRunFile(self.path, f"the file's bnviz header is incomplete or damaged ({err})") from err
+        self._by_path = {layer.path: layer for layer in self.layers}
+        self._cache: dict = {}
+
+    def _read_meta(self) -> dict:
+        meta = {}
+        for key in layout.META_KEYS:
+            if key not in self._file.attrs:
+                continue
+            value = self._file.attrs[key]
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            elif isinstance(value, np.generic):
+                value = value.item()
+            if key in layout.JSON_META_KEYS:
+                value = json.loads(value)
+            meta[key] = value
+        return meta
+
+    @property
+    def schedule(self) -> dict:
+        return self.meta.get("schedule") or {}
+
+    # -- datasets and committed rows -------------------------------------------------------
+
+    def _dataset(self, name: str) -> h5py.Dataset:
+        ds = self._ds.get(name)
+        if ds is None:
+            ds = self._ds[name] = self._file[name]
+        elif name in self._stale:
+            ds.refresh()
+        self._stale.discard(name)
+        return ds
+
+    def _read_commit(self) -> dict:
+        ds = self._file[layout.COMMIT]
+        ds.refresh()
+        counts = ds[()]
+        return {t: int(n) for t, n in zip(schema.TIERS, counts)}
+
+    def _status(self) -> np.ndarray:
+        try:
+            ds = self._file[layout.STATUS]
+            ds.refresh()
+            return ds[()]
+        except _READ_ERRORS as err:
+            raise CorruptRunFile(self.path, f"cannot read the writer status ({err})") from err
+
+    def refresh(self) -> bool:
+        """Pick up rows committed since the last look. True when there are new rows."""
+        try:
+            counts = self._read_commit()
+        except _READ_ERRORS as err:
+            raise CorruptRunFile(self.path, f"cannot re-read the committed row counts ({err})") from err
+        if counts == self._counts:
+            return False
+        self._counts = counts
+        self._stale = set(self._ds)
+        self._cache.clear()
+        return True
+
+    @property
+    def writer_state(self) -> str:
+        """"closed", "live", or "writer gone" (killed, or silent for too long)."""
+        heartbeat, state, _ = self._status()
+        if state != layout.STATE_LIVE:
+            return "closed"
+        pid, host = self.meta.get("pid"), self.meta.get("host")
+        if pid and host == socket.gethostname():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return "writer gone"
+            except PermissionError:
+                pass  # alive, owned by another user
+        flush_s = float(self.schedule.get("flush_seconds") or 0)
+        if time.time() - heartbeat > max(WRITER_GONE_FLUSHES * flush_s, WRITER_GONE_S):
+            return "writer gone"
+        return "live"
+
+    @property
+    def dropped_steps(self) -> int:
+        """Steps the recorder could not record because the writer fell behind."""
+        return int(self._status()[2])
+
+    @property
+    def recording_failed(self) -> bool:
+        """True if recording stopped on a write error (the file holds what came before)."""
+        return int(self._status()[1]) == layout.STATE_FAILED
+
+    def _read(self, name: str, tier: str, rows, *tail):
+        """``name[rows, *tail]`` over committed rows of ``tier`` only."""
+        n = self._counts[tier]
+        try:
+            ds = self._dataset(name)
+            if ds.shape[0] < n:
+                raise CorruptRunFile(self.path, f"dataset {name} has {ds.shape[0]} rows, "
+                                                f"fewer than the {n} committed")
+            if isinstance(rows, slice):
+                start, stop, step = rows.indices(n)
+                if stop <= start:
+                    return ds[0:0][(slice(None), *tail)]
+                data = ds[(slice(start, stop), *tail)]
+                return data[::step] if step != 1 else data
+            if np.ndim(rows) == 0:
+                i = int(rows) + (n if int(rows) < 0 else 0)
+                if not 0 <= i < n:
+                    raise IndexError(f"row {rows} out of range: {tier} has {n} committed rows")
+                return ds[(i, *tail)]
+            idx = np.asarray(rows, np.int64)
+            idx = np.where(idx < 0, idx + n, idx)
+            if idx.size == 0:
+                return ds[0:0][(slice(None), *tail)]
+            if idx.min() < 0 or idx.max() >= n:
+                raise IndexError(f"rows out of range: {tier} has {n} committed rows")
+            lo = int(idx.min())
+            return ds[(slice(lo, int(idx.max()) + 1), *tail)][idx - lo]
+        except (RunFileError, IndexError):
+            raise
+        except _READ_ERRORS as err:
+            raise CorruptRunFile(self.path, f"cannot read {name} ({err}); the file is damaged") from err
+
+    def _column(self, name: str, tier: str) -> np.ndarray:
+        """A whole committed 1-D column, cached until the next refresh that brings rows."""
+        key = (name, self._counts[tier])
+        if key not in self._cache:
+            self._cache[key] = self._read(name, tier, slice(None))
+        return self._cache[key]
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def layer(self, name_or_index) -> LayerInfo:
+        if isinstance(name_or_index, LayerInfo):
+            return name_or_index
+        if isinstance(name_or_index, (int, np.integer)):
+            if not -len(self.layers) <= name_or_index < len(self.layers):
+                raise KeyError(f"layer index {name_or_index} out of range: the run has {len(self.layers)} layers")
+            return self.layers[name_or_index]
+        try:
+            return self._by_path[name_or_index]
+        except KeyError:
+            names = ", ".join(repr(p) for p in list(self._by_path)[:5])
+            raise KeyError(f"no layer {name_or_index!r} in {self.path.name} (layers: {names}, ...)") from None
+
+    @staticmethod
+    def _index(names, name, what) -> int:
+        try:
+            return names.index(name)
+        except ValueError:
+            raise KeyError(f"unknown {what} {name!r}; one of {names}") from None
+
+    # -- summary tier ----------------------------------------------------------------------
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._column("summary_step", "summary")
+
+    @property
+    def phases(self) -> np.ndarray:
+        return self._column("summary_phase", "summary")
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._column("summary_time", "summary")
+
+    def rows(self, phase: str | None = None) -> np.ndarray:
+        return _phase_rows(self.phases, phase)
+
+    def summary_layer(self, layer, rows=slice(None)) -> np.ndarray:
+        return self._read("summary", "summary", rows, self.layer(layer).index)
+
+    def summary(self, layer, field: str, rows=slice(None)) -> np.ndarray:
+        f = self._index(schema.SUMMARY_FIELDS, field, "summary field")
+        # whole rows of one layer are contiguous in its chunks: one read each, then pick the field
+        return self.summary_layer(layer, rows)[..., f]
+
+    def summary_all(self, field: str, rows=slice(None)) -> np.ndarray:
+        f = self._index(schema.SUMMARY_FIELDS, field, "summary field")
+        return self._read("summary", "summary", rows, slice(None), f)
+
+    def quantiles(self, layer, tensor: str, rows=slice(None)) -> np.ndarray:
+        t = self._index(schema.TENSORS, tensor, "tensor")
+        return self._read("quantiles", "summary", rows, self.layer(layer).index, t)
+
+    def probes(self, layer, rows=slice(None)) -> np.ndarray:
+        return self._read("probes", "summary", rows, self.layer(layer).index)
+
+    def snapshot(self, step: int, phase: str | None = None) -> dict:
+        """Every layer's summary fields and quantiles (``<tensor>_<quantile name>``) at the last
+        row at or before ``step`` (of ``phase`` if given); {} if there is none."""
+        candidates = self.rows(phase)
+        k = np.searchsorted(self.steps[candidates], step, side="right") - 1
+        if k < 0:
+            return {}
+        row = int(candidates[k])
+        summary = self._read("summary", "summary", row)
+        quantiles = self._read("quantiles", "summary", row)
+        out = {}
+        for layer in self.layers:
+            values = dict(zip(schema.SUMMARY_FIELDS, summary[layer.index].tolist()))
+            for t, tensor in enumerate(schema.TENSORS):
+                for q, qname in enumerate(schema.QUANTILE_NAMES):
+                    values[f"{tensor}_{qname}"] = float(quantiles[layer.index, t, q])
+            values["step"] = int(self.steps[row])
+            values["phase"] = schema.PHASE_NAMES.get(int(self.phases[row]), "unknown")
+            out[layer.path] = values
+        return out
+
+    def decimated(self, layer, field: str, n_buckets: int = 2000, rows=slice(None)):
+        """(x, lo, hi, mean) of a summary field: min/max/mean per bucket of consecutive rows,
+        x the step of each bucket's first row; all-NaN buckets stay NaN (a gap)."""
+        return decimate(self._take(self.steps, rows), self.summary(layer, field, rows), n_buckets)
+
+    def _take(self, column: np.ndarray, rows):
+        return column[rows] if isinstance(rows, slice) else column[np.asarray(rows, np.int64)]
+
+    # -- channel tier ----------------------------------------------------------------------
+
+    @property
+    def channel_steps(self) -> np.ndarray:
+        return self._column("channel_step", "channels")
+
+    @property
+    def channel_phases(self) -> np.ndarray:
+        return self._column("channel_phase", "channels")
+
+    def channel_rows(self, phase: str | None = None) -> np.ndarray:
+        return _phase_rows(self.channel_phases, phase)
+
+    def channels(self, layer, field: str, rows=slice(None)) -> np.ndarray:
+        f = self._index(schema.CHANNEL_FIELDS, field, "channel field")
+        name = f"{layout.CHANNEL_GROUP}/{self.layer(layer).index}"
+        return self._read(name, "channels", rows, f)
+
+    # -- histogram tier --------------------------------------------------------------------
+
+    @property
+    def hist_steps(self) -> np.ndarray:
+        return self._column("hist_step", "hist")
+
+    @property
+    def hist_phases(self) -> np.ndarray:
+        return self._column("hist_phase", "hist")
+
+    def hist_rows(self, phase: str | None = None) -> np.ndarray:
+        return _phase_rows(self.hist_phases, phase)
+
+    def hist(self, layer, tensor: str, row: int) -> Histogram:
+        li, t = self.layer(layer).index, self._index(schema.TENSORS, tensor, "tensor")
+        counts = self._read("hist_counts", "hist", int(row), li, t).astype(np.int64)
+        lo, hi = self._read("hist_range", "hist", int(row), li, t).astype(np.float64)
+        nb = schema.HIST_BINS
+        under, over, nonfinite = (int(c) for c in counts[nb:])
+        return Histogram(np.linspace(lo, hi, nb + 1), counts[:nb], under, over, nonfinite)
+
+    # -- scalars ---------------------------------------------------------------------------
+
+    @property
+    def scalar_names(self) -> list[str]:
+        key = ("scalar_names", self._counts["scalars"])
+        if key not in self._cache:
+            try:
+                raw = self._dataset(layout.SCALAR_NAMES)[()]
+            except _READ_ERRORS as err:
+                raise CorruptRunFile(self.path, f"cannot read scalar names ({err})") from err
+            self._cache[key] = [b.decode("utf-8", "replace") for b in raw if b]
+        return self._cache[key]
+
+    def scalar(self, name: str):
+        """(steps, values) of the rows where scalar ``name`` was logged."""
+        slot = self._index(self.scalar_names, name, "scalar")
+        values = self._read("scalar_values", "scalars", slice(None), slot)
+        logged = ~np.isnan(values)
+        return self._column("scalar_step", "scalars")[logged], values[logged]
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<bnviz Run {self.path.name}: {len(self.layers)} layers, "
+                f"{self._counts['summary']} rows, format {self.format_version}>")
+
+
+def _phase_rows(phases: np.ndarray, phase: str | None) -> np.ndarray:
+    if phase is None:
+        return np.arange(len(phases))
+    codes = {name: code for code, name in schema.PHASE_NAMES.items()}
+    if phase not in codes:
+        raise KeyError(f"unknown phase {phase!r}; one of {sorted(codes)} or None")
+    return np.flatnonzero(phases == codes[phase])
