@@ -7,46 +7,48 @@ findings and the tests share one definition.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 
 import numpy as np
 
 
-def zone_bounds(zone_rule: str, zone_threshold: float, activation: str = "") -> tuple[float, float]:
+def zone_bounds(zone_rule: str, zone_threshold: float) -> tuple[float, float]:
     """The activation's zone as (lo, hi): y <= lo or y >= hi (an infinite bound: that side has none).
 
-    "dead": y <= T (the ReLU family); "saturated": |y| >= T (sigmoid, tanh); "bound": y <= 0 or
-    y >= T (ReLU6), y <= -T or y >= T for hardtanh.
+    The rules of the layer table (hooks/activations.py): "dead": y <= T (the ReLU family);
+    "saturated" (sigmoid, tanh, hardtanh) and "bound" (no activation): |y| >= T.
     """
     t = float(zone_threshold)
     if zone_rule == "dead":
         return t, math.inf
-    if zone_rule == "saturated" or (zone_rule == "bound" and activation == "hardtanh"):
+    if zone_rule in ("saturated", "bound"):
         return -abs(t), abs(t)
-    if zone_rule == "bound":
-        return 0.0, t
     raise ValueError(f"unknown zone rule {zone_rule!r}")
 
 
-def zone_edge(gamma: np.ndarray, beta: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """How far β/|γ| lies past the zone edge, in units of x̂ (about unit normal per channel).
+def normal_cdf(x: np.ndarray) -> np.ndarray:
+    """Standard normal CDF, vectorised (Abramowitz-Stegun 7.1.26, |error| < 1.5e-7); ±inf map to 0/1."""
+    x = np.asarray(x, dtype=np.float64)
+    z = np.abs(x) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        erf = 1.0 - poly * np.exp(-z * z)
+    return 0.5 * (1.0 + np.sign(x) * np.where(np.isinf(x), 1.0, erf))
 
-    y = γ·x̂ + β lands in y <= lo for a share Φ((lo - β)/|γ|) of a unit-normal x̂, and in y >= hi
-    for Φ((β - hi)/|γ|); this returns the larger argument, so at least Φ(value) of the outputs
-    are in the zone. γ = 0 gives ±inf: every output is β.
+
+def zone_mass(gamma: np.ndarray, beta: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Share of y = γ·x̂ + β in the zone (y <= lo or y >= hi) when x̂ is unit normal.
+
+    x̂ is the channel's normalised input, about N(0, 1) in training, so this is what γ and β
+    alone do to the channel: Φ((lo - β)/|γ|) + Φ((β - hi)/|γ|). γ = 0 puts every output at β.
     """
     g = np.abs(np.asarray(gamma, dtype=np.float64))
     b = np.asarray(beta, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.fmax((lo - b) / g, (b - hi) / g)
-
-
-def pushed_into_zone(gamma: np.ndarray, beta: np.ndarray, lo: float, hi: float,
-                     fraction: float) -> np.ndarray:
-    """True where γ and β alone put at least ``fraction`` of a unit-normal x̂ into the zone."""
-    edge = zone_edge(gamma, beta, lo, hi)
-    with np.errstate(invalid="ignore"):
-        return edge >= NormalDist().inv_cdf(fraction)
+        below, above = (lo - b) / g, (b - hi) / g
+    # γ = 0 with β exactly on an edge gives 0/0: the output sits on the edge, in the zone.
+    mass = normal_cdf(np.where(np.isnan(below) & ~np.isnan(b), np.inf, below)) + normal_cdf(above)
+    return np.where(np.isfinite(g) & np.isfinite(b), np.minimum(mass, 1.0), np.nan)
 
 
 def running_gap(batch_mean: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray,

@@ -1,0 +1,150 @@
+"""The ``bnviz`` command: view, demo, info and export (docs/cli.md).
+
+Exit status: 0 success, 1 bad input or an unreadable file (the message says which and why),
+2 a usage error (argparse), 3 ``info --fail-on`` found a finding at or above that severity.
+Only ``view``/``demo`` and picture exports load Qt; nothing here loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+COMMANDS = ("view", "demo", "info", "export")
+DEMO_RUNS = ("bn_paper_with_bn.h5", "bn_paper_without_bn.h5")
+EXIT_ERROR, EXIT_FINDINGS = 1, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `bnviz FILE ...` is `bnviz view FILE ...`
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        argv.insert(0, "view")
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        return _view(argparse.Namespace(files=[], compare=None))
+    from bnviz.store import RunFileError
+    from bnviz.export import ExportError
+
+    try:
+        return args.func(args)
+    except (RunFileError, ExportError, OSError) as e:
+        print(f"bnviz {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bnviz", description="Visual debugger for BatchNorm activation "
+                                "distributions: record with bnviz.record, then view, inspect or export.")
+    p.add_argument("--version", action="version", version=f"bnviz {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    v = sub.add_parser("view", help="open recordings in the viewer (also: bnviz FILE)")
+    v.add_argument("files", nargs="*", metavar="FILE", help="recordings to open")
+    v.add_argument("--compare", metavar="OTHER", help="open OTHER beside the first file (compare mode)")
+    v.set_defaults(func=_view)
+
+    d = sub.add_parser("demo", help="open the shipped BN-paper pair (with vs without BN) in compare mode")
+    d.set_defaults(func=_demo)
+
+    i = sub.add_parser("info", help="describe a recording and list its findings")
+    i.add_argument("run", metavar="RUN")
+    i.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
+    i.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a findings threshold (repeatable; see docs/cli.md)")
+    i.add_argument("--all", action="store_true", help="list every layer and finding (text output)")
+    i.add_argument("--fail-on", type=float, metavar="SEVERITY",
+                   help=f"exit with status {EXIT_FINDINGS} if a finding has at least this severity (0-1)")
+    i.set_defaults(func=_info)
+
+    e = sub.add_parser("export", help="write a view as PNG, SVG or CSV without a screen")
+    e.add_argument("run", metavar="RUN")
+    e.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="file (.png/.svg/.csv); several layers go into a folder named OUT without its "
+                        "extension, with an index.html")
+    e.add_argument("--layer", action="append", metavar="NAME|GLOB",
+                   help="layer name or glob pattern (repeatable; default: every layer)")
+    from bnviz.export import VIEWS
+
+    e.add_argument("--view", default="drift", choices=VIEWS)
+    e.add_argument("--steps", metavar="A:B", help="step range, either end open (100:, :500)")
+    e.add_argument("--compare", metavar="OTHER", help="overlay a second recording, layers matched by name")
+    e.add_argument("--format", choices=("png", "svg", "csv"), help="format when OUT is a folder")
+    e.set_defaults(func=_export)
+    return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bnviz")
+    except PackageNotFoundError:
+        import bnviz
+
+        return bnviz.__version__
+
+
+def _view(args: argparse.Namespace) -> int:
+    from bnviz.app import run_viewer
+
+    return int(run_viewer([str(f) for f in args.files], compare=args.compare) or 0)
+
+
+def demo_paths() -> list[Path]:
+    """The shipped BN-paper recordings, found in the checkout's sample_runs/ folder."""
+    folder = Path(__file__).resolve().parent.parent / "sample_runs"
+    paths = [folder / name for name in DEMO_RUNS]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        from bnviz.export import ExportError
+
+        raise ExportError(f"the demo recordings are missing ({', '.join(str(p) for p in missing)}); "
+                          f"generate them with: python -m sample_runs.make_all (from {folder.parent}), "
+                          f"or run bnviz from a checkout of the repository")
+    return paths
+
+
+def _demo(args: argparse.Namespace) -> int:
+    first, second = demo_paths()
+    return _view(argparse.Namespace(files=[str(first)], compare=str(second)))
+
+
+def _info(args: argparse.Namespace) -> int:
+    from bnviz.analysis.findings import Thresholds
+    from bnviz.analysis.runinfo import describe, format_text
+    from bnviz.store import open_run
+
+    try:
+        thresholds = Thresholds.parse(args.threshold)
+    except ValueError as e:
+        print(f"bnviz info: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    run = open_run(args.run)
+    try:
+        info = describe(run, thresholds)
+    finally:
+        run.close()
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=2, allow_nan=False))
+    else:
+        print(format_text(info, show_all=args.all))
+    if args.fail_on is not None and any(f["severity"] >= args.fail_on for f in info["findings"]):
+        return EXIT_FINDINGS
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from bnviz.export import export, stderr_progress
+
+    written = export(args.run, args.output, layer=args.layer, view=args.view, steps=args.steps,
+                     compare=args.compare, fmt=args.format, progress=stderr_progress)
+    where = written[0] if len(written) == 1 else f"{len(written)} files in {written[0].parent} " \
+                                                  f"(open {written[0].parent / 'index.html'})"
+    print(f"wrote {where}", file=sys.stderr)
+    return 0

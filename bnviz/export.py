@@ -1,0 +1,253 @@
+"""``bnviz.export(...)``: views of a recording as PNG, SVG or CSV files, without a screen.
+
+The pictures come from the viewer's own plotting code (``bnviz.app.render``) driven by a
+``ViewState``, so an export looks like the screen. Files are written to a temporary name and
+renamed when complete: a failed export leaves nothing half-written behind.
+
+This module imports only the standard library at load time (``import bnviz`` stays light);
+numpy, the store and Qt load when an export runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import html
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+FORMATS = ("png", "svg", "csv")
+# The CLI spells views with hyphens; the view state with underscores.
+VIEWS = ("drift", "channels", "distribution", "gamma-beta", "train-eval", "overview")
+# Marks an index page as ours, so a later export may replace its folder.
+_GENERATOR = '<meta name="generator" content="bnviz export">'
+
+Progress = Callable[[int, int, str], None]
+
+
+class ExportError(ValueError):
+    """Bad export input; the message names the problem and what to do."""
+
+
+def export(run, out, *, layer: str | list[str] | None = None, view: str = "drift",
+           steps: str | tuple[int | None, int | None] | None = None, compare=None,
+           fmt: str | None = None, progress: Progress | None = None) -> list[Path]:
+    """Write ``view`` of the matching layers of ``run`` to ``out``; returns the files written.
+
+    ``run`` and ``compare`` are paths or open runs (``bnviz.open_run``). ``layer``: names or
+    glob patterns (``"layer3.*"``); None means every layer. ``steps``: ``"A:B"`` or ``(A, B)``,
+    either end open; the distribution view overlays step A (the reference) on step B.
+    The format comes from ``out``'s extension, or ``fmt`` when ``out`` is a folder. One layer
+    writes one file; several write a folder (``out`` without its extension) holding one file per
+    layer and an ``index.html``. Raises ``ExportError`` on bad input, ``bnviz.store.RunFileError``
+    on unreadable files.
+    """
+    view = _check_view(view)
+    out = Path(out)
+    fmt, single = _format(out, fmt)
+    from bnviz.store import open_run
+
+    runs = []
+    try:
+        main = run if hasattr(run, "layers") else _opened(runs, open_run(run))
+        other = None if compare is None else (compare if hasattr(compare, "layers")
+                                              else _opened(runs, open_run(compare)))
+        if len(main.steps) == 0:
+            raise ExportError(f"{main.path}: the run has no recorded steps yet; nothing to export")
+        step_range = _step_range(main, steps)
+        names = [None] if view == "overview" else select_layers(main, layer)
+        folder = out if not single or len(names) > 1 else None
+        if folder is not None and out.suffix:
+            folder = out.with_suffix("")
+        target = folder or out
+        _check_writable(target)
+        return _write(main, other, view, names, step_range, fmt, target, folder is not None, progress)
+    finally:
+        for r in runs:
+            r.close()
+
+
+def _opened(runs: list, run):
+    runs.append(run)
+    return run
+
+
+def _check_view(view: str) -> str:
+    v = view.replace("_", "-")
+    if v not in VIEWS:
+        raise ExportError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+    return v
+
+
+def _format(out: Path, fmt: str | None) -> tuple[str, bool]:
+    """(format, out names a file)."""
+    ext = out.suffix.lower().lstrip(".")
+    if ext:
+        if ext not in FORMATS:
+            raise ExportError(f"{out}: unsupported extension .{ext}; use .png, .svg or .csv "
+                              f"(or a folder name with --format)")
+        if fmt is not None and fmt.lower() != ext:
+            raise ExportError(f"{out}: the extension .{ext} contradicts the format {fmt!r}")
+        return ext, True
+    fmt = (fmt or "png").lower()
+    if fmt not in FORMATS:
+        raise ExportError(f"unsupported format {fmt!r}; use png, svg or csv")
+    return fmt, False
+
+
+def select_layers(run, patterns: str | list[str] | None) -> list[str]:
+    """Layer paths matching names or glob patterns, in forward order.
+
+    An unmatched pattern is an error that suggests the closest layer names."""
+    names = [li.path for li in run.layers]
+    if patterns is None:
+        return names
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    chosen: set[str] = set()
+    for p in patterns:
+        hits = [n for n in names if n == p or fnmatch.fnmatchcase(n, p)]
+        if not hits:
+            close = difflib.get_close_matches(p, names, n=3, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(close)}?" if close else (
+                f"; the run's layers are {_short_list(names)}")
+            raise ExportError(f"{run.path}: no layer matches {p!r}{hint}")
+        chosen.update(hits)
+    return [n for n in names if n in chosen]
+
+
+def _short_list(names: list[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f" ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def parse_steps(text: str) -> tuple[int | None, int | None]:
+    """``"A:B"``, ``"A:"`` or ``":B"`` (inclusive) -> (A, B); None for an open end."""
+    lo, sep, hi = str(text).partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+    except ValueError:
+        raise ExportError(f"step range {text!r}: expected A:B with whole numbers, either may be "
+                          f"left out (100:, :500)") from None
+
+
+def _step_range(run, steps) -> tuple[int, int]:
+    """The recorded steps [first, last] inside the requested range; empty is an error."""
+    import numpy as np
+
+    recorded = np.asarray(run.steps)
+    lo, hi = parse_steps(steps) if isinstance(steps, str) else (steps or (None, None))
+    if lo is not None and hi is not None and lo > hi:
+        raise ExportError(f"step range {lo}:{hi} is empty: the start is after the end")
+    inside = recorded[((lo is None) | (recorded >= (lo or 0))) & ((hi is None) | (recorded <= (hi or 0)))]
+    if not len(inside):
+        raise ExportError(f"{run.path}: no recorded step in {'' if lo is None else lo}:"
+                          f"{'' if hi is None else hi}; the run has steps {recorded.min()} to {recorded.max()}")
+    return int(inside.min()), int(inside.max())
+
+
+def _check_writable(target: Path) -> None:
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise ExportError(f"{target}: the folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"{target}: cannot write into {parent} (permission denied)")
+    if target.is_dir() and any(target.iterdir()) and not _is_our_folder(target):
+        raise ExportError(f"{target} is a folder that a bnviz export did not write; "
+                          f"choose another output path or remove it")
+    if target.exists() and not target.is_dir() and target.suffix == "":
+        raise ExportError(f"{target} exists and is not a folder")
+
+
+def _is_our_folder(folder: Path) -> bool:
+    index = folder / "index.html"
+    try:
+        return index.is_file() and _GENERATOR in index.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def file_name(layer: str | None, view: str, fmt: str) -> str:
+    """A file name for one layer's export; dots in module paths stay, path separators do not."""
+    base = layer if layer else view
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in base)
+    return f"{safe}.{fmt}"
+
+
+def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: bool,
+           progress: Progress | None) -> list[Path]:
+    # Headless: no window ever shows, with or without a display (a caller may still choose).
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from bnviz.app.render import render
+
+    state = _state(view, step_range)
+    parent = target.resolve().parent
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        written = []
+        for i, name in enumerate(names):
+            if progress is not None:
+                progress(i, len(names), name or view)
+            state.update(layer=name)
+            path = tmp / (file_name(name, view, fmt) if as_folder else target.name)
+            render(main, state, path, compare=other)
+            written.append(path.name)
+        if progress is not None:
+            progress(len(names), len(names), "")
+        if as_folder:
+            (tmp / "index.html").write_text(_index_html(main, view, written), encoding="utf-8")
+            _replace(tmp, target)
+            return [target / w for w in written]
+        os.replace(tmp / target.name, target)
+        return [target]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _state(view: str, step_range: tuple[int, int]):
+    from bnviz.app.state import ViewState
+
+    lo, hi = step_range
+    return ViewState(view=view.replace("-", "_"), step_range=step_range, step=hi,
+                     reference_step=lo if lo != hi else None)
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Swap the finished folder in; an earlier export's folder is removed only afterwards."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _index_html(run, view: str, files: list[str]) -> str:
+    title = html.escape(f"bnviz {view}: {os.path.basename(run.path)}")
+    items = []
+    for f in files:
+        name, label = html.escape(f), html.escape(f.rsplit(".", 1)[0])
+        items.append(f'<li><a href="{name}">{label}</a></li>' if f.endswith(".csv") else
+                     f'<figure><figcaption>{label}</figcaption><img src="{name}" alt="{label}"></figure>')
+    return (f'<!doctype html>\n<html><head><meta charset="utf-8">{_GENERATOR}<title>{title}</title>'
+            f'</head>\n<body><h1>{title}</h1>\n' + "\n".join(items) + "\n</body></html>\n")
+
+
+def stderr_progress(done: int, total: int, name: str) -> None:
+    """A one-line progress bar on a terminal, one line per file otherwise."""
+    if total <= 1:
+        return
+    if sys.stderr.isatty():
+        width = 30
+        bar = "#" * (width * done // total)
+        end = "\n" if done == total else ""
+        print(f"\r[{bar:<{width}}] {done}/{total} {name[:40]:<40}", end=end, file=sys.stderr, flush=True)
+    elif done < total:
+        print(f"[{done + 1}/{total}] {name}", file=sys.stderr, flush=True)
