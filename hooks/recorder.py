@@ -1,0 +1,277 @@
+"""``bnviz.record``: instrument a model and stream its BN statistics to an HDF5 file.
+
+The training thread only marks steps and, every ``flush_every`` steps or ``flush_seconds``,
+starts the engine's non-blocking copy of the rows gathered so far; a background thread
+writes them. If the writer falls behind, the queue stays bounded: the engine's row buffer
+fills and further rows are dropped and counted in the file, never held in memory.
+Nothing here may raise into the training loop after ``record`` returned: a failure issues
+one warning, stops recording and leaves the model un-instrumented.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bnviz.hooks.engine import StatsEngine
+from bnviz.hooks.instrument import instrument
+from bnviz.store import schema
+from bnviz.store.block import Block
+from bnviz.store.errors import RecordingWarning
+from bnviz.store.writer import AsyncWriter, RunWriter, check_target
+
+# Per-channel rows are large (len(CHANNEL_FIELDS) float32 per channel); by default they are
+# written only often enough to average this many bytes per training step, and histograms
+# this many bytes, so a 100k-step ResNet-50 run stays under 2 GB (docs/format.md).
+CHANNEL_BYTES_PER_STEP = 4096
+HIST_BYTES_PER_STEP = 1024
+
+
+@dataclass(frozen=True)
+class Schedule:
+    every: int
+    channel_every: int
+    hist_every: int
+
+    def as_meta(self) -> dict:
+        return {"every": self.every, "channel_every": self.channel_every,
+                "hist_every": self.hist_every,
+                "rule": "channel and histogram rows on every channel_every-th / hist_every-th "
+                        "recorded train row and on every eval row"}
+
+
+def default_schedule(num_layers: int, total_channels: int, every: int = 1,
+                     channel_every: int | str = "auto", hist_every: int | str = "auto") -> Schedule:
+    """Resolve 'auto' intervals (counted in recorded rows) from the model's size."""
+    if channel_every == "auto":
+        row = total_channels * len(schema.CHANNEL_FIELDS) * 4
+        channel_every = max(1, math.ceil(row / (CHANNEL_BYTES_PER_STEP * every)))
+    if hist_every == "auto":
+        row = num_layers * len(schema.TENSORS) * (schema.HIST_BINS + len(schema.HIST_EXTRA) + 2) * 4
+        hist_every = max(1, math.ceil(row / (HIST_BYTES_PER_STEP * every)))
+    for name, value in (("every", every), ("channel_every", channel_every), ("hist_every", hist_every)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int or 'auto', got {value!r}")
+    return Schedule(every, channel_every, hist_every)
+
+
+class _ScalarLog:
+    """User scalars (loss, accuracy, lr), kept as given until a flush converts them.
+
+    Tensors are stored detached and turned into floats on the writer thread, so logging a
+    loss tensor never synchronises the training thread with the device."""
+
+    def __init__(self):
+        self.names: list[str] = []
+        self._rows: dict[int, dict[int, object]] = {}
+
+    def log(self, step: int, values: dict) -> None:
+        row = self._rows.setdefault(step, {})
+        for name, value in values.items():
+            if name not in self.names:
+                if len(self.names) >= schema.MAX_SCALARS:
+                    raise ValueError(f"bnviz records at most {schema.MAX_SCALARS} scalar names; "
+                                     f"{name!r} would be one more")
+                if not name or len(name.encode()) > schema.SCALAR_NAME_BYTES:
+                    raise ValueError(f"scalar name {name!r} must be 1 to "
+                                     f"{schema.SCALAR_NAME_BYTES} bytes of UTF-8")
+                self.names.append(name)
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1:
+                    raise ValueError(f"scalar {name!r} must be a single number, got shape "
+                                     f"{tuple(value.shape)}")
+                value = value.detach()
+            elif not isinstance(value, (int, float, np.number)):
+                raise TypeError(f"scalar {name!r} must be a number or a one-element tensor, "
+                                f"got {type(value).__name__}")
+            row[self.names.index(name)] = value
+
+    def take(self):
+        rows, self._rows = self._rows, {}
+        return list(self.names), rows
+
+
+class _PendingWithScalars:
+    """Adds the scalars logged since the last flush to the engine's block, on the writer thread."""
+
+    def __init__(self, pending, names, rows):
+        self._pending, self._names, self._rows = pending, names, rows
+
+    def wait(self) -> Block:
+        block = self._pending.wait()
+        steps = sorted(self._rows)
+        values = np.full((len(steps), schema.MAX_SCALARS), np.nan)
+        for r, step in enumerate(steps):
+            for slot, value in self._rows[step].items():
+                values[r, slot] = float(value)
+        block.scalar_step = np.asarray(steps, np.int64)
+        block.scalar_values = values
+        block.scalar_names = self._names
+        return block
+
+
+class Recorder:
+    """Records the instrumented model's BN statistics; see ``record``."""
+
+    def __init__(self, model, path, *, every=1, optimizer=None, overwrite=False, run_name=None,
+                 meta=None, activations=None, probes=1, channel_every="auto", hist_every="auto",
+                 flush_every=64, flush_seconds=10.0, max_pending=4, kernel="native"):
+        self.path = check_target(path, overwrite)
+        if flush_every < 1 or flush_seconds <= 0:
+            raise ValueError("flush_every must be >= 1 and flush_seconds > 0")
+        self._overwrite = overwrite
+        self._run_name = run_name
+        self._user_meta = dict(meta or {})
+        self._model_class = type(model).__qualname__
+        self._flush_every = flush_every
+        self._flush_seconds = flush_seconds
+        self._max_pending = max_pending
+        self.instrumentation = instrument(model, activations=activations, probes=probes, kernel=kernel)
+        try:
+            layers = self.instrumentation.layers
+            self.schedule = default_schedule(len(layers), sum(l.num_features for l in layers),
+                                             every, channel_every, hist_every)
+            self.engine = StatsEngine(self.instrumentation, capacity_rows=2 * flush_every,
+                                      every=self.schedule.every,
+                                      channel_every=self.schedule.channel_every,
+                                      hist_every=self.schedule.hist_every, probes=probes)
+        except BaseException:
+            self.instrumentation.detach()
+            raise
+        self._scalars = _ScalarLog()
+        self._writer: AsyncWriter | None = None
+        self._step = 0
+        self._last_flush = time.monotonic()
+        self._stopped = False
+        self._closed = False
+        self._hook = optimizer.register_step_post_hook(lambda *_: self.step()) if optimizer else None
+
+    @property
+    def current_step(self) -> int:
+        """Training steps completed so far."""
+        return self._step
+
+    @property
+    def recording(self) -> bool:
+        return not (self._stopped or self._closed)
+
+    def step(self) -> None:
+        """Mark the end of a training step (called for you when ``optimizer=`` was given)."""
+        if not self.recording:
+            self._step += 1
+            return
+        self._guard(self._end_step)
+        self._step += 1
+
+    def log(self, **scalars) -> None:
+        """Record user scalars (loss, accuracy, lr, ...) at the current step."""
+        if self.recording:
+            self._scalars.log(self._step, scalars)
+
+    def close(self) -> None:
+        """Write everything gathered, close the file and restore the model's BN modules."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._hook is not None:
+            self._hook.remove()
+        try:
+            if not self._stopped:
+                self._guard(self._finish)
+        finally:
+            self._release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _end_step(self) -> None:
+        self.engine.end_step(self._step)
+        due = (self.engine.rows_pending >= self._flush_every
+               or time.monotonic() - self._last_flush >= self._flush_seconds)
+        if due and self.engine.rows_pending:
+            self._flush(wait=False)
+
+    def _finish(self) -> None:
+        self.engine.finish()
+        if self.engine.rows_pending or self._writer is None:
+            self._flush(wait=True)
+        if self._writer is not None:
+            self._writer.close()
+
+    def _flush(self, wait: bool) -> None:
+        if self._writer is None:
+            self._writer = AsyncWriter(self._open_file(), max_pending=self._max_pending)
+        if not wait and self._writer.pending >= self._max_pending:
+            return  # writer behind: rows stay in the engine, which drops and counts the overflow
+        names, rows = self._scalars.take()
+        item = _PendingWithScalars(self.engine.take_block(), names, rows)
+        if not self._writer.submit(item, timeout=60.0 if wait else 0.0):
+            self._stopped = self._writer.error is not None
+        self._last_flush = time.monotonic()
+
+    def _open_file(self) -> RunWriter:
+        # Created at the first flush: the layer table (forward order, following activations)
+        # is only known after the first forward, and SWMR files cannot grow datasets later.
+        meta = {
+            "model_class": self._model_class,
+            "torch_version": torch.__version__,
+            "schedule": self.schedule.as_meta(),
+            "user_meta": self._user_meta,
+            "flush_every": self._flush_every,
+            "flush_seconds": self._flush_seconds,
+        }
+        if self._run_name:
+            meta["run_name"] = self._run_name
+        return RunWriter(self.path, layers=self.engine.layer_table(), meta=meta,
+                         probes=self.engine.probes, overwrite=self._overwrite)
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - never break the training we watch
+            self._stopped = True
+            warnings.warn(f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
+                          "Training goes on without recording.", RecordingWarning, stacklevel=3)
+            self._release()
+            if self._writer is not None:
+                self._writer.close(timeout=30)
+
+    def _release(self) -> None:
+        if self.instrumentation.attached:
+            self.engine.close()
+            self.instrumentation.detach()
+
+
+def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, overwrite: bool = False,
+           run_name: str | None = None, meta: dict | None = None, activations: dict | None = None,
+           probes=1, channel_every="auto", hist_every="auto", flush_every: int = 64,
+           flush_seconds: float = 10.0, max_pending: int = 4, kernel: str = "native") -> Recorder:
+    """Instrument ``model`` and record its BatchNorm statistics to the HDF5 file ``path``.
+
+    Use as a context manager, or call ``close()``. Call ``rec.step()`` after each optimizer
+    step, or pass ``optimizer=`` and steps are counted from its step hook.
+
+    every: record every k-th training step (eval passes are always recorded).
+    channel_every / hist_every: per-channel and histogram rows on every k-th recorded row;
+        'auto' keeps them to ~4 KB and ~1 KB per step on average.
+    flush_every / flush_seconds: hand rows to the writer thread after this many recorded rows
+        or this many seconds, whichever comes first. A kill loses at most the rows since the
+        last flush that reached the file.
+    activations: {"layer.path": "tanh", ...} overrides the detected following activation.
+    probes: per-layer probe channels whose own quantiles are recorded (an int: the first k).
+    kernel: "native" (bit-identical to torch) or "reference" (the from-scratch oracle).
+    """
+    return Recorder(model, path, every=every, optimizer=optimizer, overwrite=overwrite,
+                    run_name=run_name, meta=meta, activations=activations, probes=probes,
+                    channel_every=channel_every, hist_every=hist_every, flush_every=flush_every,
+                    flush_seconds=flush_seconds, max_pending=max_pending, kernel=kernel)
