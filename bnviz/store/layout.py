@@ -17,10 +17,12 @@ NB = schema.HIST_BINS + len(schema.HIST_EXTRA)
 F_S = len(schema.SUMMARY_FIELDS)
 F_C = len(schema.CHANNEL_FIELDS)
 
-# A chunk holds one layer's rows for this many bytes: big enough that a layer's whole history
-# is few reads, small enough that the writer's cache of one open chunk per layer stays small.
-CHUNK_TARGET_BYTES = 128 * 1024
-MIN_CHUNK_ROWS = 64
+# A chunk holds one layer's rows for about this many bytes: big enough that a layer's whole
+# history is few reads, small enough that the writer's cache of one open chunk per layer stays
+# small and that a short run's part-filled chunks (allocated whole) do not bloat the file.
+CHUNK_TARGET_BYTES = 64 * 1024
+CHANNEL_CHUNK_TARGET_BYTES = 32 * 1024
+MIN_CHUNK_ROWS = 8
 MAX_CHUNK_ROWS = 8192
 
 # Root attributes and fixed datasets.
@@ -85,7 +87,8 @@ def chunk_shape(col: Column) -> tuple:
     if col.layer_axis is not None:
         per_row[col.layer_axis] = 1
     row_bytes = int(np.prod(per_row)) * col.dtype.itemsize
-    rows = CHUNK_TARGET_BYTES // row_bytes
+    target = CHANNEL_CHUNK_TARGET_BYTES if col.name.startswith(CHANNEL_GROUP + "/") else CHUNK_TARGET_BYTES
+    rows = target // row_bytes
     rows = 1 << max(0, int(rows).bit_length() - 1)  # round down to a power of two
     rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, rows))
     return (rows, *per_row)

@@ -304,8 +304,11 @@ def _interpolate(values, rows, r):
         return values
     right = np.clip(np.searchsorted(rows, np.arange(r), side="right"), 1, len(rows) - 1)
     left = right - 1
-    w = ((np.arange(r) - rows[left]) / (rows[right] - rows[left])).reshape((-1,) + (1,) * (values.ndim - 1))
-    return values[left] * (1 - w) + values[right] * w
+    w = ((np.arange(r) - rows[left]) / (rows[right] - rows[left])).astype(np.float32)
+    values = values.astype(np.float32, copy=False)
+    out = values[left]
+    out += (values[right] - out) * w.reshape((-1,) + (1,) * (values.ndim - 1))
+    return out
 
 
 def layer_table(widths, probes: int, names=None, pathologies=()) -> list[dict]:
