@@ -37,6 +37,8 @@ SCALAR_NAMES = "scalar_names"  # (MAX_SCALARS,) fixed-size UTF-8 bytes, b"" for 
 CHANNEL_GROUP = "channels"     # one dataset per layer, named by its index: channels/0, channels/1 ...
 
 # Run metadata: root attributes. JSON_META_KEYS hold JSON text, the rest plain strings/numbers.
+# META_KEYS are always present (the writer fills what the recorder does not give); the recorder
+# may add further plain keys (flush_every, flush_seconds).
 META_KEYS = ("model_class", "torch_version", "bnviz_version", "command_line", "host", "pid",
              "start_time", "run_name", "user_meta", "schedule")
 JSON_META_KEYS = ("user_meta", "schedule")

@@ -8,7 +8,7 @@ Files are opened in SWMR read mode; ``refresh()`` picks up rows a live writer co
 API (``rows`` is a slice, an int, or an array of row indices of that tier; layers are given
 by path or index; ``field`` by name from ``schema``):
 
-    run.path, run.meta (dict: schema META keys; user_meta and schedule parsed from JSON)
+    run.path, run.meta (dict of the root attributes; user_meta and schedule parsed from JSON)
     run.layers (list of LayerInfo), run.layer(name_or_index) -> LayerInfo
     run.format_version ("1.0"), run.writer_state ("live" | "closed" | "writer gone")
     run.dropped_steps, run.recording_failed          from the writer's status record
@@ -184,10 +184,9 @@ class Run:
 
     def _read_meta(self) -> dict:
         meta = {}
-        for key in layout.META_KEYS:
-            if key not in self._file.attrs:
+        for key, value in self._file.attrs.items():
+            if key in (layout.ATTR_FORMAT, layout.ATTR_VERSION):
                 continue
-            value = self._file.attrs[key]
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             elif isinstance(value, np.generic):
@@ -253,7 +252,7 @@ class Run:
                 return "writer gone"
             except PermissionError:
                 pass  # alive, owned by another user
-        flush_s = float(self.schedule.get("flush_seconds") or 0)
+        flush_s = float(self.meta.get("flush_seconds") or self.schedule.get("flush_seconds") or 0)
         if time.time() - heartbeat > max(WRITER_GONE_FLUSHES * flush_s, WRITER_GONE_S):
             return "writer gone"
         return "live"

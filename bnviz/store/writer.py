@@ -40,6 +40,8 @@ def default_meta(path) -> dict:
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     return {
+        "model_class": "unknown",
+        "torch_version": "unknown",
         "bnviz_version": version,
         "command_line": shlex.join([sys.executable, *sys.argv]),
         "host": socket.gethostname(),
@@ -81,10 +83,9 @@ def _check_layers(layers) -> list[dict]:
 
 
 def _encode_meta(meta: dict) -> dict:
-    unknown = set(meta) - set(layout.META_KEYS)
-    if unknown:
-        raise ValueError(f"unknown run metadata keys {sorted(unknown)}; known: {layout.META_KEYS}"
-                         " (put anything else in user_meta)")
+    reserved = {layout.ATTR_FORMAT, layout.ATTR_VERSION} & set(meta)
+    if reserved:
+        raise ValueError(f"run metadata must not set {sorted(reserved)}")
     attrs = {}
     for key, value in meta.items():
         if key in layout.JSON_META_KEYS:
@@ -92,7 +93,8 @@ def _encode_meta(meta: dict) -> dict:
         elif isinstance(value, (str, int, float, bool, np.integer, np.floating)):
             attrs[key] = value
         else:
-            raise ValueError(f"run metadata {key!r} must be a string or number, got {type(value).__name__}")
+            raise ValueError(f"run metadata {key!r} must be a string or number, got "
+                             f"{type(value).__name__} (structured data belongs in user_meta)")
     return attrs
 
 
