@@ -329,14 +329,11 @@ def layer_table(widths, probes: int, names=None, pathologies=()) -> list[dict]:
     return table
 
 
-def write_synthetic_run(path, *, layers=8, channels=32, steps=500, flush_rows=64, pathologies=(),
-                        seed=0, eval_every=0, scalars=True, probes=4, channel_every=1, hist_every=1,
-                        layer_names=None, detail=None, overwrite=False, meta=None) -> list[dict]:
-    """Write a synthetic run of ``steps`` training steps to ``path``; returns its layer table.
-
-    ``channels``: an int (every layer) or one width per layer. ``eval_every=k`` adds an eval
-    row after every k-th step. ``detail``: compute the per-channel model every this many rows
-    (default: exact for small models, coarser as layers x channels grows)."""
+def synthetic_blocks(*, layers=8, channels=32, steps=500, flush_rows=64, pathologies=(), seed=0,
+                     eval_every=0, scalars=True, probes=4, channel_every=1, hist_every=1,
+                     layer_names=None, detail=None):
+    """(layer table, meta, iterator of Blocks of ``flush_rows`` rows): the parts of
+    ``write_synthetic_run``, for callers that drive a RunWriter themselves."""
     unknown = set(pathologies) - set(PATHOLOGIES)
     if unknown:
         raise ValueError(f"unknown pathologies {sorted(unknown)}; choose from {PATHOLOGIES}")
@@ -349,10 +346,9 @@ def write_synthetic_run(path, *, layers=8, channels=32, steps=500, flush_rows=64
     gen = _Generator(model, steps, probes, channel_every, hist_every, detail, scalars, rng)
     table = layer_table(widths, probes, layer_names, pathologies)
     schedule = {"every": 1, "channel_every": channel_every, "hist_every": hist_every,
-                "flush_steps": flush_rows, "flush_seconds": 0}
+                "flush_steps": flush_rows}
     meta = {"model_class": "SyntheticNet", "run_name": f"synthetic-{seed}", "schedule": schedule,
-            "user_meta": {"synthetic": True, "pathologies": sorted(pathologies), "seed": seed},
-            **(meta or {})}
+            "user_meta": {"synthetic": True, "pathologies": sorted(pathologies), "seed": seed}}
     step = np.arange(steps, dtype=np.int64)
     phase = np.zeros(steps, np.int8)
     if eval_every:
@@ -361,8 +357,26 @@ def write_synthetic_run(path, *, layers=8, channels=32, steps=500, flush_rows=64
         step = np.concatenate([step, evals])[order]
         phase = np.concatenate([phase, np.ones(len(evals), np.int8)])[order]
     time = 1.7e9 + 0.15 * np.arange(len(step))
-    with RunWriter(path, layers=table, meta=meta, probes=probes, overwrite=overwrite) as writer:
-        for a in range(0, len(step), flush_rows):
-            sl = slice(a, a + flush_rows)
-            writer.append(gen.block(step[sl], phase[sl], time[sl]))
+    blocks = (gen.block(step[a:a + flush_rows], phase[a:a + flush_rows], time[a:a + flush_rows])
+              for a in range(0, len(step), flush_rows))
+    return table, meta, blocks
+
+
+def write_synthetic_run(path, *, layers=8, channels=32, steps=500, flush_rows=64, pathologies=(),
+                        seed=0, eval_every=0, scalars=True, probes=4, channel_every=1, hist_every=1,
+                        layer_names=None, detail=None, overwrite=False, meta=None) -> list[dict]:
+    """Write a synthetic run of ``steps`` training steps to ``path``; returns its layer table.
+
+    ``channels``: an int (every layer) or one width per layer. ``eval_every=k`` adds an eval
+    row after every k-th step. ``detail``: compute the per-channel model every this many rows
+    (default: exact for small models, coarser as layers x channels grows). ``meta`` entries
+    override the generated run metadata."""
+    table, run_meta, blocks = synthetic_blocks(
+        layers=layers, channels=channels, steps=steps, flush_rows=flush_rows,
+        pathologies=pathologies, seed=seed, eval_every=eval_every, scalars=scalars, probes=probes,
+        channel_every=channel_every, hist_every=hist_every, layer_names=layer_names, detail=detail)
+    with RunWriter(path, layers=table, meta={**run_meta, **(meta or {})}, probes=probes,
+                   overwrite=overwrite) as writer:
+        for block in blocks:
+            writer.append(block)
     return table
