@@ -1,0 +1,181 @@
+"""The project's own BatchNorm classes: torch's classes with a forward that also reports.
+
+Instrumentation swaps ``module.__class__`` in place to the matching class here, so the module object,
+its Parameters, buffers, hooks and every reference to it stay the same; ``isinstance`` with torch's
+class (and ``_BatchNorm``) stays true because these are subclasses. ``restore_class`` swaps back.
+
+Forward without a sink (or on a forward the sink does not record) is torch's own ``forward``.
+A recorded forward repeats ``_BatchNorm.forward``'s bookkeeping line for line and calls the kernel
+``F.batch_norm`` itself ends in (``aten._batch_norm_with_update`` / ``native_batch_norm``), which also
+returns the batch mean and inverse std it computed: output, gradients and running statistics are
+bit-identical to torch, and the pre-BN statistics cost no extra pass.
+
+Pickling or deep-copying an instrumented module gives torch's class: the copy is not attached to any
+recorder and loads without bnviz.
+"""
+
+from __future__ import annotations
+
+import copyreg
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .reference import batch_norm_reference
+
+# How a recorded layer normalised, as reported to the sink.
+MODE_BATCH = 0  # batch statistics (training, or eval without running statistics)
+MODE_RUNNING = 1  # running statistics (eval)
+MODE_IDENTITY = 2  # a Probe: no normalisation at all
+
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+class _Reporting:
+    """Mixin placed before torch's class; class attributes keep attribute lookups off Module.__getattr__."""
+
+    _bnviz_sink = None
+    _bnviz_index = -1
+    _bnviz_kernel = "native"
+
+    def forward(self, input):
+        sink = self._bnviz_sink
+        record = (
+            sink is not None
+            and input.numel() > 0
+            and sink.wants(self._bnviz_index, self.training)
+            and not _is_functorch_wrapped(input)
+        )
+        if not record and self._bnviz_kernel == "native":
+            return super().forward(input)
+        return _forward(self, input, sink if record else None)
+
+    def __reduce_ex__(self, protocol):
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_bnviz")}
+        return copyreg.__newobj__, (ORIGINAL[type(self)],), state
+
+
+def _needs_sync(m, bn_training: bool) -> bool:
+    """SyncBatchNorm's own test for a cross-process reduction (only then does it differ from F.batch_norm)."""
+    if not (isinstance(m, nn.SyncBatchNorm) and bn_training and m.training):
+        return False
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    group = m.process_group or torch.distributed.group.WORLD
+    return torch.distributed.get_world_size(group) > 1
+
+
+def _forward(m, input, sink):
+    """``_BatchNorm.forward`` with the kernel call made here; reports to ``sink`` when given."""
+    m._check_input_dim(input)
+    if isinstance(m, nn.SyncBatchNorm):
+        m._check_non_zero_input_channels(input)
+    if m.training and m.track_running_stats and m.num_batches_tracked is not None and _needs_sync(m, True):
+        # Cross-process statistics: torch's own path; the record takes this process's batch statistics.
+        out = super(_Reporting, m).forward(input)
+        if sink is not None:
+            sink.put(m._bnviz_index, input, out, None, None, MODE_BATCH)
+        return out
+
+    factor = 0.0 if m.momentum is None else m.momentum
+    if m.training and m.track_running_stats:
+        if m.num_batches_tracked is not None:
+            m.num_batches_tracked.add_(1)
+            if m.momentum is None:
+                factor = 1.0 / float(m.num_batches_tracked)
+            else:
+                factor = m.momentum
+    bn_training = m.training or (m.running_mean is None and m.running_var is None)
+    use_buffers = not m.training or m.track_running_stats
+    running_mean = m.running_mean if use_buffers else None
+    running_var = m.running_var if use_buffers else None
+    args = (input, running_mean, running_var, m.weight, m.bias, bn_training, factor, m.eps)
+
+    if not bn_training or not _kernel_accepts(input, running_mean, running_var, m.weight, m.bias, m.eps):
+        # Eval with running statistics, or input torch rejects: F.batch_norm itself (same result,
+        # same exception); the record then computes the batch statistics in a separate pass.
+        out = F.batch_norm(*args)
+        if sink is not None:
+            sink.put(m._bnviz_index, input, out, None, None, MODE_BATCH if bn_training else MODE_RUNNING)
+        return out
+    if m._bnviz_kernel == "reference":
+        out, mean, invstd = batch_norm_reference(input, running_mean, running_var, m.weight, m.bias, factor, m.eps)
+    else:
+        try:
+            if running_mean is not None and running_var is not None:
+                out, mean, invstd, _ = torch.ops.aten._batch_norm_with_update(
+                    input, m.weight, m.bias, running_mean, running_var, factor, m.eps
+                )
+            else:
+                out, mean, invstd = torch.native_batch_norm(
+                    input, m.weight, m.bias, running_mean, running_var, True, factor, m.eps
+                )
+        except RuntimeError:
+            # The native op checks before it writes the buffers: torch's call now raises torch's message.
+            return F.batch_norm(*args)
+    if sink is not None:
+        sink.put(m._bnviz_index, input, out, mean, invstd, MODE_BATCH)
+    return out
+
+
+def _kernel_accepts(input, running_mean, running_var, weight, bias, eps) -> bool:
+    """The checks F.batch_norm makes in Python or before its kernel writes anything.
+
+    ``_batch_norm_with_update`` writes running statistics of the wrong length without complaint, so
+    sizes are checked here and anything doubtful goes through F.batch_norm.
+    """
+    if eps <= 0.0 or input.dim() < 2:
+        return False
+    size = input.shape
+    prod = size[0]
+    for s in size[2:]:
+        prod *= s
+    if prod == 1:
+        return False
+    c = size[1]
+    for t in (running_mean, running_var, weight, bias):
+        if t is not None and (t.numel() != c or t.device != input.device):
+            return False
+    return True
+
+
+class BatchNorm1d(_Reporting, nn.BatchNorm1d):
+    pass
+
+
+class BatchNorm2d(_Reporting, nn.BatchNorm2d):
+    pass
+
+
+class BatchNorm3d(_Reporting, nn.BatchNorm3d):
+    pass
+
+
+class SyncBatchNorm(_Reporting, nn.SyncBatchNorm):
+    pass
+
+
+# torch's class -> ours, and back. Exact classes only: subclasses may override forward.
+OWN = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d, nn.BatchNorm3d: BatchNorm3d, nn.SyncBatchNorm: SyncBatchNorm}
+ORIGINAL = {own: orig for orig, own in OWN.items()}
+
+
+def is_instrumented(module: nn.Module) -> bool:
+    return type(module) in ORIGINAL
+
+
+def swap_in(module: nn.Module, index: int, kernel: str) -> None:
+    module.__class__ = OWN[type(module)]
+    object.__setattr__(module, "_bnviz_index", index)
+    object.__setattr__(module, "_bnviz_kernel", kernel)
+
+
+def swap_out(module: nn.Module) -> None:
+    module.__class__ = ORIGINAL[type(module)]
+    for key in [k for k in module.__dict__ if k.startswith("_bnviz")]:
+        del module.__dict__[key]
+
+
+def set_sink(module: nn.Module, sink) -> None:
+    object.__setattr__(module, "_bnviz_sink", sink)

@@ -1,0 +1,521 @@
+"""``StatsEngine``: per-step BN statistics on the device, in preallocated buffers, no host sync.
+
+Rows. A row is one snapshot of the layers in one phase (train 0 / eval 1, the layer's
+``module.training``) within one step: the FIRST forward of that phase after the step began is
+recorded, later forwards in the same step and phase (and a reused module's second call) cost one
+Python check. A row closes when the phase switches, at ``end_step``, ``finish`` or ``take_block``.
+Rows carry the number of the step in progress (the ``step`` of the next ``end_step``; eval rows
+between ``end_step(t)`` and ``end_step(t + 1)`` carry t + 1). ``every=k`` records train rows on
+steps with step % k == 0; the channel and histogram tiers take every ``channel_every``-th /
+``hist_every``-th recorded train row and every eval row. A layer that did not run in a row is NaN.
+
+What the recording forward does per layer: keeps the batch mean and inverse std the BN kernel
+returned and gathers S values per channel of the input x and the output y (``sampling.py``:
+the same S evenly spread positions of batch x spatial for every channel) before anything
+downstream (an in-place ReLU) can change y. Everything else runs once per row, batched over
+all layers, in float32 (float64 for the variance derivation), whatever the input dtype.
+
+Definitions (per channel c; n = N * spatial size values; "sampled" = the S values above):
+  pre_mean      batch mean of x (from the kernel; eval / probe / fallback: a separate pass)
+  pre_var       biased batch variance of x: 1 / invstd^2 - eps in float64 from the kernel's invstd
+  x-hat         x normalised as the layer did: (x - mean_used) * invstd_used, where mean/invstd
+                used are the batch statistics in training (or eval without running statistics)
+                and running_mean, 1 / sqrt(running_var + eps) in eval; a Probe uses its batch ones
+  post_mean     mean of y = gamma * x-hat + beta, exactly: gamma (pre_mean - mean_used) invstd_used
+                + beta (= beta in training); a Probe: pre_mean
+  post_var      gamma^2 pre_var invstd_used^2 (training: gamma^2 var / (var + eps)); a Probe: pre_var
+  gamma, beta   the values the forward used (snapshot at the row's first forward); NaN when absent
+  running_mean, running_var   the buffers before this row's forward updated them; NaN when absent
+  sat_y         fraction of sampled y in the zone of the following activation (activations.py:
+                |y| >= t for rules "saturated"/"bound", y <= t for "dead")
+  sat_xhat      the same for sampled x-hat (gamma = 1, beta = 0)
+  grad_gamma, grad_beta   weight.grad / bias.grad at end_step (after backward); NaN when None
+Per layer (summary): means over channels of the above; *_sd population standard deviation over
+channels; *_min/_max over channels; gamma_abs_* / beta_abs_max of |gamma| / |beta|;
+run_mean_gap = mean |pre_mean - running_mean| / sqrt(running_var + eps);
+run_var_logratio = mean |log((pre_var + eps) / (running_var + eps))|;
+zone_channels = fraction of channels with sat_y >= 0.99; nonfinite_channels = count of channels
+whose pre_mean or pre_var is not finite; grad_*_norm = L2 norm of the gradient over channels;
+n = N * spatial size.
+Quantiles (schema.QUANTILES, numpy 'linear' definition) of pre / x-hat / post: over a pooled subset
+of at most ``pool`` of the layer's sampled values (``sampling.pool_positions`` over the layer's
+channel-major (C, S) samples), non-finite values excluded. Probe quantiles: over the S sampled y of
+each probe channel. Histograms: all sampled values; x-hat on schema.XHAT_RANGE; pre and post on a
+per-layer range set from the first histogram row's pooled min / max (+10% of the spread) and widened
+(never narrowed) when more than 1% of the pooled values fall outside; under / over / non-finite
+counted in the HIST_EXTRA slots.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from bnviz.store import schema
+from bnviz.store.block import Block
+
+from . import sampling, stats
+from .batchnorm import MODE_BATCH, MODE_IDENTITY, MODE_RUNNING
+
+NB = schema.HIST_BINS
+NQ = len(schema.QUANTILES)
+F_S = len(schema.SUMMARY_FIELDS)
+F_C = len(schema.CHANNEL_FIELDS)
+_S = {name: i for i, name in enumerate(schema.SUMMARY_FIELDS)}
+_C = {name: i for i, name in enumerate(schema.CHANNEL_FIELDS)}
+RANGE_MARGIN = 0.1
+RANGE_TOLERANCE = 0.01
+ZONE_CHANNEL_FRACTION = 0.99
+
+
+class PendingBlock:
+    """Rows on their way to host memory; ``wait()`` (on the writer thread) returns the Block."""
+
+    def __init__(self, event, host: dict, meta: dict):
+        self._event, self._host, self._meta = event, host, meta
+
+    def wait(self) -> Block:
+        if self._event is not None:
+            self._event.synchronize()
+        h, m = self._host, self._meta
+        perm = m["perm"]
+        summary = h["summary"].numpy()[:, perm].copy()
+        summary[:, :, _S["n"]] = np.asarray(m["n"], np.float32).reshape(-1, len(perm))[:, perm]
+        channels = h["channels"].numpy()
+        offsets = m["offsets"]
+        return Block(
+            summary_step=np.asarray(m["steps"], np.int64),
+            summary_phase=np.asarray(m["phases"], np.int8),
+            summary_time=np.asarray(m["times"], np.float64),
+            summary=summary,
+            quantiles=h["quantiles"].numpy()[:, perm].copy(),
+            probes=h["probes"].numpy()[:, perm].copy(),
+            channel_step=np.asarray(m["ch_steps"], np.int64),
+            channel_phase=np.asarray(m["ch_phases"], np.int8),
+            channels=[channels[:, :, offsets[i]: offsets[i + 1]].copy() for i in perm],
+            hist_step=np.asarray(m["h_steps"], np.int64),
+            hist_phase=np.asarray(m["h_phases"], np.int8),
+            hist_counts=h["hist"].numpy()[:, perm].astype(np.int32),
+            hist_range=h["hist_range"].numpy()[:, perm].copy(),
+            dropped_steps=m["dropped"],
+        )
+
+
+class _Row:
+    __slots__ = ("index", "step", "phase", "channel", "hist", "time", "n", "train_index")
+
+    def __init__(self, index, step, phase, channel, hist):
+        self.index, self.step, self.phase, self.channel, self.hist = index, step, phase, channel, hist
+        self.time = 0.0
+        self.n = None
+
+
+class StatsEngine:
+    """The sink the instrumented layers report to. See the module docstring for every definition.
+
+    capacity_rows: rows the device buffers hold between two ``take_block`` calls; a row that
+        comes when they are full is dropped and its step counted in ``dropped_steps``.
+    samples: S values per channel per row; pool: values per layer for the pooled quantiles.
+    probes: the probe channels come from ``instrument(probes=...)``; an int given here must match.
+    """
+
+    def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
+                 every: int = 1, probes=None, samples: int = 128, pool: int = 2048):
+        if min(capacity_rows, channel_every, hist_every, every, samples, pool) < 1:
+            raise ValueError("capacity_rows, channel_every, hist_every, every, samples and pool must be >= 1")
+        self.instrumentation = instrumentation
+        self.probes = instrumentation.probes_per_layer
+        if isinstance(probes, int) and probes != self.probes:
+            raise ValueError(f"probes={probes} differs from the instrumentation's {self.probes} probe channels")
+        self.capacity = capacity_rows
+        self.every, self.channel_every, self.hist_every = every, channel_every, hist_every
+        self.samples, self.pool = samples, pool
+        self._modules = instrumentation.modules
+        self._features = [int(m.num_features) for m in self._modules]
+        self.L = len(self._modules)
+        self._offsets = np.concatenate([[0], np.cumsum(self._features)]).tolist()
+        self.dropped_steps = 0
+        self._device = None
+        self._step = 0
+        self._last_dropped = None
+        self._train_rows = 0
+        self._reset_rows()
+        self._clear_open()
+        self._done_phases: set[int] = set()
+        self._step_train_row: _Row | None = None
+        self._want_phase = 0
+        self._closed = False
+        instrumentation.set_sink(self)
+
+    # --- called by the layers (every forward) ---------------------------------------------------
+
+    def wants(self, index: int, training: bool) -> bool:
+        phase = 0 if training else 1
+        self._want_phase = phase
+        if phase == self._phase:
+            return not self._seen[index]
+        if phase in self._done_phases or (phase == 0 and self._step % self.every):
+            return False
+        if self._rows >= self.capacity:
+            if self._last_dropped != self._step:
+                self._last_dropped = self._step
+                self.dropped_steps += 1
+            self._done_phases.add(phase)
+            return False
+        return True
+
+    def put(self, index, x, y, mean, invstd, mode) -> None:
+        if self._phase != self._want_phase:
+            self._open(self._want_phase, x.device)
+        self._seen[index] = True
+        with torch.no_grad():
+            shape = x.shape
+            hw = 1
+            for s in shape[2:]:
+                hw *= s
+            key = (shape[0], hw)
+            idx = self._index_cache.get(key)
+            if idx is None:
+                idx = self._index_cache[key] = self._sample_index(shape[0], hw)
+            self._xs[index] = sampling.gather(x, idx[0], idx[1])
+            self._ys[index] = sampling.gather(y, idx[0], idx[1])
+            q_is_var = mean is None
+            if q_is_var:
+                dims = [0] + list(range(2, x.dim()))
+                invstd, mean = torch.var_mean(x.float(), dim=dims, correction=0)  # (var, mean)
+            self._mean[index], self._q[index] = mean, invstd
+            self._meta[index] = (mode, idx[2], q_is_var)
+            self._n[index] = shape[0] * hw
+
+    # --- called by the recorder ---------------------------------------------------------------
+
+    def end_step(self, step: int) -> None:
+        """Close the step's rows (after optimizer.step()); capture γ/β gradients into its train row."""
+        if self._phase is not None:
+            self._emit()
+        row = self._step_train_row
+        if row is not None:
+            self._write_grads(row)
+        for r in self._step_rows:
+            r.step = step
+        self._step_rows = []
+        self._step_train_row = None
+        self._done_phases = set()
+        self._step = step + 1
+
+    @property
+    def rows_pending(self) -> int:
+        """Closed rows in the buffers (python int, no device access)."""
+        return self._rows - (1 if self._phase is not None else 0)
+
+    def take_block(self) -> PendingBlock:
+        """Close an open row, start the device->host copies, reset the buffers (no host sync)."""
+        if self._phase is not None:
+            self._emit()
+        r, rc, rh = self._rows, self._ch_rows, self._h_rows
+        host, event = {}, None
+        if self._device is None:
+            host = self._empty_host()
+        else:
+            cuda = self._device.type == "cuda"
+            for name, buf, n in (("summary", self._sum, r), ("quantiles", self._quant, r), ("probes", self._prob, r),
+                                 ("channels", self._chan, rc), ("hist", self._hist, rh), ("hist_range", self._hrange, rh)):
+                src = buf[:n]
+                if cuda:
+                    dst = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
+                    dst.copy_(src, non_blocking=True)
+                else:
+                    dst = src.clone()
+                host[name] = dst
+            if cuda:
+                event = torch.cuda.Event()
+                event.record()
+        rows = self._row_list
+        meta = {
+            "perm": self.instrumentation.order, "offsets": self._offsets, "dropped": self.dropped_steps,
+            "steps": [x.step for x in rows], "phases": [x.phase for x in rows], "times": [x.time for x in rows],
+            "n": [x.n for x in rows],
+            "ch_steps": [x.step for x in rows if x.channel is not None],
+            "ch_phases": [x.phase for x in rows if x.channel is not None],
+            "h_steps": [x.step for x in rows if x.hist is not None],
+            "h_phases": [x.phase for x in rows if x.hist is not None],
+        }
+        self.dropped_steps = 0
+        self._reset_rows()
+        self._step_train_row = None  # its buffer row is gone: no gradients for it
+        return PendingBlock(event, host, meta)
+
+    def finish(self) -> None:
+        """Close the open row (end of recording)."""
+        if self._phase is not None:
+            self._emit()
+
+    def close(self) -> None:
+        """Detach from the layers (they run torch's forward again)."""
+        if not self._closed:
+            self.instrumentation.set_sink(None)
+            self._closed = True
+
+    def layer_table(self) -> list[dict]:
+        return self.instrumentation.layer_table()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _reset_rows(self):
+        self._rows = self._ch_rows = self._h_rows = 0
+        self._row_list: list[_Row] = []
+        self._step_rows: list[_Row] = []
+
+    def _clear_open(self):
+        L = self.L
+        self._phase = None
+        self._open_row = None
+        self._seen = [False] * L
+        self._xs, self._ys = [None] * L, [None] * L
+        self._mean, self._q = [None] * L, [None] * L
+        self._meta = [None] * L
+        self._n = [float("nan")] * L
+
+    def _sample_index(self, n, hw):
+        s_max = self.samples
+        m = n * hw
+        s = min(s_max, m)
+        k = torch.arange(s_max, device=self._device) % s
+        p = ((2 * k + 1) * m) // (2 * s)
+        return p // hw, p % hw, s
+
+    def _open(self, phase: int, device) -> None:
+        if self._phase is not None:
+            self._emit()
+        if self._device is None:
+            self._allocate(device)
+        if phase == 0:
+            channel = self._train_rows % self.channel_every == 0
+            hist = self._train_rows % self.hist_every == 0
+            self._train_rows += 1
+        else:
+            channel = hist = True
+        row = _Row(self._rows, self._step, phase, self._ch_rows if channel else None, self._h_rows if hist else None)
+        self._rows += 1
+        self._ch_rows += channel
+        self._h_rows += hist
+        self._row_list.append(row)
+        self._step_rows.append(row)
+        if phase == 0:
+            self._step_train_row = row
+        self._phase, self._open_row = phase, row
+        self._snapshot = self._cat_params()
+
+    def _cat_params(self) -> torch.Tensor:
+        """(4, Ctot) float32 γ, β, running_mean, running_var as the forward sees them; NaN when absent."""
+        parts = []
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            for i, m in enumerate(self._modules):
+                t = getattr(m, name, None)
+                parts.append(t.detach() if isinstance(t, torch.Tensor) else self._nan[i])
+        return torch.cat(parts).float().view(4, -1)
+
+    def _cat_grads(self) -> torch.Tensor:
+        parts = []
+        for name in ("weight", "bias"):
+            for i, m in enumerate(self._modules):
+                t = getattr(m, name, None)
+                g = t.grad if isinstance(t, torch.Tensor) else None
+                parts.append(g if g is not None else self._nan[i])
+        return torch.cat(parts).float().view(2, -1)
+
+    def _allocate(self, device) -> None:
+        self._device = dev = torch.device(device)
+        L, R, K, S = self.L, self.capacity, self.probes, self.samples
+        ctot = self._offsets[-1]
+        f32 = dict(device=dev, dtype=torch.float32)
+        self._sum = torch.full((R, L, F_S), torch.nan, **f32)
+        self._quant = torch.full((R, L, 3, NQ), torch.nan, **f32)
+        self._prob = torch.full((R, L, K, NQ), torch.nan, **f32)
+        self._chan = torch.full((R, F_C, ctot), torch.nan, **f32)
+        self._hist = torch.zeros((R, L, 3, NB + 3), **f32)
+        self._hrange = torch.full((R, L, 3, 2), torch.nan, **f32)
+        self._range = torch.full((2, 2, L), torch.nan, **f32)  # (pre/post, lo/hi, L)
+        feats = self._features
+        self._layer_id = torch.repeat_interleave(torch.arange(L), torch.tensor(feats)).to(dev)
+        self._counts = torch.tensor(feats, dtype=torch.float32).to(dev)
+        eps = [float(m.eps) for m in self._modules]
+        self._eps = torch.repeat_interleave(torch.tensor(eps, dtype=torch.float64), torch.tensor(feats)).to(dev)
+        mods = self._modules
+        has_w = [getattr(m, "weight", None) is not None for m in mods]
+        has_b = [getattr(m, "bias", None) is not None for m in mods]
+        self._has_w = torch.repeat_interleave(torch.tensor(has_w), torch.tensor(feats)).to(dev)
+        self._has_b = torch.repeat_interleave(torch.tensor(has_b), torch.tensor(feats)).to(dev)
+        self._nan = [torch.full((c,), torch.nan, **f32) for c in feats]
+        self._zeros = [torch.zeros((S, c), **f32) for c in feats]
+        pool, pad = [], []
+        for i, c in enumerate(feats):
+            pos = sampling.pool_positions(c * S, self.pool)
+            pad.append([False] * len(pos) + [True] * (self.pool - len(pos)))
+            pos = pos + [0] * (self.pool - len(pos))
+            pool.append([self._offsets[i] * S + p for p in pos])
+        self._pool_idx = torch.tensor(pool).to(dev)
+        self._pool_pad = torch.tensor(pad).to(dev)
+        probe_rows, probe_ok = [], []
+        infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
+        for i, li in enumerate(infos):
+            chs = list(li.probe_channels)[:K]
+            ok = [True] * len(chs) + [False] * (K - len(chs))
+            chs = chs + [0] * (K - len(chs))
+            probe_rows += [self._offsets[i] + c for c in chs]
+            probe_ok += ok
+        self._probe_idx = torch.tensor(probe_rows).to(dev)
+        self._probe_ok = torch.tensor(probe_ok).view(L, K, 1).to(dev)
+        self._qs = torch.tensor(schema.QUANTILES, dtype=torch.float64).to(dev)
+        self._xhat_lo = torch.full((L,), schema.XHAT_RANGE[0], **f32)
+        self._xhat_hi = torch.full((L,), schema.XHAT_RANGE[1], **f32)
+        self._index_cache = {}
+        self._meta_cache = {}
+        self._zone_version = None
+
+    def _zone(self):
+        """Per-channel zone rule vectors, rebuilt when the activations are (re)detected."""
+        if self._zone_version != self.instrumentation.version:
+            infos = {id(li.module): li for li in self.instrumentation.layers}
+            use_abs, thr = [], []
+            for m, c in zip(self._modules, self._features):
+                li = infos[id(m)]
+                use_abs.append(torch.full((c,), li.zone_rule != "dead", device=self._device))
+                thr.append(torch.full((c,), li.zone_threshold, device=self._device))
+            self._zone_abs = torch.cat(use_abs).unsqueeze(1)
+            self._zone_thr = torch.cat(thr).unsqueeze(1)
+            self._zone_version = self.instrumentation.version
+        return self._zone_abs, self._zone_thr
+
+    def _row_meta(self, key):
+        """Per-channel masks for this row's (mode, samples, variance-given) per layer; cached by key."""
+        got = self._meta_cache.get(key)
+        if got is not None:
+            return got
+        dev, S = self._device, self.samples
+
+        def per_channel(values, dtype):
+            return torch.cat([torch.full((c,), v, dtype=dtype, device=dev) for v, c in zip(values, self._features)])
+
+        mode = [k[0] if k else -1 for k in key]
+        s = per_channel([k[1] if k else 0 for k in key], torch.float32)
+        got = {
+            "present": per_channel([k is not None for k in key], torch.bool),
+            "running": per_channel([m == MODE_RUNNING for m in mode], torch.bool),
+            "identity": per_channel([m == MODE_IDENTITY for m in mode], torch.bool),
+            "q_is_var": per_channel([bool(k and k[2]) for k in key], torch.bool),
+            "s": s,
+            "valid": torch.arange(S, device=dev).view(1, -1) < s.view(-1, 1),
+        }
+        self._meta_cache[key] = got
+        return got
+
+    def _emit(self) -> None:
+        row = self._open_row
+        L = self.L
+        key = tuple(self._meta)
+        mk = self._row_meta(key)
+        with torch.no_grad():
+            xs = torch.cat([x if x is not None else z for x, z in zip(self._xs, self._zeros)], 1).float().t()
+            ys = torch.cat([y if y is not None else z for y, z in zip(self._ys, self._zeros)], 1).float().t()
+            mean = torch.cat([v if v is not None else n for v, n in zip(self._mean, self._nan)]).double()
+            q = torch.cat([v if v is not None else n for v, n in zip(self._q, self._nan)]).double()
+            self._compute(row, mk, xs, ys, mean, q)
+        row.time = time.time()
+        row.n = list(self._n)
+        self._done_phases.add(self._phase)
+        self._clear_open()
+
+    def _compute(self, row, mk, xs, ys, mean, q) -> None:
+        L, lid, eps = self.L, self._layer_id, self._eps
+        var = torch.where(mk["q_is_var"], q, 1.0 / (q * q) - eps)
+        batch_inv = torch.where(mk["q_is_var"], torch.rsqrt(q + eps), q)
+        gamma, beta, rmean, rvar = self._snapshot.unbind(0)
+        g = torch.where(self._has_w, gamma, 1.0).double()
+        b = torch.where(self._has_b, beta, 0.0).double()
+        rm, rv = rmean.double(), rvar.double()
+        running, identity = mk["running"], mk["identity"]
+        um = torch.where(running, rm, mean)
+        uinv = torch.where(running, torch.rsqrt(rv + eps), batch_inv)
+        post_mean = torch.where(identity, mean, g * (mean - um) * uinv + b)
+        post_var = torch.where(identity, var, g * g * var * uinv * uinv)
+        xhat = (xs - um.float().unsqueeze(1)) * uinv.float().unsqueeze(1)
+        use_abs, thr = self._zone()
+        valid, s = mk["valid"], mk["s"]
+        sat_y = (stats.in_zone(ys, use_abs, thr) & valid).sum(1) / s
+        sat_x = (stats.in_zone(xhat, use_abs, thr) & valid).sum(1) / s
+        present = mk["present"]
+        f = torch.float32
+        pm, pv, qm, qv = mean.to(f), var.to(f), post_mean.to(f), post_var.to(f)
+        gap = ((mean - rm).abs() * torch.rsqrt(rv + eps)).to(f)
+        logratio = torch.log((var + eps) / (rv + eps)).abs().to(f)
+        zone_ch = torch.where(present, (sat_y >= ZONE_CHANNEL_FRACTION).to(f), torch.nan)
+        nonfinite = torch.where(present, (~torch.isfinite(pm) | ~torch.isfinite(pv)).to(f), torch.nan)
+        nan_c = torch.full_like(pm, torch.nan)
+        if row.channel is not None:
+            self._chan[row.channel] = torch.stack(
+                [pm, pv, qm, qv, gamma, beta, rmean, rvar, sat_y, sat_x, nan_c, nan_c])
+        sums = stats.segment_sum(torch.stack(
+            [pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite]), lid, L)
+        means = sums / self._counts
+        dev = torch.stack([pm - means[0][lid], qm - means[2][lid]])
+        sd = (stats.segment_sum(dev * dev, lid, L) / self._counts).sqrt()
+        mins = stats.segment_extreme(torch.stack([pm, pv, qm, qv, gamma.abs()]), lid, L, "amin")
+        maxs = stats.segment_extreme(torch.stack([pm, pv, qm, qv, gamma.abs(), beta.abs()]), lid, L, "amax")
+        nan_l = torch.full((L,), torch.nan, dtype=f, device=self._device)
+        fields = {
+            "n": nan_l, "pre_mean": means[0], "pre_mean_sd": sd[0], "pre_mean_min": mins[0], "pre_mean_max": maxs[0],
+            "pre_var": means[1], "pre_var_min": mins[1], "pre_var_max": maxs[1],
+            "post_mean": means[2], "post_mean_sd": sd[1], "post_mean_min": mins[2], "post_mean_max": maxs[2],
+            "post_var": means[3], "post_var_min": mins[3], "post_var_max": maxs[3],
+            "gamma_mean": means[4], "gamma_abs_min": mins[4], "gamma_abs_max": maxs[4],
+            "beta_mean": means[5], "beta_abs_max": maxs[5],
+            "run_mean_gap": means[6], "run_var_logratio": means[7], "sat_y": means[8], "sat_xhat": means[9],
+            "zone_channels": means[10], "nonfinite_channels": sums[11],
+            "grad_gamma_norm": nan_l, "grad_beta_norm": nan_l,
+        }
+        self._sum[row.index] = torch.stack([fields[name] for name in schema.SUMMARY_FIELDS], 1)
+
+        tensors = torch.stack([xs, xhat, ys])  # (3, Ctot, S)
+        ok = valid & torch.isfinite(tensors)
+        clean = torch.where(ok, tensors, torch.nan)
+        pooled = clean.flatten(1)[:, self._pool_idx]  # (3, L, P)
+        pooled = torch.where(self._pool_pad, torch.nan, pooled).sort(-1).values
+        quant = stats.sorted_quantiles(pooled, self._qs)  # (3, L, NQ)
+        self._quant[row.index] = quant.transpose(0, 1)
+        probe = clean[2][self._probe_idx].sort(-1).values.view(L, self.probes, -1)
+        self._prob[row.index] = torch.where(self._probe_ok, stats.sorted_quantiles(probe, self._qs), torch.nan)
+
+        if row.hist is not None:
+            pp = pooled[[0, 2]]  # pre, post (2, L, P)
+            lo, hi = self._range[:, 0], self._range[:, 1]
+            finite = ~torch.isnan(pp)
+            outside = (((pp < lo.unsqueeze(-1)) | (pp >= hi.unsqueeze(-1))) & finite).sum(-1)
+            frac = outside / finite.sum(-1)
+            lo, hi = stats.widen_range(lo, hi, quant[[0, 2], :, 0], quant[[0, 2], :, -1], frac,
+                                       RANGE_MARGIN, RANGE_TOLERANCE)
+            self._range = torch.stack([lo, hi], 1)
+            lo3 = torch.stack([lo[0], self._xhat_lo, lo[1]])
+            hi3 = torch.stack([hi[0], self._xhat_hi, hi[1]])
+            counts = stats.histogram(tensors, valid.expand_as(tensors), lid, lo3, hi3, L, NB)
+            self._hist[row.hist] = counts.transpose(0, 1)
+            self._hrange[row.hist] = torch.stack([lo3, hi3], -1).transpose(0, 1)
+
+    def _write_grads(self, row) -> None:
+        with torch.no_grad():
+            grads = self._cat_grads()
+            norms = stats.segment_sum(grads * grads, self._layer_id, self.L).sqrt()  # (2, L)
+            self._sum[row.index, :, _S["grad_gamma_norm"]] = norms[0]
+            self._sum[row.index, :, _S["grad_beta_norm"]] = norms[1]
+            if row.channel is not None:
+                self._chan[row.channel, _C["grad_gamma"]] = grads[0]
+                self._chan[row.channel, _C["grad_beta"]] = grads[1]
+
+    def _empty_host(self) -> dict:
+        L, K = self.L, self.probes
+        ctot = self._offsets[-1]
+        z = torch.zeros
+        return {"summary": z((0, L, F_S)), "quantiles": z((0, L, 3, NQ)), "probes": z((0, L, K, NQ)),
+                "channels": z((0, F_C, ctot)), "hist": z((0, L, 3, NB + 3)), "hist_range": z((0, L, 3, 2))}

@@ -1,0 +1,223 @@
+"""``instrument(model)``: swap every BN layer to the reporting class, in place; ``detach()`` swaps back."""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm, _LazyNormBase
+
+from . import batchnorm
+from .activations import ForwardObserver, check_activation, zone_of
+from .probe import Probe
+
+KERNELS = ("native", "reference")
+
+
+@dataclass
+class LayerInfo:
+    """One row of the layer table (docs/architecture.md); ``module`` is not part of the table."""
+
+    index: int
+    path: str
+    kind: str
+    num_features: int
+    eps: float
+    momentum: float | None
+    affine: bool
+    track_running_stats: bool
+    activation: str
+    activation_source: str
+    zone_rule: str
+    zone_threshold: float
+    probe_channels: list[int]
+    module: nn.Module = field(repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "module"}
+        d["probe_channels"] = list(d["probe_channels"])
+        return d
+
+
+def _spread(k: int, c: int) -> list[int]:
+    """k channels evenly spread over c (the centres of k equal segments)."""
+    return sorted({(2 * i + 1) * c // (2 * k) for i in range(min(k, c))})
+
+
+class Instrumentation:
+    """What ``instrument`` returns: the instrumented layers, and the way back."""
+
+    def __init__(self, model: nn.Module, activations=None, probes=1, kernel: str = "native"):
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel={kernel!r}: choose one of {', '.join(KERNELS)}")
+        if torch._C._functorch.peek_interpreter_stack() is not None:
+            raise RuntimeError(
+                "instrument() was called inside a torch.func transform (vmap/grad/functional_call...). "
+                "Instrument the model once, outside any transform."
+            )
+        self.model = model
+        found, unknown = [], []
+        for path, m in model.named_modules():
+            if batchnorm.is_instrumented(m) or (isinstance(m, Probe) and "_bnviz_index" in m.__dict__):
+                raise RuntimeError(
+                    f"{type(model).__name__} is already instrumented (layer {path!r}): call detach() on the "
+                    "first Instrumentation (or leave its with-block) before instrumenting again."
+                )
+            if isinstance(m, _LazyNormBase) and m.has_uninitialized_params():
+                raise ValueError(
+                    f"layer {path!r} is a {type(m).__name__} that has not seen data yet: run one forward pass "
+                    "so it becomes a plain BatchNorm, then instrument the model."
+                )
+            if type(m) in batchnorm.OWN or isinstance(m, Probe):
+                found.append((path, m))
+            elif isinstance(m, _BatchNorm):
+                unknown.append(f"{path} ({type(m).__name__})")
+        if unknown:
+            warnings.warn(
+                "bnviz does not record these BatchNorm subclasses (their forward may differ from torch's), "
+                "they are left as they are: " + ", ".join(unknown),
+                stacklevel=3,
+            )
+        if not found:
+            raise ValueError(
+                f"{type(model).__name__} has no BatchNorm1d/2d/3d, SyncBatchNorm or bnviz.hooks.Probe layer to record."
+            )
+        self._user = self._check_activations(activations, [p for p, _ in found])
+        k, chosen = self._check_probes(probes, found)
+        self._layers = []
+        for i, (path, m) in enumerate(found):
+            probe = isinstance(m, Probe)
+            act = self._user.get(path, "unknown")
+            rule, thr = zone_of(act)
+            self._layers.append(LayerInfo(
+                index=i, path=path, kind="Probe" if probe else type(m).__name__,
+                num_features=int(m.num_features), eps=float(m.eps),
+                momentum=None if probe or m.momentum is None else float(m.momentum),
+                affine=False if probe else bool(m.affine),
+                track_running_stats=False if probe else bool(m.track_running_stats),
+                activation=act, activation_source="user" if path in self._user else "none",
+                zone_rule=rule, zone_threshold=thr,
+                probe_channels=chosen.get(path, _spread(k, int(m.num_features))), module=m,
+            ))
+            if probe:
+                object.__setattr__(m, "_bnviz_index", i)
+            else:
+                batchnorm.swap_in(m, i, kernel)
+        self._found = found
+        self.kernel = kernel
+        self.probes_per_layer = k
+        self.version = 0  # bumped when the layer order or activations change (after the first forward)
+        self.observed = False
+        self._order = list(range(len(found)))
+        self._observer = ForwardObserver(model, {li.module: li.index for li in self._layers}, self._observed)
+        self._attached = True
+
+    @staticmethod
+    def _check_activations(activations, paths):
+        user = dict(activations or {})
+        for path, name in user.items():
+            if path not in paths:
+                close = difflib.get_close_matches(path, paths, n=3)
+                hint = f" Close: {', '.join(repr(c) for c in close)}." if close else ""
+                raise ValueError(f"activations names layer {path!r}, which is not a BN/Probe layer of the model.{hint}")
+            check_activation(name, path)
+        return user
+
+    @staticmethod
+    def _check_probes(probes, found):
+        if isinstance(probes, int):
+            if probes < 1:
+                raise ValueError(f"probes={probes}: give at least one probe channel per layer")
+            return probes, {}
+        chosen = {path: [int(c) for c in chs] for path, chs in dict(probes).items()}
+        sizes = {len(v) for v in chosen.values()}
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError("probes: give every layer the same number (>= 1) of probe channels")
+        features = {p: int(m.num_features) for p, m in found}
+        for path, chs in chosen.items():
+            if path not in features:
+                close = difflib.get_close_matches(path, list(features), n=3)
+                raise ValueError(f"probes names layer {path!r}, which is not a BN/Probe layer. Close: {close}")
+            bad = [c for c in chs if not 0 <= c < features[path]]
+            if bad:
+                raise ValueError(f"probes[{path!r}]: channels {bad} outside 0..{features[path] - 1}")
+        return sizes.pop(), chosen
+
+    def _observed(self, order, found):
+        self._order = list(order) + [i for i in range(len(self._layers)) if i not in order]
+        for li in self._layers:
+            if li.path in self._user:
+                continue
+            if li.index in found:
+                li.activation, li.activation_source = found[li.index]
+            else:
+                li.activation = "none" if li.index in order else "unknown"
+                li.activation_source = "none"
+            li.zone_rule, li.zone_threshold = zone_of(li.activation)
+        self.observed = True
+        self.version += 1
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        """Layers in forward order (registration order until the first forward pass has been seen)."""
+        out = []
+        for pos, i in enumerate(self._order):
+            li = self._layers[i]
+            li.index = pos
+            out.append(li)
+        return out
+
+    @property
+    def order(self) -> list[int]:
+        """Registration index of each layer of ``layers`` (the engine's internal layer numbering)."""
+        return list(self._order)
+
+    @property
+    def modules(self) -> list[nn.Module]:
+        """Modules in registration order (index = internal layer number)."""
+        return [m for _, m in self._found]
+
+    def layer_table(self) -> list[dict]:
+        return [li.as_dict() for li in self.layers]
+
+    def set_sink(self, sink) -> None:
+        for m in self.modules:
+            object.__setattr__(m, "_bnviz_sink", sink)
+
+    def detach(self) -> None:
+        """Swap every layer back to torch's class; the modules keep all their state. Idempotent."""
+        if not self._attached:
+            return
+        self._observer.detach()
+        for li in self._layers:
+            m = li.module
+            if isinstance(m, Probe):
+                for key in [k for k in m.__dict__ if k.startswith("_bnviz")]:
+                    del m.__dict__[key]
+            elif batchnorm.is_instrumented(m):
+                batchnorm.swap_out(m)
+        self._attached = False
+
+    @property
+    def attached(self) -> bool:
+        return self._attached
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+
+def instrument(model: nn.Module, activations=None, probes=1, kernel: str = "native") -> Instrumentation:
+    """Instrument every BatchNorm1d/2d/3d, SyncBatchNorm and Probe layer of ``model`` in place.
+
+    activations: {layer path: activation name} overrides detection (names in ``activations.ACTIVATIONS``).
+    probes: channels per layer whose y quantiles are recorded: an int k (k channels evenly spread) or
+        {layer path: [channels]} (same count for every listed layer; others get that many spread).
+    kernel: "native" (torch's kernel, bit-identical) or "reference" (``reference.py``, float-close).
+    """
+    return Instrumentation(model, activations=activations, probes=probes, kernel=kernel)

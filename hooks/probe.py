@@ -1,0 +1,36 @@
+"""``Probe``: an identity layer recorded like a BN layer.
+
+Put one where a BN layer would sit in a model without BN (the "without BN" run of the BN paper's
+Figure 1) and the recording holds the same statistics at the same place: pre = post = the probe's
+input, x-hat = the input standardised with its batch statistics (eps as given), γ, β and running
+statistics NaN. A model with Probes and no BN layer can be instrumented.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .batchnorm import MODE_IDENTITY
+
+
+class Probe(nn.Module):
+    _bnviz_sink = None
+    _bnviz_index = -1
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+
+    def forward(self, input):
+        sink = self._bnviz_sink
+        if sink is not None and input.numel() > 0 and sink.wants(self._bnviz_index, self.training):
+            sink.put(self._bnviz_index, input, input, None, None, MODE_IDENTITY)
+        return input
+
+    def __getstate__(self):
+        # the sink (a recorder) never travels with a pickled or copied model
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_bnviz")}
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"

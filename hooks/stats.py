@@ -1,0 +1,90 @@
+"""Batched statistics over all layers at once (pure torch functions, no host synchronisation).
+
+Channels of all layers are concatenated (Ctot = sum of num_features); ``layer_id`` (Ctot,) maps a
+channel to its layer. Fixed shapes only: no data-dependent sizes, no ``.item()``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def segment_sum(values: torch.Tensor, layer_id: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """(F, Ctot) -> (F, L) sums over each layer's channels (NaN propagates)."""
+    out = values.new_zeros(values.shape[0], num_layers)
+    return out.index_add_(1, layer_id, values)
+
+
+def segment_extreme(values: torch.Tensor, layer_id: torch.Tensor, num_layers: int, how: str) -> torch.Tensor:
+    """(F, Ctot) -> (F, L) per-layer ``how`` in {"amin", "amax"} (NaN propagates)."""
+    out = values.new_zeros(values.shape[0], num_layers)
+    return out.scatter_reduce_(1, layer_id.expand_as(values), values, how, include_self=False)
+
+
+def in_zone(values: torch.Tensor, use_abs: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Bool mask of values in the zone: |v| >= t where ``use_abs``, else v <= t (dead side).
+
+    ``use_abs`` and ``threshold`` broadcast against ``values`` (per channel: shape (Ctot, 1)).
+    NaN is never in the zone.
+    """
+    return torch.where(use_abs, values.abs() >= threshold, values <= threshold)
+
+
+def sorted_quantiles(sorted_values: torch.Tensor, qs: torch.Tensor) -> torch.Tensor:
+    """Quantiles ('linear', as numpy's default) of the finite values at the start of each row.
+
+    ``sorted_values`` (..., P) is sorted ascending with every non-finite / absent entry set to NaN
+    (NaN sorts last). Rows with no finite value give NaN. Returns (..., len(qs)).
+    """
+    count = (~torch.isnan(sorted_values)).sum(-1, keepdim=True)
+    last = (count - 1).clamp(min=0).to(qs.dtype)
+    pos = qs * last
+    lo = pos.floor()
+    frac = pos - lo
+    lo = lo.long()
+    hi = torch.minimum(lo + 1, (count - 1).clamp(min=0))
+    a = sorted_values.gather(-1, lo)
+    b = sorted_values.gather(-1, hi)
+    out = a + (b - a) * frac
+    return torch.where(count > 0, out, torch.nan)
+
+
+def histogram(values, ok, layer_id, lo, hi, num_layers: int, bins: int) -> torch.Tensor:
+    """Counts (T, L, bins + 3) of ``values`` (T, Ctot, S) per tensor and layer.
+
+    Bin i of layer l covers [lo + i w, lo + (i + 1) w) with w = (hi - lo) / bins, computed as
+    floor((v - lo) * (bins / (hi - lo))) in float32 and clipped to the last bin; then slots
+    ``bins`` = v < lo, ``bins + 1`` = v >= hi, ``bins + 2`` = non-finite. Entries with ``ok``
+    False (padding, absent layers) are not counted. ``lo``/``hi`` are (T, L).
+    """
+    t_count = values.shape[0]
+    lo_c = lo[:, layer_id].unsqueeze(-1)
+    hi_c = hi[:, layer_id].unsqueeze(-1)
+    scale = bins / (hi_c - lo_c)
+    b = torch.nan_to_num(torch.floor((values - lo_c) * scale), nan=0.0, posinf=0.0, neginf=0.0)
+    slot = b.clamp_(0, bins - 1)
+    slot = torch.where(values < lo_c, bins, torch.where(values >= hi_c, bins + 1, slot))
+    slot = torch.where(torch.isfinite(values), slot, bins + 2)
+    slot = torch.where(ok, slot, bins + 3).long()
+    width = bins + 4
+    base = (torch.arange(t_count, device=values.device).view(-1, 1) * num_layers + layer_id) * width
+    flat = (base.unsqueeze(-1) + slot).reshape(-1)
+    counts = values.new_zeros(t_count * num_layers * width)
+    counts.index_add_(0, flat, torch.ones_like(flat, dtype=counts.dtype))
+    return counts.view(t_count, num_layers, width)[..., : bins + 3]
+
+
+def widen_range(lo, hi, new_min, new_max, outside_fraction, margin: float, tolerance: float):
+    """Sticky histogram range: set from (new_min, new_max) plus a margin when unset (NaN), widened
+    to include them (plus margin) when more than ``tolerance`` of the values fell outside; never narrowed.
+    The margin is ``margin`` times the new spread, at least 1e-3 * max(1, |value|) so a constant still gets a bin.
+    """
+    spread = new_max - new_min
+    floor = 1e-3 * torch.clamp(torch.maximum(new_min.abs(), new_max.abs()), min=1.0)
+    pad = torch.maximum(spread * margin, floor)
+    cand_lo, cand_hi = new_min - pad, new_max + pad
+    unset = torch.isnan(lo) | torch.isnan(hi)
+    widen = outside_fraction > tolerance
+    lo = torch.where(unset, cand_lo, torch.where(widen, torch.minimum(lo, cand_lo), lo))
+    hi = torch.where(unset, cand_hi, torch.where(widen, torch.maximum(hi, cand_hi), hi))
+    return lo, hi
