@@ -5,9 +5,9 @@ its Parameters, buffers, hooks and every reference to it stay the same; ``isinst
 class (and ``_BatchNorm``) stays true because these are subclasses. ``restore_class`` swaps back.
 
 Forward without a sink (or on a forward the sink does not record) is torch's own ``forward``.
-A recorded forward repeats ``_BatchNorm.forward``'s bookkeeping line for line and calls the kernel
-``F.batch_norm`` itself ends in (``aten._batch_norm_with_update`` / ``native_batch_norm``), which also
-returns the batch mean and inverse std it computed: output, gradients and running statistics are
+A recorded forward repeats ``_BatchNorm.forward``'s bookkeeping line for line and calls the function
+``F.batch_norm`` itself ends in (``torch._batch_norm_impl_index``, which picks the same native / cuDNN
+kernel), which also returns the batch mean and inverse std it computed: output, gradients and running statistics are
 bit-identical to torch, and the pre-BN statistics cost no extra pass.
 
 Pickling or deep-copying an instrumented module gives torch's class: the copy is not attached to any
@@ -16,7 +16,6 @@ recorder and loads without bnviz.
 
 from __future__ import annotations
 
-import copyreg
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +52,7 @@ class _Reporting:
 
     def __reduce_ex__(self, protocol):
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_bnviz")}
-        return copyreg.__newobj__, (ORIGINAL[type(self)],), state
+        return object.__new__, (ORIGINAL[type(self)],), state
 
 
 def _needs_sync(m, bn_training: bool) -> bool:
@@ -103,16 +102,13 @@ def _forward(m, input, sink):
         out, mean, invstd = batch_norm_reference(input, running_mean, running_var, m.weight, m.bias, factor, m.eps)
     else:
         try:
-            if running_mean is not None and running_var is not None:
-                out, mean, invstd, _ = torch.ops.aten._batch_norm_with_update(
-                    input, m.weight, m.bias, running_mean, running_var, factor, m.eps
-                )
-            else:
-                out, mean, invstd = torch.native_batch_norm(
-                    input, m.weight, m.bias, running_mean, running_var, True, factor, m.eps
-                )
+            # The function F.batch_norm ends in (torch.batch_norm -> at::batch_norm), minus its Python checks.
+            out, mean, invstd, _, _ = torch._batch_norm_impl_index(
+                input, m.weight, m.bias, running_mean, running_var, True, factor, m.eps,
+                torch.backends.cudnn.enabled,
+            )
         except RuntimeError:
-            # The native op checks before it writes the buffers: torch's call now raises torch's message.
+            # Checked before anything is written: torch's own call now raises torch's message.
             return F.batch_norm(*args)
     if sink is not None:
         sink.put(m._bnviz_index, input, out, mean, invstd, MODE_BATCH)
@@ -122,8 +118,8 @@ def _forward(m, input, sink):
 def _kernel_accepts(input, running_mean, running_var, weight, bias, eps) -> bool:
     """The checks F.batch_norm makes in Python or before its kernel writes anything.
 
-    ``_batch_norm_with_update`` writes running statistics of the wrong length without complaint, so
-    sizes are checked here and anything doubtful goes through F.batch_norm.
+    The native kernels write running statistics of the wrong length without complaint, so sizes
+    are checked here and anything doubtful goes through F.batch_norm.
     """
     if eps <= 0.0 or input.dim() < 2:
         return False
