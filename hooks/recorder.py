@@ -224,7 +224,7 @@ class Recorder:
         # is only known after the first forward, and SWMR files cannot grow datasets later.
         meta = {
             "model_class": self._model_class,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "schedule": self.schedule.as_meta(),
             "user_meta": self._user_meta,
             "flush_every": self._flush_every,
