@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import bnviz
+from bnviz.store.pack import pack_run
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,14 +54,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def train_recorded(model: nn.Module, data: Digits, path: Path, *, steps: int, batch: int, lr: float,
                    seed: int, run_name: str, meta: dict, eval_every: int = 50, momentum: float = 0.0,
                    **record_kw) -> None:
-    """SGD on cross-entropy, recording every step; held-out accuracy every ``eval_every`` steps."""
+    """SGD on cross-entropy, recording every step; held-out accuracy every ``eval_every`` steps.
+
+    The recording is packed (compressed) into ``path`` once the run has closed."""
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
     loss_fn = nn.CrossEntropyLoss()
     g = torch.Generator().manual_seed(seed)
     n = len(data.x_train)
-    with bnviz.record(model, path, overwrite=True, run_name=run_name, meta=meta, **record_kw) as rec:
+    raw = path.with_name(path.stem + ".recording.h5")
+    with bnviz.record(model, raw, overwrite=True, run_name=run_name, meta=meta, **record_kw) as rec:
         perm, pos = torch.randperm(n, generator=g), 0
         for step in range(steps):
             if pos + batch > n:
@@ -77,6 +81,8 @@ def train_recorded(model: nn.Module, data: Digits, path: Path, *, steps: int, ba
                 rec.log(test_accuracy=accuracy(model, data.x_test, data.y_test),
                         train_accuracy=accuracy(model, data.x_train[:360], data.y_train[:360]))
             rec.step()
+    pack_run(raw, path)
+    raw.unlink()
 
 
 def cli(description: str) -> argparse.Namespace:
