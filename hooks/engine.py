@@ -39,7 +39,7 @@ whose pre_mean or pre_var is not finite; grad_*_norm = L2 norm of the gradient o
 n = N * spatial size.
 Quantiles (schema.QUANTILES, numpy 'linear' definition) of pre / x-hat / post: over a pooled subset
 of at most ``pool`` of the layer's sampled values (``sampling.pool_positions`` over the layer's
-channel-major (C, S) samples), non-finite values excluded. Probe quantiles: over the S sampled y of
+C * s samples in channel-major order, index c * s + k), non-finite values excluded. Probe quantiles: over the S sampled y of
 each probe channel. Histograms: all sampled values; x-hat on schema.XHAT_RANGE; pre and post on a
 per-layer range set from the first histogram row's pooled min / max (+10% of the spread) and widened
 (never narrowed) when more than 1% of the pooled values fall outside; under / over / non-finite
@@ -145,7 +145,6 @@ class StatsEngine:
         self._clear_open()
         self._done_phases: set[int] = set()
         self._step_train_row: _Row | None = None
-        self._want_phase = 0
         self._closed = False
         instrumentation.set_sink(self)
 
@@ -153,7 +152,6 @@ class StatsEngine:
 
     def wants(self, index: int, training: bool) -> bool:
         phase = 0 if training else 1
-        self._want_phase = phase
         if phase == self._phase:
             return not self._seen[index]
         if phase in self._done_phases or (phase == 0 and self._step % self.every):
@@ -164,11 +162,13 @@ class StatsEngine:
                 self.dropped_steps += 1
             self._done_phases.add(phase)
             return False
+        self._open(phase)  # before the kernel updates running statistics: the snapshot sees them unchanged
         return True
 
     def put(self, index, x, y, mean, invstd, mode) -> None:
-        if self._phase != self._want_phase:
-            self._open(self._want_phase, x.device)
+        if self._device is None:  # a model of Probes only: no tensor to learn the device from earlier
+            self._allocate(x.device)
+            self._snapshot = self._cat_params()
         self._seen[index] = True
         with torch.no_grad():
             shape = x.shape
@@ -286,11 +286,13 @@ class StatsEngine:
         p = ((2 * k + 1) * m) // (2 * s)
         return p // hw, p % hw, s
 
-    def _open(self, phase: int, device) -> None:
+    def _open(self, phase: int) -> None:
         if self._phase is not None:
             self._emit()
         if self._device is None:
-            self._allocate(device)
+            device = next((t.device for m in self._modules for t in m.state_dict().values()), None)
+            if device is not None:
+                self._allocate(device)
         if phase == 0:
             channel = self._train_rows % self.channel_every == 0
             hist = self._train_rows % self.hist_every == 0
@@ -306,7 +308,7 @@ class StatsEngine:
         if phase == 0:
             self._step_train_row = row
         self._phase, self._open_row = phase, row
-        self._snapshot = self._cat_params()
+        self._snapshot = self._cat_params() if self._device is not None else None
 
     def _cat_params(self) -> torch.Tensor:
         """(4, Ctot) float32 γ, β, running_mean, running_var as the forward sees them; NaN when absent."""
@@ -350,14 +352,6 @@ class StatsEngine:
         self._has_b = torch.repeat_interleave(torch.tensor(has_b), torch.tensor(feats)).to(dev)
         self._nan = [torch.full((c,), torch.nan, **f32) for c in feats]
         self._zeros = [torch.zeros((S, c), **f32) for c in feats]
-        pool, pad = [], []
-        for i, c in enumerate(feats):
-            pos = sampling.pool_positions(c * S, self.pool)
-            pad.append([False] * len(pos) + [True] * (self.pool - len(pos)))
-            pos = pos + [0] * (self.pool - len(pos))
-            pool.append([self._offsets[i] * S + p for p in pos])
-        self._pool_idx = torch.tensor(pool).to(dev)
-        self._pool_pad = torch.tensor(pad).to(dev)
         probe_rows, probe_ok = [], []
         infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
         for i, li in enumerate(infos):
@@ -401,8 +395,19 @@ class StatsEngine:
 
         mode = [k[0] if k else -1 for k in key]
         s = per_channel([k[1] if k else 0 for k in key], torch.float32)
+        pool, pad = [], []
+        j = torch.arange(self.pool, device=dev)
+        for off, c, k in zip(self._offsets, self._features, key):
+            n = c * (k[1] if k else 0)  # the layer's valid samples, channel-major: c * s + k
+            v = j if n <= self.pool else ((2 * j + 1) * n) // (2 * self.pool)
+            s_l = max(k[1] if k else 1, 1)
+            pool.append((off + v // s_l) * S + v % s_l)
+            pad.append(j >= n)
         got = {
+            "pool": torch.stack(pool).clamp_(max=self._offsets[-1] * S - 1),
+            "pool_pad": torch.stack(pad),
             "present": per_channel([k is not None for k in key], torch.bool),
+            "present_l": torch.tensor([k is not None for k in key]).to(dev),
             "running": per_channel([m == MODE_RUNNING for m in mode], torch.bool),
             "identity": per_channel([m == MODE_IDENTITY for m in mode], torch.bool),
             "q_is_var": per_channel([bool(k and k[2]) for k in key], torch.bool),
@@ -455,8 +460,8 @@ class StatsEngine:
         nonfinite = torch.where(present, (~torch.isfinite(pm) | ~torch.isfinite(pv)).to(f), torch.nan)
         nan_c = torch.full_like(pm, torch.nan)
         if row.channel is not None:
-            self._chan[row.channel] = torch.stack(
-                [pm, pv, qm, qv, gamma, beta, rmean, rvar, sat_y, sat_x, nan_c, nan_c])
+            self._chan[row.channel] = torch.where(present, torch.stack(
+                [pm, pv, qm, qv, gamma, beta, rmean, rvar, sat_y, sat_x, nan_c, nan_c]), torch.nan)
         sums = stats.segment_sum(torch.stack(
             [pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite]), lid, L)
         means = sums / self._counts
@@ -476,13 +481,14 @@ class StatsEngine:
             "zone_channels": means[10], "nonfinite_channels": sums[11],
             "grad_gamma_norm": nan_l, "grad_beta_norm": nan_l,
         }
-        self._sum[row.index] = torch.stack([fields[name] for name in schema.SUMMARY_FIELDS], 1)
+        summary = torch.stack([fields[name] for name in schema.SUMMARY_FIELDS], 1)
+        self._sum[row.index] = torch.where(mk["present_l"].unsqueeze(1), summary, torch.nan)
 
         tensors = torch.stack([xs, xhat, ys])  # (3, Ctot, S)
         ok = valid & torch.isfinite(tensors)
         clean = torch.where(ok, tensors, torch.nan)
-        pooled = clean.flatten(1)[:, self._pool_idx]  # (3, L, P)
-        pooled = torch.where(self._pool_pad, torch.nan, pooled).sort(-1).values
+        pooled = clean.flatten(1)[:, mk["pool"]]  # (3, L, P)
+        pooled = torch.where(mk["pool_pad"], torch.nan, pooled).sort(-1).values
         quant = stats.sorted_quantiles(pooled, self._qs)  # (3, L, NQ)
         self._quant[row.index] = quant.transpose(0, 1)
         probe = clean[2][self._probe_idx].sort(-1).values.view(L, self.probes, -1)

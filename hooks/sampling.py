@@ -8,8 +8,8 @@ segments of 0..M-1:
     p_k = ((2k + 1) * M) // (2s)        k = 0 .. s-1
 
 so for M <= S every position is taken once. Rows k >= s of the (S, C) sample are padding and
-marked invalid (``valid_count`` = s). Pooled quantile subsets pick from a layer's (C, S) samples
-(channel-major flat index c * S + k) the same way (``pool_positions``).
+marked invalid. Pooled quantile subsets pick from a layer's C * s valid samples (channel-major
+index c * s + k) the same way (``pool_positions``).
 """
 
 from __future__ import annotations

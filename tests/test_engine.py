@@ -1,0 +1,339 @@
+"""StatsEngine: every recorded statistic against an independent numpy computation on the same tensors."""
+
+import math
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bnviz.hooks import instrument
+from bnviz.hooks.engine import StatsEngine
+from bnviz.store import schema
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import models  # noqa: E402
+
+S, P = 32, 64
+SF = {n: i for i, n in enumerate(schema.SUMMARY_FIELDS)}
+CF = {n: i for i, n in enumerate(schema.CHANNEL_FIELDS)}
+
+
+class Capture:
+    """Keeps what each BN/Probe layer saw on its first call: input, output, parameters before the call."""
+
+    def __init__(self, ins):
+        self.seen = {}
+        self.handles = []
+        for li in ins.layers:
+            self.handles.append(li.module.register_forward_pre_hook(self._pre(li.path)))
+            self.handles.append(li.module.register_forward_hook(self._post(li.path)))
+
+    def _pre(self, path):
+        def hook(m, args):
+            if path not in self.seen:
+                get = lambda n: None if getattr(m, n, None) is None else getattr(m, n).detach().double().numpy().copy()  # noqa: E731
+                self.seen[path] = {"x": args[0].detach().double().numpy().copy(), "training": m.training,
+                                   **{n: get(n) for n in ("weight", "bias", "running_mean", "running_var")}}
+        return hook
+
+    def _post(self, path):
+        def hook(m, args, out):
+            d = self.seen[path]
+            if "y" not in d:
+                d["y"] = out.detach().double().numpy().copy()
+        return hook
+
+    def reset(self):
+        self.seen = {}
+
+
+def sample_positions(m, s_max):
+    s = min(s_max, m)
+    return np.array([((2 * k + 1) * m) // (2 * s) for k in range(s)])
+
+
+def samples(a):
+    """(C, s) values at the documented positions of an (N, C, *spatial) array."""
+    n, c = a.shape[:2]
+    flat = a.reshape(n, c, -1)
+    hw = flat.shape[2]
+    p = sample_positions(n * hw, S)
+    return flat[p // hw, :, p % hw].T
+
+
+def in_zone(v, rule, t):
+    return np.abs(v) >= t if rule in ("saturated", "bound") else v <= t
+
+
+def pooled(a):
+    """The layer's pooled subset of its (C, s) samples (channel-major), as documented."""
+    flat = a.reshape(-1)
+    count = flat.size
+    idx = np.arange(count) if count <= P else np.array([((2 * j + 1) * count) // (2 * P) for j in range(P)])
+    vals = flat[idx]
+    return vals[np.isfinite(vals)]
+
+
+def expected(d, li):
+    x, y = d["x"], d["y"]
+    dims = (0,) + tuple(range(2, x.ndim))
+    eps = li.eps
+    mean, var = x.mean(dims), x.var(dims)
+    g = d["weight"] if d["weight"] is not None else np.ones_like(mean)
+    b = d["bias"] if d["bias"] is not None else np.zeros_like(mean)
+    nan = np.full_like(mean, np.nan)
+    if li.kind == "Probe":
+        um, uinv = mean, 1 / np.sqrt(var + eps)
+    elif d["training"] or d["running_mean"] is None:
+        um, uinv = mean, 1 / np.sqrt(var + eps)
+    else:
+        um, uinv = d["running_mean"], 1 / np.sqrt(d["running_var"] + eps)
+    xs, ys = samples(x), samples(y)
+    xh = (xs - um[:, None]) * uinv[:, None]
+    rm = d["running_mean"] if d["running_mean"] is not None else nan
+    rv = d["running_var"] if d["running_var"] is not None else nan
+    ch = {
+        "pre_mean": mean, "pre_var": var, "post_mean": y.mean(dims), "post_var": y.var(dims),
+        "gamma": d["weight"] if d["weight"] is not None else nan,
+        "beta": d["bias"] if d["bias"] is not None else nan,
+        "running_mean": rm, "running_var": rv,
+        "sat_y": in_zone(ys, li.zone_rule, li.zone_threshold).mean(1),
+        "sat_xhat": in_zone(xh, li.zone_rule, li.zone_threshold).mean(1),
+    }
+    summ = {
+        "n": x.size // x.shape[1],
+        "pre_mean": mean.mean(), "pre_mean_sd": mean.std(), "pre_mean_min": mean.min(), "pre_mean_max": mean.max(),
+        "pre_var": var.mean(), "pre_var_min": var.min(), "pre_var_max": var.max(),
+        "post_mean": ch["post_mean"].mean(), "post_mean_sd": ch["post_mean"].std(),
+        "post_mean_min": ch["post_mean"].min(), "post_mean_max": ch["post_mean"].max(),
+        "post_var": ch["post_var"].mean(), "post_var_min": ch["post_var"].min(), "post_var_max": ch["post_var"].max(),
+        "gamma_mean": ch["gamma"].mean(), "gamma_abs_min": np.abs(ch["gamma"]).min(),
+        "gamma_abs_max": np.abs(ch["gamma"]).max(), "beta_mean": ch["beta"].mean(),
+        "beta_abs_max": np.abs(ch["beta"]).max(),
+        "run_mean_gap": (np.abs(mean - rm) / np.sqrt(rv + eps)).mean(),
+        "run_var_logratio": np.abs(np.log((var + eps) / (rv + eps))).mean(),
+        "sat_y": ch["sat_y"].mean(), "sat_xhat": ch["sat_xhat"].mean(),
+        "zone_channels": (ch["sat_y"] >= 0.99).mean(), "nonfinite_channels": 0.0,
+    }
+    quant = [np.quantile(pooled(v), schema.QUANTILES) for v in (xs, xh, ys)]
+    probes = [np.quantile(ys[c], schema.QUANTILES) for c in li.probe_channels]
+    return ch, summ, np.stack(quant), np.stack(probes), (xs, xh, ys)
+
+
+def histogram(v, lo, hi):
+    """numpy twin of the documented binning, in float32."""
+    v = v.astype(np.float32).reshape(-1)
+    lo, hi = np.float32(lo), np.float32(hi)
+    out = np.zeros(schema.HIST_BINS + 3, np.int64)
+    fin = np.isfinite(v)
+    out[-1] = (~fin).sum()
+    v = v[fin]
+    out[-3] = (v < lo).sum()
+    out[-2] = (v >= hi).sum()
+    inside = v[(v >= lo) & (v < hi)]
+    scale = np.float32(schema.HIST_BINS) / (hi - lo)
+    b = np.clip(np.floor((inside - lo) * scale), 0, schema.HIST_BINS - 1).astype(int)
+    np.add.at(out, b, 1)
+    return out
+
+
+def close(a, b, rtol=1e-4, atol=1e-5):
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol)
+
+
+def check_row(block, r, seen, ins, grads=None, atol=2e-5):
+    for li in ins.layers:
+        ch, summ, quant, probes, (xs, xh, ys) = expected(seen[li.path], li)
+        L = li.index
+        for name, value in summ.items():
+            got = block.summary[r, L, SF[name]]
+            if np.isnan(value):
+                assert np.isnan(got), (li.path, name)
+            else:
+                np.testing.assert_allclose(got, value, rtol=2e-4, atol=atol, err_msg=f"{li.path} {name}")
+        key = (block.summary_step[r], block.summary_phase[r])
+        rc = list(zip(block.channel_step, block.channel_phase)).index(key) if len(block.channels[0]) else None
+        if rc is not None:
+            for name, value in ch.items():
+                np.testing.assert_allclose(block.channels[L][rc, CF[name]], value, rtol=2e-4, atol=atol,
+                                           equal_nan=True, err_msg=f"{li.path} {name}")
+        close(block.quantiles[r, L], quant, atol=1e-5)
+        close(block.probes[r, L], probes, atol=1e-5)
+        if grads is not None:
+            gw, gb = grads[li.path]
+            close(block.summary[r, L, SF["grad_gamma_norm"]], np.linalg.norm(gw))
+            close(block.summary[r, L, SF["grad_beta_norm"]], np.linalg.norm(gb))
+            if rc is not None:
+                close(block.channels[L][rc, CF["grad_gamma"]], gw)
+        if len(block.hist_step):
+            h = list(zip(block.hist_step, block.hist_phase)).index(key)
+            for t, v in enumerate((xs, xh, ys)):
+                lo, hi = block.hist_range[h, L, t]
+                want = histogram(v, lo, hi)
+                got = block.hist_counts[h, L, t]
+                # floor at a bin edge may differ by float rounding between numpy and torch: allow one move
+                assert got.sum() == want.sum() == v.size
+                assert np.abs(got - want).sum() <= 2, (li.path, t, got - want)
+
+
+def train_step(model, opt, x, engine, step, cap):
+    cap.reset()
+    opt.zero_grad()
+    model(x).float().pow(2).mean().backward()
+    grads = {p: (m.weight.grad.double().numpy().copy(), m.bias.grad.double().numpy().copy())
+             for p, m in model.named_modules() if getattr(m, "weight", None) is not None and isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    opt.step()
+    engine.end_step(step)
+    return grads
+
+
+@pytest.mark.parametrize("make,batch", [(models.SmallCNN, models.cnn_batch), (models.SigmoidMLP, lambda seed=0: torch.randn(12, 20, generator=torch.Generator().manual_seed(seed)))])
+def test_train_and_eval_rows_match_numpy(make, batch):
+    torch.manual_seed(0)
+    model = make()
+    ins = instrument(model, probes=2)
+    engine = StatsEngine(ins, capacity_rows=8, samples=S, pool=P)
+    cap = Capture(ins)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    grads = train_step(model, opt, batch(seed=0), engine, 0, cap)
+    seen0 = cap.seen
+    cap.reset()
+    model.eval()
+    with torch.no_grad():
+        model(batch(seed=1))
+    seen_eval = cap.seen
+    model.train()
+    grads1 = train_step(model, opt, batch(seed=2), engine, 1, cap)
+    block = engine.take_block().wait()
+    assert list(block.summary_step) == [0, 1, 1] and list(block.summary_phase) == [0, 1, 0]
+    check_row(block, 0, seen0, ins, grads)
+    check_row(block, 1, seen_eval, ins)
+    check_row(block, 2, cap.seen, ins, grads1)
+
+
+def test_probe_model_and_half_input():
+    torch.manual_seed(0)
+    model = models.ProbeMLP()
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=4, samples=S, pool=P)
+    cap = Capture(ins)
+    model(torch.randn(40, 20))
+    engine.end_step(0)
+    b = engine.take_block().wait()
+    check_row(b, 0, cap.seen, ins)
+    assert np.isnan(b.summary[0, :, SF["gamma_mean"]]).all()
+    close(b.summary[0, :, SF["pre_var"]], b.summary[0, :, SF["post_var"]], rtol=1e-6)
+
+    bn = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Tanh())
+    ins = instrument(bn)
+    engine = StatsEngine(ins, capacity_rows=4, samples=S, pool=P)
+    cap = Capture(ins)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bn(torch.randn(50, 6))
+    engine.end_step(0)
+    b = engine.take_block().wait()
+    assert b.summary.dtype == np.float32
+    # post moments are those of gamma * x-hat + beta before y is rounded to bfloat16
+    check_row(b, 0, cap.seen, ins, atol=3e-3)
+
+
+def test_nonfinite_values_are_counted_not_dropped():
+    bn = nn.BatchNorm1d(3)
+    ins = instrument(nn.Sequential(bn))
+    engine = StatsEngine(ins, capacity_rows=2, samples=S, pool=P)
+    x = torch.randn(10, 3)
+    x[2, 1] = float("inf")
+    ins.model(x)
+    engine.end_step(0)
+    b = engine.take_block().wait()
+    assert b.summary[0, 0, SF["nonfinite_channels"]] == 1
+    assert b.hist_counts[0, 0, 0, -1] == 1  # the inf in pre
+    assert b.hist_counts[0, 0, 0].sum() == 30
+    assert np.isfinite(b.quantiles[0, 0, 0]).all()  # quantiles over the finite values
+
+
+def test_row_schedule_every_tiers_and_reuse():
+    torch.manual_seed(0)
+    model = models.ReusedBN()
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=16, every=2, channel_every=2, hist_every=3, samples=S, pool=P)
+    calls = []
+    engine_put = engine.put
+    engine.put = lambda i, *a: (calls.append(i), engine_put(i, *a))
+    for step in range(8):
+        model.zero_grad()
+        model(torch.randn(6, 10)).sum().backward()
+        model(torch.randn(6, 10))  # a second forward in the same step is not recorded
+        if step == 4:
+            model.eval()
+            model(torch.randn(6, 10))
+            model(torch.randn(6, 10))
+            model.train()
+        engine.end_step(step)
+    b = engine.take_block().wait()
+    assert list(b.summary_step) == [0, 2, 4, 4, 6] and list(b.summary_phase) == [0, 0, 0, 1, 0]
+    assert list(b.channel_step) == [0, 4, 4] and list(b.channel_phase) == [0, 0, 1]
+    assert list(b.hist_step) == [0, 4, 6] and list(b.hist_phase) == [0, 1, 0]
+    assert len(calls) == 2 * 5  # shared module recorded once per row, plus "last"
+    # the phase switch inside step 4 closes the train row, and its gradients still arrive
+    assert np.isfinite(b.summary[2, :, SF["grad_gamma_norm"]]).all()
+    assert b.hist_counts.dtype == np.int32 and b.hist_counts.shape == (3, 2, 3, schema.HIST_BINS + 3)
+
+
+def test_full_buffer_drops_and_counts_and_layers_not_run_are_nan():
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+
+        def forward(self, x, use_b=False):
+            return self.b(x) if use_b else self.a(x)
+
+    model = Branch()
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=2, samples=S, pool=P)
+    for step in range(5):
+        model(torch.randn(4, 3), use_b=step == 1)
+        engine.end_step(step)
+    assert engine.rows_pending == 2 and engine.dropped_steps == 3
+    b = engine.take_block().wait()
+    assert b.dropped_steps == 3 and list(b.summary_step) == [0, 1]
+    assert np.isnan(b.summary[0, 1]).all() and np.isfinite(b.summary[0, 0, SF["pre_mean"]])
+    assert engine.rows_pending == 0 and engine.dropped_steps == 0
+    model(torch.randn(4, 3))
+    engine.finish()
+    assert list(engine.take_block().wait().summary_step) == [5]
+
+
+def test_histogram_range_is_sticky_and_widens():
+    bn = nn.BatchNorm1d(2, affine=False)
+    ins = instrument(nn.Sequential(bn))
+    engine = StatsEngine(ins, capacity_rows=8, samples=S, pool=P)
+    g = torch.Generator().manual_seed(0)
+    for step, scale in enumerate([1.0, 0.5, 1.0, 10.0]):
+        ins.model(torch.randn(40, 2, generator=g) * scale)
+        engine.end_step(step)
+    b = engine.take_block().wait()
+    lo, hi = b.hist_range[:, 0, 0, 0], b.hist_range[:, 0, 0, 1]
+    q = b.quantiles[0, 0, 0]
+    spread = q[-1] - q[0]
+    close(lo[0], q[0] - 0.1 * spread, rtol=1e-5)
+    close(hi[0], q[-1] + 0.1 * spread, rtol=1e-5)
+    assert lo[1] == lo[0] and hi[1] == hi[0] and lo[2] <= lo[0]  # never narrowed
+    assert lo[3] < lo[0] and hi[3] > hi[0] and b.hist_counts[3, 0, 0, -3:-1].sum() == 0  # widened to fit
+    assert (b.hist_range[:, 0, 1] == schema.XHAT_RANGE).all()
+
+
+def test_engine_close_restores_plain_forward():
+    model = models.SigmoidMLP()
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=2)
+    engine.close()
+    model(torch.randn(4, 20))
+    assert engine.rows_pending == 0
+    with pytest.raises(ValueError, match="probes"):
+        StatsEngine(ins, capacity_rows=2, probes=3)
+    assert math.isfinite(ins.layers[0].zone_threshold)
