@@ -1,0 +1,5 @@
+import sys
+
+from bnviz.app import main
+
+sys.exit(main())

@@ -1,0 +1,217 @@
+"""The numbers each view draws, as named columns: the one place the app reads a Run.
+
+Pure numpy over ``bnviz.store`` (no Qt), so the screen, the CSV export and the tests all see
+the same values. Every table is a dict of equal-length 1-D arrays (``step`` first).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnviz.analysis.drift import band_drift
+from bnviz.store.schema import PHASE_NAMES, QUANTILE_NAMES, SUMMARY_FIELDS, TENSORS
+
+Table = dict[str, np.ndarray]
+
+_PHASE_CODES = {name: code for code, name in PHASE_NAMES.items()}
+BANDS = ("q15", "q50", "q85", "m2s", "m1s", "p1s", "p2s")
+
+
+def phase_mask(phases: np.ndarray, phase: str) -> np.ndarray:
+    """Rows of ``phase`` ("all", "train" or "eval")."""
+    if phase == "all":
+        return np.ones(len(phases), bool)
+    return np.asarray(phases) == _PHASE_CODES[phase]
+
+
+def _layer_summary(run, layer: str, fields: tuple[str, ...], mask: np.ndarray) -> Table:
+    block = np.asarray(run.summary_layer(layer))[mask]  # one read for every field of the layer
+    out: Table = {"step": np.asarray(run.steps)[mask]}
+    for f in fields:
+        out[f] = block[:, SUMMARY_FIELDS.index(f)].astype(np.float64)
+    return out
+
+
+def drift_table(run, layer: str, phase: str = "train") -> Table:
+    """Pre/post-BN moments with their spread over channels, and pooled percentile bands."""
+    mask = phase_mask(run.phases, phase)
+    fields = tuple(f for f in SUMMARY_FIELDS if f.startswith(("pre_", "post_")))
+    out = _layer_summary(run, layer, fields, mask)
+    for tensor in ("pre", "post"):
+        q = np.asarray(run.quantiles(layer, tensor), dtype=np.float64)[mask]
+        for name in BANDS:
+            out[f"{tensor}_{name}"] = q[:, QUANTILE_NAMES.index(name)]
+    return out
+
+
+def gamma_beta_table(run, layer: str, phase: str = "train") -> Table:
+    fields = ("gamma_mean", "gamma_abs_min", "gamma_abs_max", "beta_mean", "beta_abs_max",
+              "sat_y", "sat_xhat", "zone_channels")
+    return _layer_summary(run, layer, fields, phase_mask(run.phases, phase))
+
+
+def train_eval_table(run, layer: str, phase: str = "all") -> Table:
+    fields = ("run_mean_gap", "run_var_logratio", "pre_mean", "pre_var")
+    out = _layer_summary(run, layer, fields, phase_mask(run.phases, phase))
+    out["phase"] = np.asarray(run.phases)[phase_mask(run.phases, phase)].astype(np.float64)
+    return out
+
+
+def channel_matrix(run, layer: str, metric: str, phase: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """(steps (Rc,), values (Rc, C)) of one per-channel field on the channel schedule."""
+    mask = phase_mask(run.channel_phases, phase)
+    steps = np.asarray(run.channel_steps)[mask]
+    values = np.asarray(run.channels(layer, metric), dtype=np.float64)
+    return steps, values[mask] if len(values) == len(mask) else values[: len(steps)]
+
+
+def channel_table(run, layer: str, channel: int, fields: tuple[str, ...], phase: str = "all") -> Table:
+    """Several per-channel fields of one channel over the channel schedule."""
+    out: Table = {}
+    for f in fields:
+        steps, m = channel_matrix(run, layer, f, phase)
+        out.setdefault("step", steps)
+        out[f] = m[:, channel] if 0 <= channel < m.shape[1] else np.full(len(steps), np.nan)
+    return out
+
+
+def matrix_table(steps: np.ndarray, values: np.ndarray, prefix: str) -> Table:
+    """A (R, C) matrix as CSV columns ``prefix0, prefix1, ...``."""
+    out: Table = {"step": steps}
+    for c in range(values.shape[1]):
+        out[f"{prefix}{c}"] = values[:, c]
+    return out
+
+
+@dataclass
+class Hist:
+    tensor: str
+    step: int
+    edges: np.ndarray     # (NB+1,)
+    density: np.ndarray   # counts / (total finite in range * bin width): comparable across ranges
+    under: int
+    over: int
+    nonfinite: int
+    total: int
+
+
+def hist_row(run, step: int | None) -> int | None:
+    """The histogram row shown for a cursor at ``step``: the last one at or before it."""
+    steps = np.asarray(run.hist_steps)
+    if len(steps) == 0:
+        return None
+    if step is None:
+        return len(steps) - 1
+    return max(int(np.searchsorted(steps, step, side="right")) - 1, 0)
+
+
+def distribution(run, layer: str, step: int | None, tensors=TENSORS) -> list[Hist]:
+    row = hist_row(run, step)
+    if row is None:
+        return []
+    out = []
+    for t in tensors:
+        h = run.hist(layer, t, row)
+        counts = np.asarray(h.counts, dtype=np.float64)
+        edges = np.asarray(h.edges, dtype=np.float64)
+        inside = counts.sum()
+        width = np.diff(edges)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            density = counts / (inside * width) if inside > 0 else np.zeros_like(counts)
+        out.append(Hist(t, int(run.hist_steps[row]), edges, density, int(h.under), int(h.over),
+                        int(h.nonfinite), int(inside + h.under + h.over + h.nonfinite)))
+    return out
+
+
+def distribution_table(hists: list[Hist]) -> Table:
+    out: Table = {}
+    for h in hists:
+        out[f"{h.tensor}_lo"] = h.edges[:-1]
+        out[f"{h.tensor}_hi"] = h.edges[1:]
+        out[f"{h.tensor}_density"] = h.density
+    return out
+
+
+OVERVIEW_LABELS = {
+    "drift": "band drift of pre-BN x (early band widths)",
+    "saturation": "fraction of y in the activation's zone",
+    "dead": "fraction of channels ≥99% in the zone",
+    "gamma": "mean γ",
+    "nonfinite": "channels with NaN/Inf statistics",
+}
+_OVERVIEW_FIELD = {"saturation": "sat_y", "dead": "zone_channels", "gamma": "gamma_mean",
+                   "nonfinite": "nonfinite_channels"}
+
+
+def overview_matrix(run, metric: str, phase: str = "train", max_columns: int = 2000,
+                    progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(steps (R',), values (R', L)): one metric for every layer, at most ``max_columns`` rows.
+
+    ``progress(done, total)`` is called per layer so a caller can keep its window responsive.
+    """
+    mask = phase_mask(run.phases, phase)
+    rows = np.flatnonzero(mask)
+    stride = max(1, math.ceil(len(rows) / max_columns))
+    rows = rows[::stride]
+    steps = np.asarray(run.steps)[rows]
+    names = [li.path for li in run.layers]
+    out = np.full((len(rows), len(names)), np.nan)
+    for j, name in enumerate(names):
+        if metric == "drift":
+            q = np.asarray(run.quantiles(name, "pre"), dtype=np.float64)[mask]
+            out[:, j] = band_drift(q)[::stride]
+        else:
+            out[:, j] = np.asarray(run.summary(name, _OVERVIEW_FIELD[metric]), dtype=np.float64)[rows]
+        if progress is not None:
+            progress(j + 1, len(names))
+    return steps, out
+
+
+def scalar_series(run, name: str) -> tuple[np.ndarray, np.ndarray]:
+    steps, values = run.scalar(name)
+    return np.asarray(steps), np.asarray(values, dtype=np.float64)
+
+
+def nan_steps(steps: np.ndarray, *columns: np.ndarray) -> np.ndarray:
+    """Steps where any of ``columns`` is NaN/Inf: the views mark them."""
+    bad = np.zeros(len(steps), bool)
+    for c in columns:
+        bad |= ~np.isfinite(c)
+    return np.asarray(steps)[bad]
+
+
+# --- the activation that follows the layer -------------------------------------------------
+
+def activation(name: str, y: np.ndarray) -> np.ndarray | None:
+    """The activation's curve f(y), or None when unknown/none."""
+    y = np.asarray(y, dtype=np.float64)
+    erf = np.vectorize(math.erf, otypes=[float])
+    curves = {
+        "relu": lambda: np.maximum(y, 0),
+        "leaky_relu": lambda: np.where(y > 0, y, 0.01 * y),
+        "relu6": lambda: np.clip(y, 0, 6),
+        "hardtanh": lambda: np.clip(y, -1, 1),
+        "elu": lambda: np.where(y > 0, y, np.expm1(np.minimum(y, 0))),
+        "gelu": lambda: 0.5 * y * (1 + erf(y / math.sqrt(2))),
+        "silu": lambda: y / (1 + np.exp(-y)),
+        "sigmoid": lambda: 1 / (1 + np.exp(-y)),
+        "tanh": lambda: np.tanh(y),
+    }
+    f = curves.get(name)
+    return None if f is None else f()
+
+
+def zone_intervals(rule: str | None, threshold: float | None) -> list[tuple[float, float]]:
+    """Intervals of y in the activation's zone, as ``bnviz.analysis.zones`` defines it:
+    "dead" is y <= T (the ReLU family); "saturated" and "bound" are |y| >= T."""
+    if rule is None or threshold is None or not math.isfinite(float(threshold)):
+        return []
+    t = float(threshold)
+    if rule == "dead":
+        return [(-math.inf, t)]
+    if rule in ("saturated", "bound"):
+        return [(-math.inf, -abs(t)), (abs(t), math.inf)]
+    return []

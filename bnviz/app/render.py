@@ -1,0 +1,151 @@
+"""Writing a view to PNG, SVG or CSV: from the live window, or headless from a state.
+
+``render_view`` is what ``bnviz export`` calls: it builds the same view widget the window
+shows, from a ``ViewState``, off screen, so an export looks like the screen.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = (".png", ".svg", ".csv")
+
+
+class ExportError(ValueError):
+    pass
+
+
+def check_output(path: str | os.PathLike) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise ExportError(f"{path}: unsupported extension {ext or '(none)'}; use one of {', '.join(FORMATS)}")
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise ExportError(f"{path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ExportError(f"{path}: the folder {parent} is not writable")
+    return ext
+
+
+def _atomic(path, write) -> None:
+    """Write through a temporary file in the same folder, so a failure leaves nothing behind."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.resolve().parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_csv(table: dict, path) -> None:
+    """Columns of (possibly) different lengths; empty cells pad the shorter ones; NaN as 'NaN'."""
+    names = list(table)
+    cols = [np.asarray(table[n]).ravel() for n in names]
+    n_rows = max((len(c) for c in cols), default=0)
+
+    def cell(c, i):
+        if i >= len(c):
+            return ""
+        v = c[i]
+        if isinstance(v, (float, np.floating)):
+            if math.isnan(v):
+                return "NaN"
+            return repr(float(v))
+        return str(v.item() if hasattr(v, "item") else v)
+
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(names)
+            for i in range(n_rows):
+                w.writerow([cell(c, i) for c in cols])
+    _atomic(path, write)
+
+
+def write_png(view, path) -> None:
+    def write(tmp):
+        if not view.glw.grab().save(tmp, "PNG"):
+            raise ExportError(f"{path}: Qt could not write the PNG")
+    _atomic(path, write)
+
+
+def write_svg(view, path) -> None:
+    # pyqtgraph 0.14.0's SVGExporter fails on this Qt (pyqtgraph#3485): render the scene ourselves.
+    from PySide6 import QtCore, QtGui, QtSvg
+
+    def write(tmp):
+        scene = view.glw.scene()
+        rect = view.glw.viewport().rect()
+        gen = QtSvg.QSvgGenerator()
+        gen.setFileName(tmp)
+        gen.setSize(rect.size())
+        gen.setViewBox(QtCore.QRect(0, 0, rect.width(), rect.height()))
+        gen.setTitle("bnviz view")
+        painter = QtGui.QPainter()
+        if not painter.begin(gen):
+            raise ExportError(f"{path}: Qt could not start the SVG")
+        try:
+            scene.render(painter, QtCore.QRectF(0, 0, rect.width(), rect.height()),
+                         view.glw.mapToScene(rect).boundingRect())
+        finally:
+            painter.end()
+    _atomic(path, write)
+
+
+def export_view(view, path) -> None:
+    """Write the view as shown, by the file's extension."""
+    ext = check_output(path)
+    if ext == ".csv":
+        write_csv(view.export_table(), path)
+    elif ext == ".png":
+        write_png(view, path)
+    else:
+        write_svg(view, path)
+
+
+def ensure_app():
+    """The QApplication, created off screen when there is no display (CI, servers)."""
+    from PySide6 import QtWidgets
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = QtWidgets.QApplication([])
+    from bnviz.app import style
+    style.configure()
+    return app
+
+
+def render_view(path, out, state=None, compare=None, size=(1400, 900)) -> None:
+    """Headless: open ``path`` (and ``compare``), draw ``state``'s view and write ``out``.
+
+    ``state`` is a ``ViewState`` (default: the first layer's drift view at the last step)."""
+    check_output(out)
+    app = ensure_app()
+    from bnviz.app.session import Session
+    from bnviz.app.state import ViewState
+    from bnviz.app.views import VIEW_CLASSES
+    session = Session(ViewState.from_dict(state.to_dict()) if state is not None else ViewState())
+    session.open(os.fspath(path), os.fspath(compare) if compare else None)
+    try:
+        view = VIEW_CLASSES[session.state.view](session)
+        view.resize(*size)
+        view.show()
+        view.rebuild()
+        app.processEvents()
+        export_view(view, out)
+        view.close()
+        view.deleteLater()
+        app.processEvents()
+    finally:
+        session.close()

@@ -1,0 +1,121 @@
+"""The open recordings and the view state: what every widget and the export share (no Qt)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnviz.app.state import Signal, ViewState
+from bnviz.app.stepping import snap
+from bnviz.store import open_run
+
+
+@dataclass
+class Slot:
+    """One open recording and the label it carries in legends ("A", "B" in compare mode)."""
+
+    label: str
+    run: object
+    path: str
+
+    def layer(self, name: str | None):
+        """This run's layer of that name (compare matches layers by name), or None."""
+        if name is None:
+            return None
+        for li in self.run.layers:
+            if li.path == name:
+                return li
+        return None
+
+
+class Session:
+    """Holds the runs and the ``ViewState``; ``runs_changed`` fires on open/close/reload,
+    ``data_changed`` when a live run grew."""
+
+    def __init__(self, state: ViewState | None = None) -> None:
+        self.state = state or ViewState()
+        self.slots: list[Slot] = []
+        self.runs_changed = Signal()
+        self.data_changed = Signal()
+
+    # --- opening -------------------------------------------------------------------------
+    def open(self, path: str, compare: str | None = None) -> None:
+        """Open ``path`` (and ``compare``); raises the store's RunFileError on bad files.
+
+        Both are opened before anything is replaced, so a bad file leaves the session as it was.
+        """
+        runs = [open_run(path)]
+        try:
+            if compare:
+                runs.append(open_run(compare))
+        except Exception:
+            runs[0].close()
+            raise
+        self.close()
+        names = [path] + ([compare] if compare else [])
+        labels = ["A", "B"] if compare else [""]
+        self.slots = [Slot(lab, r, os.path.abspath(p)) for lab, r, p in zip(labels, runs, names)]
+        self._fix_state()
+        self.runs_changed.emit()
+
+    def close(self) -> None:
+        for s in self.slots:
+            s.run.close()
+        self.slots = []
+
+    def reload(self) -> None:
+        """Reopen the same files and keep the view state."""
+        if not self.slots:
+            return
+        paths = [s.path for s in self.slots]
+        self.open(paths[0], paths[1] if len(paths) > 1 else None)
+
+    def refresh(self) -> bool:
+        """Poll live runs for new rows; True when any grew."""
+        grew = False
+        for s in self.slots:
+            grew |= bool(s.run.refresh())
+        if grew:
+            if self.state.follow_latest:
+                self.state.update(step=self.latest_step())
+            self.data_changed.emit()
+        return grew
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def primary(self) -> Slot | None:
+        return self.slots[0] if self.slots else None
+
+    @property
+    def compare(self) -> Slot | None:
+        return self.slots[1] if len(self.slots) > 1 else None
+
+    @property
+    def steps(self) -> np.ndarray:
+        """The recorded steps the cursor moves over (the primary run's summary tier)."""
+        return np.asarray(self.primary.run.steps) if self.slots else np.zeros(0, np.int64)
+
+    def latest_step(self) -> int | None:
+        steps = self.steps
+        return int(steps[-1]) if len(steps) else None
+
+    def cursor_step(self) -> int | None:
+        return snap(self.steps, self.state.step)
+
+    def _fix_state(self) -> None:
+        """Keep the saved layer/step when the run has them (Reload, layouts); else sensible ones."""
+        run = self.primary.run
+        names = [li.path for li in run.layers]
+        changes: dict = {}
+        if self.state.layer not in names:
+            changes["layer"] = names[0] if names else None
+        steps = self.steps
+        if len(steps) and (self.state.step is None or not steps[0] <= self.state.step <= steps[-1]):
+            changes["step"] = int(steps[-1])
+        rng = self.state.step_range
+        if rng is not None and len(steps) and (rng[1] < steps[0] or rng[0] > steps[-1]):
+            changes["step_range"] = None
+        if changes:
+            self.state.update(**changes)

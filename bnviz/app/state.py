@@ -1,0 +1,165 @@
+"""The viewer's state: one Qt-free, serialisable object that every widget listens to.
+
+The GUI, saved layouts, Reload and the headless export all go through a ``ViewState``, so an
+export reproduces the screen and tests drive the state instead of clicking. Widgets subscribe
+with ``state.changed.connect(fn)``; ``fn`` receives the set of field names that changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
+
+from bnviz.store.schema import CHANNEL_FIELDS, TENSORS
+
+VIEWS = ("drift", "channels", "distribution", "gamma_beta", "train_eval", "overview")
+VIEW_TITLES = {
+    "drift": "Drift",
+    "channels": "Channels",
+    "distribution": "Distribution",
+    "gamma_beta": "γ/β effect",
+    "train_eval": "Train vs eval",
+    "overview": "Overview",
+}
+# Per-channel statistics the channel heatmap can show.
+CHANNEL_METRICS = CHANNEL_FIELDS
+OVERVIEW_METRICS = ("drift", "saturation", "dead", "gamma", "nonfinite")
+COMPARE_MODES = ("overlay", "side")
+PHASES = ("all", "train", "eval")
+SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+STATE_VERSION = 1
+
+
+class Signal:
+    """A minimal callback list, so the model needs no Qt."""
+
+    def __init__(self) -> None:
+        self._slots: list[Callable[..., Any]] = []
+
+    def connect(self, fn: Callable[..., Any]) -> None:
+        self._slots.append(fn)
+
+    def disconnect(self, fn: Callable[..., Any]) -> None:
+        if fn in self._slots:
+            self._slots.remove(fn)
+
+    def emit(self, *args: Any) -> None:
+        for fn in list(self._slots):
+            fn(*args)
+
+
+@dataclass
+class ViewState:
+    layer: str | None = None            # layer path
+    view: str = "drift"
+    step: int | None = None             # the cursor step (None: latest)
+    reference_step: int | None = None   # pinned step overlaid in distribution views
+    step_range: tuple[int, int] | None = None  # detail range of time plots; None: whole run
+    link_zoom: bool = True
+    follow_latest: bool = False
+    phase: str = "train"                # rows shown in time plots (eval rows use running stats)
+    channel: int | None = None
+    channel_metric: str = "post_mean"
+    overview_metric: str = "drift"
+    tensors: tuple[str, ...] = TENSORS  # histograms shown in the distribution view
+    log_counts: bool = False
+    compare_mode: str = "overlay"
+    speed: int = 10                     # recorded rows per playback tick
+    loop: bool = True
+    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._validate(asdict_state(self))
+
+    def update(self, **changes: Any) -> set[str]:
+        """Set fields and tell the listeners which ones actually changed."""
+        unknown = set(changes) - set(_FIELD_NAMES)
+        if unknown:
+            raise AttributeError(f"ViewState has no field {sorted(unknown)}")
+        changes = {k: _normalise(k, v) for k, v in changes.items()}
+        self._validate({**asdict_state(self), **changes})
+        names = {k for k, v in changes.items() if getattr(self, k) != v}
+        for k in names:
+            setattr(self, k, changes[k])
+        if names:
+            self.changed.emit(names)
+        return names
+
+    @staticmethod
+    def _validate(values: dict[str, Any]) -> None:
+        choices = {"view": VIEWS, "phase": PHASES, "channel_metric": CHANNEL_METRICS,
+                   "overview_metric": OVERVIEW_METRICS, "compare_mode": COMPARE_MODES}
+        for name, allowed in choices.items():
+            if values[name] not in allowed:
+                raise ValueError(f"{name}={values[name]!r} is not one of {', '.join(allowed)}")
+        if not set(values["tensors"]) <= set(TENSORS):
+            raise ValueError(f"tensors={values['tensors']!r}: each must be one of {TENSORS}")
+        rng = values["step_range"]
+        if rng is not None and rng[0] > rng[1]:
+            raise ValueError(f"step_range={rng!r}: start is after end")
+        if int(values["speed"]) < 1:
+            raise ValueError("speed must be at least 1 row per tick")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict_state(self)
+        d["tensors"] = list(d["tensors"])
+        d["step_range"] = list(d["step_range"]) if d["step_range"] is not None else None
+        return {"version": STATE_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ViewState":
+        """Build from ``to_dict`` output; unknown keys (from a newer bnviz) are ignored."""
+        if not isinstance(d, dict):
+            raise ValueError("a view state must be a JSON object")
+        version = d.get("version", STATE_VERSION)
+        if not isinstance(version, int) or version > STATE_VERSION:
+            raise ValueError(f"view state version {version!r} is newer than this bnviz "
+                             f"understands ({STATE_VERSION}); upgrade bnviz")
+        known = {k: _normalise(k, v) for k, v in d.items() if k in _FIELD_NAMES}
+        return cls(**known)
+
+    def assign(self, other: "ViewState") -> set[str]:
+        """Take every field of ``other`` (Reload and Load Layout), notifying once."""
+        return self.update(**asdict_state(other))
+
+
+def asdict_state(s: ViewState) -> dict[str, Any]:
+    return {f.name: getattr(s, f.name) for f in fields(s) if f.name != "changed"}
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(ViewState) if f.name != "changed")
+
+
+def _normalise(name: str, value: Any) -> Any:
+    if name == "tensors":
+        return tuple(value)
+    if name == "step_range" and value is not None:
+        return (int(value[0]), int(value[1]))
+    if name in ("step", "reference_step", "channel") and value is not None:
+        return int(value)
+    return value
+
+
+@dataclass
+class Layout:
+    """A saved session: the files it used plus the view state (PlotJuggler-style layouts)."""
+
+    paths: list[str]
+    compare: str | None
+    state: ViewState
+
+    def to_json(self) -> str:
+        return json.dumps({"bnviz_layout": 1, "paths": self.paths, "compare": self.compare,
+                           "state": self.state.to_dict()}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Layout":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not a bnviz layout (invalid JSON: {e})") from None
+        if not isinstance(d, dict) or "bnviz_layout" not in d:
+            raise ValueError("not a bnviz layout (no 'bnviz_layout' key)")
+        return cls(paths=[str(p) for p in d.get("paths", [])], compare=d.get("compare"),
+                   state=ViewState.from_dict(d.get("state", {})))

@@ -1,0 +1,123 @@
+"""The whole-run strip above the timeline: a user scalar (loss, accuracy, lr) over every step,
+the cursor, and a region that sets the detail range of the time plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from bnviz.app import style
+from bnviz.app.data import scalar_series
+from bnviz.app.session import Session
+
+_FALLBACK = "post_var"
+
+
+class OverviewStrip(QtWidgets.QWidget):
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.choice = QtWidgets.QComboBox()
+        self.choice.setToolTip("What the whole-run strip shows (the user scalars the training logged)")
+        self.choice.currentIndexChanged.connect(lambda _i: self.redraw())
+        self.whole = QtWidgets.QToolButton()
+        self.whole.setText("Whole run")
+        self.whole.setToolTip("Show every step in the time plots (double-click the strip does the same)")
+        self.whole.clicked.connect(lambda: self.session.state.update(step_range=None))
+        side = QtWidgets.QVBoxLayout()
+        side.addWidget(self.choice)
+        side.addWidget(self.whole)
+        side.addStretch(1)
+        self.plot_widget = pg.PlotWidget()
+        self.plot_widget.setFixedHeight(110)
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        style.style_plot(self.plot, "", "step", "")
+        self.plot.setTitle(None)
+        self.region = pg.LinearRegionItem(brush=style.brush(style.OKABE_ITO["sky"], 50))
+        self.region.setZValue(10)
+        self.region.setToolTip("Drag the edges or the band to set the steps the time plots show")
+        self.region.sigRegionChangeFinished.connect(self._region_moved)
+        self.cursor = pg.InfiniteLine(angle=90, pen=style.pen(style.CURSOR, 1))
+        self.curve = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["blue"], 1.2), connect="finite")
+        for item in (self.curve, self.region, self.cursor):
+            self.plot.addItem(item)
+        self.curve.setDownsampling(auto=True, method="peak")
+        self.plot_widget.scene().sigMouseClicked.connect(self._clicked)
+        row = QtWidgets.QHBoxLayout(self)
+        row.setContentsMargins(4, 0, 4, 0)
+        row.addLayout(side)
+        row.addWidget(self.plot_widget, 1)
+        session.runs_changed.connect(self.populate)
+        session.data_changed.connect(self.redraw)
+        session.state.changed.connect(self._state_changed)
+
+    def populate(self) -> None:
+        self.choice.blockSignals(True)
+        self.choice.clear()
+        slot = self.session.primary
+        names = list(slot.run.scalar_names) if slot else []
+        for n in names:
+            self.choice.addItem(n, n)
+        self.choice.addItem("selected layer: mean post-BN variance", _FALLBACK)
+        if "loss" in names:
+            self.choice.setCurrentIndex(names.index("loss"))
+        self.choice.blockSignals(False)
+        self.redraw()
+
+    def redraw(self) -> None:
+        slot = self.session.primary
+        if slot is None:
+            return
+        what = self.choice.currentData()
+        if what == _FALLBACK or what is None:
+            layer = self.session.state.layer
+            x = np.asarray(slot.run.steps)
+            y = np.asarray(slot.run.summary(layer, "post_var"), dtype=np.float64) if layer else np.zeros(0)
+            label = "post var"
+        else:
+            x, y = scalar_series(slot.run, what)
+            label = what
+        self.curve.setData(np.asarray(x, dtype=np.float64), y)
+        self.plot.getAxis("left").setLabel(style.plain(label))
+        steps = self.session.steps
+        if len(steps):
+            self.plot.setXRange(float(steps[0]), float(steps[-1]), padding=0.01)
+            self.region.setBounds((float(steps[0]), float(steps[-1])))
+        self._sync()
+
+    def _state_changed(self, names) -> None:
+        if "layer" in names and self.choice.currentData() == _FALLBACK:
+            self.redraw()
+        if names & {"step", "step_range"}:
+            self._sync()
+
+    def _sync(self) -> None:
+        steps = self.session.steps
+        step = self.session.cursor_step()
+        self.cursor.setVisible(step is not None)
+        if step is not None:
+            self.cursor.setValue(step)
+        if len(steps) == 0:
+            return
+        rng = self.session.state.step_range or (int(steps[0]), int(steps[-1]))
+        self.region.blockSignals(True)
+        self.region.setRegion(rng)
+        self.region.blockSignals(False)
+
+    def _region_moved(self) -> None:
+        lo, hi = self.region.getRegion()
+        steps = self.session.steps
+        whole = len(steps) and lo <= steps[0] and hi >= steps[-1]
+        self.session.state.update(step_range=None if whole else (int(lo), int(np.ceil(hi))))
+
+    def _clicked(self, ev) -> None:
+        if ev.double():
+            self.session.state.update(step_range=None)
+            ev.accept()
+        elif ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            x = self.plot.vb.mapSceneToView(ev.scenePos()).x()
+            self.session.state.update(step=int(round(x)))

@@ -1,0 +1,113 @@
+"""Colours, pens and fonts shared by every view (screen and export look the same)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from bnviz.app import qt_guard  # noqa: F401  (must run before anything is drawn)
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui
+
+# Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies.
+OKABE_ITO = {
+    "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
+    "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000",
+}
+TENSOR_COLOURS = {"pre": OKABE_ITO["blue"], "xhat": OKABE_ITO["green"], "post": OKABE_ITO["vermillion"]}
+TENSOR_LABELS = {"pre": "pre-BN x", "xhat": "x̂ (normalised)", "post": "post-BN y"}
+CURSOR = OKABE_ITO["black"]
+REFERENCE = OKABE_ITO["purple"]
+ZONE = (240, 228, 66, 70)          # the activation's saturated / dead zone, translucent yellow
+NAN_MARK = OKABE_ITO["vermillion"]
+# colour maps: sequential for magnitudes, diverging for signed values
+SEQUENTIAL = "viridis"
+DIVERGING = "CET-D1A"
+FONT_PT = 10
+LEGEND_LINE_CHARS = 48
+
+
+def configure() -> None:
+    """Global pyqtgraph options; call once before creating plots."""
+    pg.setConfigOptions(background="w", foreground="k", antialias=True, useOpenGL=False)
+
+
+def pen(colour: str, width: float = 1.5, dashed: bool = False) -> QtGui.QPen:
+    p = pg.mkPen(colour, width=width)
+    if dashed:
+        p.setStyle(QtCore.Qt.PenStyle.DashLine)
+    return p
+
+
+def brush(colour: str, alpha: int) -> QtGui.QBrush:
+    c = QtGui.QColor(colour)
+    c.setAlpha(alpha)
+    return QtGui.QBrush(c)
+
+
+def colormap(signed: bool) -> pg.ColorMap:
+    return pg.colormap.get(DIVERGING if signed else SEQUENTIAL)
+
+
+def style_plot(plot: pg.PlotItem, title: str, x_label: str, y_label: str, y_units: str | None = None) -> None:
+    """Title (plain text), axis labels and fonts of a plot."""
+    font = QtGui.QFont()
+    font.setPointSize(FONT_PT)
+    plot.bnviz_title = title
+    set_title(plot, title, [])
+    for name, text, units in (("bottom", x_label, None), ("left", y_label, y_units)):
+        ax = plot.getAxis(name)
+        ax.setLabel(text, units=units, **{"font-size": f"{FONT_PT}pt"})
+        ax.setTickFont(font)
+    plot.showGrid(x=True, y=True, alpha=0.15)
+
+
+def plain(text: str) -> str:
+    """Escape user-controlled text (layer names, paths) for pyqtgraph labels, which render HTML."""
+    return html.escape(str(text))
+
+
+def tooltip(text: str) -> str:
+    """Qt guesses whether a tooltip is HTML; escaping it ourselves keeps user text literal."""
+    return "<p style='white-space:pre'>" + html.escape(str(text)) + "</p>"
+
+
+def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str]) -> None:
+    """The plot's title with its legend on a line below (HTML built from escaped parts)."""
+    html_text = f"<span style='font-size:{FONT_PT + 1}pt'>{plain(title)}</span>"
+    lines, width = [[]], 0
+    for entry in legend_entries:  # wrap, so a long legend does not widen the plot
+        n = len(html.unescape(re.sub("<[^>]+>", "", entry)))
+        if lines[-1] and width + n > LEGEND_LINE_CHARS:
+            lines.append([])
+            width = 0
+        lines[-1].append(entry)
+        width += n + 3
+    if legend_entries:
+        html_text += (f"<br><span style='font-size:{FONT_PT - 1}pt'>"
+                      + "<br>".join(" &nbsp;&nbsp; ".join(line) for line in lines) + "</span>")
+    plot.setTitle(html_text if title or legend_entries else None)
+    # a long title must not push the plot grid wider than its window: let it clip instead
+    plot.titleLabel.setMinimumWidth(0)
+
+
+def _blend(colour: str, alpha: int) -> str:
+    """``colour`` at ``alpha`` over white, as #RRGGBB (Qt rich text has no rgba())."""
+    c = QtGui.QColor(colour)
+    a = alpha / 255
+    return "#%02X%02X%02X" % tuple(round(a * v + (1 - a) * 255) for v in (c.red(), c.green(), c.blue()))
+
+
+def swatch_line(colour: str, dashed: bool = False) -> str:
+    return f"<span style='color:{_blend(colour, 255)}; font-weight:bold'>{'╍╍' if dashed else '━━'}</span>"
+
+
+def swatch_block(colour, alpha: int = 255) -> str:
+    c = colour if isinstance(colour, str) else QtGui.QColor(*colour).name()
+    a = alpha if isinstance(colour, str) else colour[3]
+    return f"<span style='color:{_blend(c, max(a, 60))}'>██</span>"
+
+
+def swatch_marker(colour: str, symbol: str = "●") -> str:
+    return f"<span style='color:{_blend(colour, 255)}'>{symbol}</span>"

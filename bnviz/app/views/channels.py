@@ -1,0 +1,82 @@
+"""Channels: a channel x step heatmap of one per-channel statistic; a click picks channel and step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from bnviz.app import style
+from bnviz.app.data import channel_matrix, matrix_table
+from bnviz.app.state import CHANNEL_METRICS
+from bnviz.app.views.base import BaseView, fmt, value_at
+
+METRIC_LABELS = {
+    "pre_mean": "batch mean of x", "pre_var": "batch variance of x",
+    "post_mean": "batch mean of y", "post_var": "batch variance of y",
+    "gamma": "γ", "beta": "β", "running_mean": "running mean", "running_var": "running variance",
+    "sat_y": "fraction of y in zone", "sat_xhat": "fraction of x̂ in zone",
+    "grad_gamma": "∂loss/∂γ", "grad_beta": "∂loss/∂β",
+}
+_SIGNED = {"pre_mean", "post_mean", "gamma", "beta", "running_mean", "grad_gamma", "grad_beta"}
+
+
+class ChannelsView(BaseView):
+    key = "channels"
+    overlay_ok = False
+    depends = BaseView.depends | {"channel_metric", "channel"}
+
+    def __init__(self, session, parent=None):
+        super().__init__(session, parent)
+        self.metric_box = self.combo("Statistic", {m: METRIC_LABELS[m] for m in CHANNEL_METRICS},
+                                     "channel_metric", "Per-channel statistic shown as colour")
+        self.bar.addStretch(1)
+        self.glw.scene().sigMouseClicked.connect(self._clicked)
+        self._plots: list[pg.PlotItem] = []
+
+    def sync_controls(self):
+        self.sync_combo(self.metric_box, self.session.state.channel_metric)
+
+    def make_plots(self, col, title):
+        p = self.glw.addPlot(row=0, col=col)
+        metric = self.session.state.channel_metric
+        style.style_plot(p, (f"{title} · " if title else "") + METRIC_LABELS[metric] + " per channel",
+                         "step", "channel")
+        p.invertY(False)
+        self._plots.append(p)
+        return [p]
+
+    def rebuild(self):
+        self._plots = []
+        super().rebuild()
+
+    def draw(self, plots, slot, layer, dashed):
+        metric = self.session.state.channel_metric
+        steps, m = channel_matrix(slot.run, layer, metric, self.session.state.phase)
+        if len(steps) == 0:
+            self.set_note("No per-channel rows recorded yet.")
+            return {"step": steps}
+        self.heatmap(plots[0], steps, m, METRIC_LABELS[metric], metric in _SIGNED)
+        ch = self.current_channel()
+        if 0 <= ch < m.shape[1]:
+            line = pg.InfiniteLine(pos=ch, angle=0, pen=style.pen(style.OKABE_ITO["orange"], 1, dashed=True))
+            line.setToolTip(f"selected channel {ch}")
+            plots[0].addItem(line, ignoreBounds=True)
+        return matrix_table(steps, m, f"{metric}_c")
+
+    def _clicked(self, ev):
+        for p in self._plots:
+            if p.sceneBoundingRect().contains(ev.scenePos()):
+                pt = p.vb.mapSceneToView(ev.scenePos())
+                li = self.session.primary.layer(self.session.state.layer)
+                ch = int(np.clip(round(pt.y()), 0, max(0, li.num_features - 1))) if li else 0
+                self.session.state.update(channel=ch, step=int(round(pt.x())))
+                ev.accept()
+                return
+
+    def readout(self):
+        ch = self.current_channel()
+        metric = self.session.state.channel_metric
+        parts = [f"{(lab + ': ') if lab else ''}channel {ch} {METRIC_LABELS[metric]} "
+                 f"{fmt(value_at(t, f'{metric}_c{ch}', self.session.cursor_step()))}"
+                 for lab, t in self.tables.items()]
+        return "   ".join(parts)

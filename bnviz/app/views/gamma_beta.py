@@ -1,0 +1,80 @@
+"""γ/β effect: γ and β over steps, and how much of y (with γ/β) vs x̂ (without) lands in the
+following activation's saturated or dead zone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnviz.app import style
+from bnviz.app.data import channel_table, gamma_beta_table
+from bnviz.app.views.base import BaseView
+
+_ZONE_TITLE = {"dead": "dead fraction (y in the ReLU's dead zone)",
+               "saturated": "saturated fraction", "bound": "fraction at the clipping bounds"}
+
+
+class GammaBetaView(BaseView):
+    key = "gamma_beta"
+    depends = BaseView.depends | {"channel"}
+
+    def __init__(self, session, parent=None):
+        super().__init__(session, parent)
+        self.spin = self.channel_spin()
+        self.bar.addStretch(1)
+
+    def sync_controls(self):
+        self.sync_channel_spin(self.spin)
+
+    def make_plots(self, col, title):
+        prefix = f"{title} · " if title else ""
+        li = self.session.primary.layer(self.session.state.layer)
+        zone = _ZONE_TITLE.get(li.zone_rule if li else None, "fraction in the activation's zone")
+        plots = []
+        for r, (t, y) in enumerate((("γ (scale)", "γ"), ("β (shift)", "β"), (zone, "fraction"))):
+            p = self.glw.addPlot(row=r, col=col)
+            style.style_plot(p, prefix + t, "step", y)
+            plots.append(p)
+        return plots
+
+    def draw(self, plots, slot, layer, dashed):
+        t = gamma_beta_table(slot.run, layer, self.session.state.phase)
+        x = t["step"]
+        tag = f" ({slot.label})" if dashed else ""
+        pg_, pb, ps = plots
+        c = style.OKABE_ITO
+        if not np.isfinite(t["gamma_mean"]).any():
+            self.set_note(f"{layer} has no γ/β (affine=False or a probe): only the zone fractions are shown.")
+        if not dashed:
+            self.band(pg_, x, t["gamma_abs_min"], t["gamma_abs_max"], c["blue"], 40, f"|γ| min–max over channels{tag}")
+            self.band(pb, x, -t["beta_abs_max"], t["beta_abs_max"], c["orange"], 35, f"±max |β| over channels{tag}")
+        self.curve(pg_, x, t["gamma_mean"], c["blue"], f"mean γ{tag}", dashed)
+        self.curve(pb, x, t["beta_mean"], c["orange"], f"mean β{tag}", dashed)
+        ch = self.current_channel()
+        ct = channel_table(slot.run, layer, ch, ("gamma", "beta"), self.session.state.phase)
+        self.curve(pg_, ct["step"], ct["gamma"], c["black"], f"channel {ch}{tag}", dashed, width=1)
+        self.curve(pb, ct["step"], ct["beta"], c["black"], f"channel {ch}{tag}", dashed, width=1)
+        self.curve(ps, x, t["sat_y"], c["vermillion"], f"y = γx̂+β (with γ/β){tag}", dashed, width=2)
+        self.curve(ps, x, t["sat_xhat"], c["green"], f"x̂ (without γ/β){tag}", dashed)
+        self.curve(ps, x, t["zone_channels"], c["purple"], f"channels ≥99% in zone{tag}", dashed, width=1)
+        ps.setYRange(0, 1, padding=0.02)
+        for p, col in ((pg_, "gamma_mean"), (pb, "beta_mean"), (ps, "sat_y")):
+            self.mark_nonfinite(p, x, t[col])
+        t = dict(t)
+        t.update({f"channel{ch}_{k}_at_channel_steps": v for k, v in ct.items() if k != "step"})
+        return _align(t, ct, ch)
+
+    def readout_columns(self):
+        return [("gamma_mean", "mean γ"), ("beta_mean", "mean β"), ("sat_y", "y in zone"),
+                ("sat_xhat", "x̂ in zone")]
+
+
+def _align(t, ct, ch):
+    """Per-channel columns sampled on the summary steps (for one CSV with one step column)."""
+    out = {k: v for k, v in t.items() if not k.endswith("_at_channel_steps")}
+    for k in ("gamma", "beta"):
+        if len(ct["step"]):
+            i = np.clip(np.searchsorted(ct["step"], out["step"], side="right") - 1, 0, len(ct["step"]) - 1)
+            out[f"channel{ch}_{k}"] = ct[k][i]
+        else:
+            out[f"channel{ch}_{k}"] = np.full(len(out["step"]), np.nan)
+    return out

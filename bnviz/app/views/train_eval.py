@@ -1,0 +1,73 @@
+"""Train vs eval: running statistics (what eval normalises with) against the batch statistics
+training normalised with, per channel and as the layer aggregate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from bnviz.app import style
+from bnviz.app.data import channel_table, train_eval_table
+from bnviz.app.views.base import BaseView
+from bnviz.store.schema import PHASE_EVAL
+
+
+class TrainEvalView(BaseView):
+    key = "train_eval"
+    depends = BaseView.depends | {"channel"}
+
+    def __init__(self, session, parent=None):
+        super().__init__(session, parent)
+        self.spin = self.channel_spin()
+        self.bar.addStretch(1)
+
+    def sync_controls(self):
+        self.sync_channel_spin(self.spin)
+
+    def make_plots(self, col, title):
+        prefix = f"{title} · " if title else ""
+        ch = self.current_channel()
+        plots = []
+        for r, (t, y) in enumerate(((f"channel {ch}: batch mean vs running mean of x", "mean"),
+                                    (f"channel {ch}: batch variance vs running variance of x", "variance"),
+                                    ("layer: batch vs running statistics gap", "gap"))):
+            p = self.glw.addPlot(row=r, col=col)
+            style.style_plot(p, prefix + t, "step", y)
+            plots.append(p)
+        return plots
+
+    def draw(self, plots, slot, layer, dashed):
+        c = style.OKABE_ITO
+        tag = f" ({slot.label})" if dashed else ""
+        ch = self.current_channel()
+        pm, pv, pgap = plots
+        ct = channel_table(slot.run, layer, ch, ("pre_mean", "running_mean", "pre_var", "running_var"), "train")
+        self.curve(pm, ct["step"], ct["pre_mean"], c["blue"], f"batch mean (train){tag}", dashed)
+        self.curve(pm, ct["step"], ct["running_mean"], c["vermillion"], f"running mean (eval uses){tag}", dashed, 2)
+        self.curve(pv, ct["step"], ct["pre_var"], c["blue"], f"batch variance (train){tag}", dashed)
+        self.curve(pv, ct["step"], ct["running_var"], c["vermillion"], f"running variance (eval uses){tag}", dashed, 2)
+        t = train_eval_table(slot.run, layer, "all")
+        x = t["step"]
+        train = t["phase"] != PHASE_EVAL
+        self.curve(pgap, x[train], t["run_mean_gap"][train], c["blue"],
+                   f"|batch − running mean| / running σ{tag}", dashed)
+        self.curve(pgap, x[train], t["run_var_logratio"][train], c["orange"],
+                   f"|log(batch var / running var)|{tag}", dashed)
+        ev = ~train
+        if ev.any() and not dashed:
+            sp = pg.ScatterPlotItem(x=x[ev].astype(float), y=t["run_mean_gap"][ev], symbol="o", size=6,
+                                    brush=style.brush(c["purple"], 200), pen=None)
+            pgap.addItem(sp)
+            self.legend(pgap, style.swatch_marker(c["purple"]), "eval rows (mean gap)")
+        for p, cols in ((pm, (ct["pre_mean"], ct["running_mean"])), (pv, (ct["pre_var"], ct["running_var"]))):
+            self.mark_nonfinite(p, ct["step"], *cols)
+        self.mark_nonfinite(pgap, x, t["run_mean_gap"])
+        out = dict(t)
+        if len(ct["step"]):
+            i = np.clip(np.searchsorted(ct["step"], x, side="right") - 1, 0, len(ct["step"]) - 1)
+            for k in ("pre_mean", "running_mean", "pre_var", "running_var"):
+                out[f"channel{ch}_{k}"] = ct[k][i]
+        return out
+
+    def readout_columns(self):
+        return [("run_mean_gap", "mean gap"), ("run_var_logratio", "var log-ratio")]
