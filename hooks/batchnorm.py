@@ -39,20 +39,33 @@ class _Reporting:
     _bnviz_kernel = "native"
 
     def forward(self, input):
-        sink = self._bnviz_sink
-        record = (
-            sink is not None
-            and input.numel() > 0
-            and sink.wants(self._bnviz_index, self.training)
-            and not _is_functorch_wrapped(input)
-        )
-        if not record and self._bnviz_kernel == "native":
+        if self._bnviz_sink is None and self._bnviz_kernel == "native":
             return super().forward(input)
-        return _forward(self, input, sink if record else None)
+        if torch.compiler.is_compiling():
+            return _forward_outside_graph(self, input)
+        return _forward_maybe_recording(self, input)
 
     def __reduce_ex__(self, protocol):
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_bnviz")}
         return object.__new__, (ORIGINAL[type(self)],), state
+
+
+def _forward_maybe_recording(m, input):
+    sink = m._bnviz_sink
+    record = (
+        sink is not None
+        and input.numel() > 0
+        and sink.wants(m._bnviz_index, m.training)
+        and not _is_functorch_wrapped(input)
+    )
+    if not record and m._bnviz_kernel == "native":
+        return super(_Reporting, m).forward(input)
+    return _forward(m, input, sink if record else None)
+
+
+# Under torch.compile the recording layer runs eagerly (one graph break per layer while a sink is
+# attached): the sink's Python bookkeeping must run on every call, not once at trace time.
+_forward_outside_graph = torch.compiler.disable(_forward_maybe_recording)
 
 
 def _needs_sync(m, bn_training: bool) -> bool:

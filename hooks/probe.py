@@ -8,9 +8,19 @@ statistics NaN. A model with Probes and no BN layer can be instrumented.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .batchnorm import MODE_IDENTITY
+
+
+def _report(probe, input):
+    sink = probe._bnviz_sink
+    if input.numel() > 0 and sink.wants(probe._bnviz_index, probe.training):
+        sink.put(probe._bnviz_index, input, input, None, None, MODE_IDENTITY)
+
+
+_report_outside_graph = torch.compiler.disable(_report)
 
 
 class Probe(nn.Module):
@@ -23,9 +33,11 @@ class Probe(nn.Module):
         self.eps = eps
 
     def forward(self, input):
-        sink = self._bnviz_sink
-        if sink is not None and input.numel() > 0 and sink.wants(self._bnviz_index, self.training):
-            sink.put(self._bnviz_index, input, input, None, None, MODE_IDENTITY)
+        if self._bnviz_sink is not None:
+            if torch.compiler.is_compiling():
+                _report_outside_graph(self, input)
+            else:
+                _report(self, input)
         return input
 
     def __getstate__(self):
