@@ -8,6 +8,7 @@ Only ``view``/``demo`` and picture exports load Qt; nothing here loads torch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,14 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     # `bnviz FILE ...` is `bnviz view FILE ...`
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv.insert(0, "view")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command is None:
-        return _view(argparse.Namespace(files=[], compare=None))
+        parser.print_help()
+        return 0
     from bnviz.store import RunFileError
     from bnviz.export import ExportError
 
     try:
         return args.func(args)
+    except BrokenPipeError:  # `bnviz info RUN | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except (RunFileError, ExportError, OSError) as e:
         print(f"bnviz {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -89,22 +95,38 @@ def _version() -> str:
 
 
 def _view(args: argparse.Namespace) -> int:
+    files = [str(f) for f in args.files]
+    if len(files) + bool(args.compare) > 2:
+        print("bnviz view: error: give at most two recordings: FILE [OTHER] or FILE --compare OTHER",
+              file=sys.stderr)
+        return EXIT_ERROR
+    for f in files + ([args.compare] if args.compare else []):
+        if not os.path.exists(f):
+            raise FileNotFoundError(f"{f}: no such file")
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        print("bnviz view: error: no display (DISPLAY is not set); on a server use `bnviz info` or "
+              "`bnviz export`, or copy the recording to a machine with a screen", file=sys.stderr)
+        return EXIT_ERROR
     from bnviz.app import run_viewer
 
-    return int(run_viewer([str(f) for f in args.files], compare=args.compare) or 0)
+    return int(run_viewer(files, compare=args.compare) or 0)
+
+
+def sample_runs_folder() -> Path:
+    """sample_runs/ of the repository checkout this bnviz runs from."""
+    return Path(__file__).resolve().parent.parent / "sample_runs"
 
 
 def demo_paths() -> list[Path]:
-    """The shipped BN-paper recordings, found in the checkout's sample_runs/ folder."""
-    folder = Path(__file__).resolve().parent.parent / "sample_runs"
+    """The shipped BN-paper recordings (with BN, without BN)."""
+    folder = sample_runs_folder()
     paths = [folder / name for name in DEMO_RUNS]
-    missing = [p for p in paths if not p.is_file()]
+    missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        from bnviz.export import ExportError
-
-        raise ExportError(f"the demo recordings are missing ({', '.join(str(p) for p in missing)}); "
-                          f"generate them with: python -m sample_runs.make_all (from {folder.parent}), "
-                          f"or run bnviz from a checkout of the repository")
+        raise FileNotFoundError(f"the demo recordings {' and '.join(missing)} are not in {folder}; make them "
+                          f"with `python {folder / 'bn_paper.py'}` (about a minute; needs torch and "
+                          f"scikit-learn) from a checkout of the bnviz repository")
     return paths
 
 

@@ -136,19 +136,26 @@ def parse_steps(text: str) -> tuple[int | None, int | None]:
                           f"left out (100:, :500)") from None
 
 
-def _step_range(run, steps) -> tuple[int, int]:
-    """The recorded steps [first, last] inside the requested range; empty is an error."""
+def _step_range(run, steps) -> tuple[int, int] | None:
+    """The recorded steps [first, last] inside the requested range (None: no range asked for);
+    a range holding no recorded step is an error."""
     import numpy as np
 
-    recorded = np.asarray(run.steps)
-    lo, hi = parse_steps(steps) if isinstance(steps, str) else (steps or (None, None))
+    if steps is None:
+        return None
+    lo, hi = parse_steps(steps) if isinstance(steps, str) else steps
     if lo is not None and hi is not None and lo > hi:
         raise ExportError(f"step range {lo}:{hi} is empty: the start is after the end")
-    inside = recorded[((lo is None) | (recorded >= (lo or 0))) & ((hi is None) | (recorded <= (hi or 0)))]
-    if not len(inside):
+    recorded = np.asarray(run.steps)
+    keep = np.ones(len(recorded), bool)
+    if lo is not None:
+        keep &= recorded >= lo
+    if hi is not None:
+        keep &= recorded <= hi
+    if not keep.any():
         raise ExportError(f"{run.path}: no recorded step in {'' if lo is None else lo}:"
                           f"{'' if hi is None else hi}; the run has steps {recorded.min()} to {recorded.max()}")
-    return int(inside.min()), int(inside.max())
+    return int(recorded[keep].min()), int(recorded[keep].max())
 
 
 def _check_writable(target: Path) -> None:
@@ -183,9 +190,8 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
            progress: Progress | None) -> list[Path]:
     # Headless: no window ever shows, with or without a display (a caller may still choose).
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from bnviz.app.render import render
+    from bnviz.app.render import render_view
 
-    state = _state(view, step_range)
     parent = target.resolve().parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
@@ -193,9 +199,9 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
         for i, name in enumerate(names):
             if progress is not None:
                 progress(i, len(names), name or view)
-            state.update(layer=name)
             path = tmp / (file_name(name, view, fmt) if as_folder else target.name)
-            render(main, state, path, compare=other)
+            render_view(main.path, path, state=_state(view, name, step_range),
+                        compare=None if other is None else other.path)
             written.append(path.name)
         if progress is not None:
             progress(len(names), len(names), "")
@@ -209,12 +215,17 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _state(view: str, step_range: tuple[int, int]):
+def _state(view: str, layer: str | None, step_range: tuple[int, int] | None):
+    """The view state an export draws: the whole run at its last step, or the chosen range with
+    the cursor at its end (and, for the distribution view, its start pinned as the reference)."""
     from bnviz.app.state import ViewState
 
+    if step_range is None:
+        return ViewState(view=view.replace("-", "_"), layer=layer)
     lo, hi = step_range
-    return ViewState(view=view.replace("-", "_"), step_range=step_range, step=hi,
-                     reference_step=lo if lo != hi else None)
+    ref = lo if view == "distribution" and lo != hi else None
+    return ViewState(view=view.replace("-", "_"), layer=layer, step_range=step_range, step=hi,
+                     reference_step=ref)
 
 
 def _replace(tmp: Path, target: Path) -> None:

@@ -34,6 +34,8 @@ def describe(run, thresholds: Thresholds | None = None) -> dict:
         "file_size": os.path.getsize(run.path),
         "format_version": _version_text(run.format_version),
         "writer_state": run.writer_state,
+        "recording_failed": bool(run.recording_failed),
+        "dropped_steps": int(run.dropped_steps),
         "model": meta.get("model_class"),
         "meta": meta,
         "steps": {
@@ -117,12 +119,15 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     """The human-readable ``bnviz info``: header, schedule, layers, findings (worst first)."""
     st, sch = info["steps"], info["schedule"]
     phases = ", ".join(f"{n} {name}" for name, n in st["phases"].items() if n)
-    every = lambda t: "none" if not t["rows"] else f"{t['rows']} rows, every {t['every'] or 1} steps"  # noqa: E731
+    every = lambda t: "none" if not t["rows"] else (  # noqa: E731
+        f"{t['rows']} rows, every " + ("step" if (t["every"] or 1) == 1 else f"{t['every']} steps"))
     meta = info["meta"]
     lines = [
         f"{info['path']}",
         f"  file       {_size_text(info['file_size'])}, format {info['format_version']}, "
-        f"writer {info['writer_state']}",
+        f"writer {info['writer_state']}"
+        + (", recording FAILED (write error)" if info["recording_failed"] else "")
+        + (f", {info['dropped_steps']} steps dropped (writer fell behind)" if info["dropped_steps"] else ""),
         f"  model      {info['model'] or 'unknown'}"
         + (f" (torch {meta['torch_version']})" if meta.get("torch_version") else "")
         + (f", started {meta['start_time']}" if meta.get("start_time") else ""),
