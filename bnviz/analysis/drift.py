@@ -34,7 +34,7 @@ def early_rows(n_rows: int, early_fraction: float) -> int:
     return min(n_rows, max(1, math.ceil(early_fraction * n_rows)))
 
 
-def band_drift(quantiles: np.ndarray, early_fraction: float = 0.1) -> np.ndarray:
+def band_drift(quantiles: np.ndarray, early_fraction: float = 0.02) -> np.ndarray:
     """(R, NQ) quantiles in ``schema.QUANTILES`` order -> (R,) band drift (NaN where unknown)."""
     q = np.asarray(quantiles, dtype=np.float64)
     if q.shape[0] == 0:

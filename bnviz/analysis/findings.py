@@ -40,9 +40,10 @@ class Thresholds:
     # values), smoothed by a running median over drift_window rows.
     drift: float = 1.0
     drift_window: int = 5
-    # The first early_fraction of the rows are the reference for drift; the last late_fraction
+    # The first early_fraction of the rows are the reference for drift (the start of training:
+    # a larger window already holds the drift it should measure); the last late_fraction
     # describe the state training ended in.
-    early_fraction: float = 0.1
+    early_fraction: float = 0.02
     late_fraction: float = 0.2
     # dead / saturated: a channel is dead on a row when at least dead_fraction of its sampled y
     # lies in the dead zone of the following ReLU-like activation (y <= 0), saturated when at
