@@ -38,8 +38,8 @@ zone_channels = fraction of channels with sat_y >= 0.99; nonfinite_channels = co
 whose pre_mean or pre_var is not finite; grad_*_norm = L2 norm of the gradient over channels;
 n = N * spatial size.
 Quantiles (schema.QUANTILES, numpy 'linear' definition) of pre / x-hat / post: over a pooled subset
-of at most ``pool`` of the layer's sampled values (``sampling.pool_positions`` over the layer's
-C * s samples in channel-major order, index c * s + k), non-finite values excluded. Probe quantiles: over the S sampled y of
+of at most ``pool`` of the layer's sampled values (``sampling.pool_index``: the layer's C * s
+samples in channel-major order, index c * s + k, at the centres of equal segments), non-finite values excluded. Probe quantiles: over the S sampled y of
 each probe channel. Histograms: all sampled values; x-hat on schema.XHAT_RANGE; pre and post on a
 per-layer range set from the first histogram row's pooled min / max (+10% of the spread) and widened
 (never narrowed) when more than 1% of the pooled values fall outside; under / over / non-finite
@@ -68,6 +68,10 @@ _C = {name: i for i, name in enumerate(schema.CHANNEL_FIELDS)}
 RANGE_MARGIN = 0.1
 RANGE_TOLERANCE = 0.01
 ZONE_CHANNEL_FRACTION = 0.99
+
+
+def _f32(t):
+    return t if t.dtype == torch.float32 else t.float()
 
 
 class PendingBlock:
@@ -122,7 +126,7 @@ class StatsEngine:
     """
 
     def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
-                 every: int = 1, probes=None, samples: int = 128, pool: int = 2048):
+                 every: int = 1, probes=None, samples: int = 64, pool: int = 512):
         if min(capacity_rows, channel_every, hist_every, every, samples, pool) < 1:
             raise ValueError("capacity_rows, channel_every, hist_every, every, samples and pool must be >= 1")
         self.instrumentation = instrumentation
@@ -178,7 +182,7 @@ class StatsEngine:
             key = (shape[0], hw)
             idx = self._index_cache.get(key)
             if idx is None:
-                idx = self._index_cache[key] = self._sample_index(shape[0], hw)
+                idx = self._index_cache[key] = sampling.sample_index(shape[0], hw, self.samples, self._device)
             self._xs[index] = sampling.gather(x, idx[0], idx[1])
             self._ys[index] = sampling.gather(y, idx[0], idx[1])
             q_is_var = mean is None
@@ -278,14 +282,6 @@ class StatsEngine:
         self._meta = [None] * L
         self._n = [float("nan")] * L
 
-    def _sample_index(self, n, hw):
-        s_max = self.samples
-        m = n * hw
-        s = min(s_max, m)
-        k = torch.arange(s_max, device=self._device) % s
-        p = ((2 * k + 1) * m) // (2 * s)
-        return p // hw, p % hw, s
-
     def _open(self, phase: int) -> None:
         if self._phase is not None:
             self._emit()
@@ -345,13 +341,15 @@ class StatsEngine:
         self._counts = torch.tensor(feats, dtype=torch.float32).to(dev)
         eps = [float(m.eps) for m in self._modules]
         self._eps = torch.repeat_interleave(torch.tensor(eps, dtype=torch.float64), torch.tensor(feats)).to(dev)
+        self._eps32 = self._eps.float()
         mods = self._modules
         has_w = [getattr(m, "weight", None) is not None for m in mods]
         has_b = [getattr(m, "bias", None) is not None for m in mods]
         self._has_w = torch.repeat_interleave(torch.tensor(has_w), torch.tensor(feats)).to(dev)
         self._has_b = torch.repeat_interleave(torch.tensor(has_b), torch.tensor(feats)).to(dev)
         self._nan = [torch.full((c,), torch.nan, **f32) for c in feats]
-        self._zeros = [torch.zeros((S, c), **f32) for c in feats]
+        self._zeros = [torch.zeros((c, S), **f32) for c in feats]
+        self._tensors = torch.empty((3, ctot, S), **f32)
         probe_rows, probe_ok = [], []
         infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
         for i, li in enumerate(infos):
@@ -395,17 +393,11 @@ class StatsEngine:
 
         mode = [k[0] if k else -1 for k in key]
         s = per_channel([k[1] if k else 0 for k in key], torch.float32)
-        pool, pad = [], []
-        j = torch.arange(self.pool, device=dev)
-        for off, c, k in zip(self._offsets, self._features, key):
-            n = c * (k[1] if k else 0)  # the layer's valid samples, channel-major: c * s + k
-            v = j if n <= self.pool else ((2 * j + 1) * n) // (2 * self.pool)
-            s_l = max(k[1] if k else 1, 1)
-            pool.append((off + v // s_l) * S + v % s_l)
-            pad.append(j >= n)
+        pool, pad = sampling.pool_index(self._offsets, self._features, [k[1] if k else 0 for k in key],
+                                        S, self.pool, dev)
         got = {
-            "pool": torch.stack(pool).clamp_(max=self._offsets[-1] * S - 1),
-            "pool_pad": torch.stack(pad),
+            "pool": pool,
+            "pool_pad": pad,
             "present": per_channel([k is not None for k in key], torch.bool),
             "present_l": torch.tensor([k is not None for k in key]).to(dev),
             "running": per_channel([m == MODE_RUNNING for m in mode], torch.bool),
@@ -413,6 +405,7 @@ class StatsEngine:
             "q_is_var": per_channel([bool(k and k[2]) for k in key], torch.bool),
             "s": s,
             "valid": torch.arange(S, device=dev).view(1, -1) < s.view(-1, 1),
+            "padded": any(k is None or k[1] < S for k in key),
         }
         self._meta_cache[key] = got
         return got
@@ -423,45 +416,52 @@ class StatsEngine:
         key = tuple(self._meta)
         mk = self._row_meta(key)
         with torch.no_grad():
-            xs = torch.cat([x if x is not None else z for x, z in zip(self._xs, self._zeros)], 1).float().t()
-            ys = torch.cat([y if y is not None else z for y, z in zip(self._ys, self._zeros)], 1).float().t()
-            mean = torch.cat([v if v is not None else n for v, n in zip(self._mean, self._nan)]).double()
-            q = torch.cat([v if v is not None else n for v, n in zip(self._q, self._nan)]).double()
-            self._compute(row, mk, xs, ys, mean, q)
+            # (3, Ctot, S): sampled pre, x-hat (filled in _compute), post; written in place, no stack copy
+            tensors = self._tensors
+            torch.cat([_f32(x) if x is not None else z for x, z in zip(self._xs, self._zeros)], out=tensors[0])
+            torch.cat([_f32(y) if y is not None else z for y, z in zip(self._ys, self._zeros)], out=tensors[2])
+            mean = torch.cat([v if v is not None else n for v, n in zip(self._mean, self._nan)]).float()
+            q = torch.cat([v if v is not None else n for v, n in zip(self._q, self._nan)])
+            self._compute(row, mk, tensors, mean, q)
         row.time = time.time()
         row.n = list(self._n)
         self._done_phases.add(self._phase)
         self._clear_open()
 
-    def _compute(self, row, mk, xs, ys, mean, q) -> None:
-        L, lid, eps = self.L, self._layer_id, self._eps
-        var = torch.where(mk["q_is_var"], q, 1.0 / (q * q) - eps)
+    def _compute(self, row, mk, tensors, mean, q) -> None:
+        L, lid, eps = self.L, self._layer_id, self._eps32
+        # var from the kernel's invstd in float64: 1/invstd^2 - eps loses digits in float32 when var << eps
+        q64 = q.double()
+        var = torch.where(mk["q_is_var"], q64, 1.0 / (q64 * q64) - self._eps).float()
+        q = q.float()
         batch_inv = torch.where(mk["q_is_var"], torch.rsqrt(q + eps), q)
-        gamma, beta, rmean, rvar = self._snapshot.unbind(0)
-        g = torch.where(self._has_w, gamma, 1.0).double()
-        b = torch.where(self._has_b, beta, 0.0).double()
-        rm, rv = rmean.double(), rvar.double()
+        gamma, beta, rm, rv = self._snapshot.unbind(0)
+        g = torch.where(self._has_w, gamma, 1.0)
+        b = torch.where(self._has_b, beta, 0.0)
         running, identity = mk["running"], mk["identity"]
         um = torch.where(running, rm, mean)
         uinv = torch.where(running, torch.rsqrt(rv + eps), batch_inv)
         post_mean = torch.where(identity, mean, g * (mean - um) * uinv + b)
         post_var = torch.where(identity, var, g * g * var * uinv * uinv)
-        xhat = (xs - um.float().unsqueeze(1)) * uinv.float().unsqueeze(1)
+        uinv_c = uinv.unsqueeze(1)
+        torch.addcmul(-um.unsqueeze(1) * uinv_c, tensors[0], uinv_c, out=tensors[1])  # x-hat
         use_abs, thr = self._zone()
         valid, s = mk["valid"], mk["s"]
-        sat_y = (stats.in_zone(ys, use_abs, thr) & valid).sum(1) / s
-        sat_x = (stats.in_zone(xhat, use_abs, thr) & valid).sum(1) / s
+        zone = stats.in_zone(tensors[1:], use_abs, thr)  # x-hat, y
+        if mk["padded"]:
+            zone &= valid
+        sat_x, sat_y = zone.sum(-1, dtype=torch.float32) / s
         present = mk["present"]
         f = torch.float32
-        pm, pv, qm, qv = mean.to(f), var.to(f), post_mean.to(f), post_var.to(f)
-        gap = ((mean - rm).abs() * torch.rsqrt(rv + eps)).to(f)
-        logratio = torch.log((var + eps) / (rv + eps)).abs().to(f)
+        pm, pv, qm, qv = mean, var, post_mean, post_var
+        gap = (mean - rm).abs() * torch.rsqrt(rv + eps)
+        logratio = torch.log((var + eps) / (rv + eps)).abs()
         zone_ch = torch.where(present, (sat_y >= ZONE_CHANNEL_FRACTION).to(f), torch.nan)
         nonfinite = torch.where(present, (~torch.isfinite(pm) | ~torch.isfinite(pv)).to(f), torch.nan)
         nan_c = torch.full_like(pm, torch.nan)
         if row.channel is not None:
             self._chan[row.channel] = torch.where(present, torch.stack(
-                [pm, pv, qm, qv, gamma, beta, rmean, rvar, sat_y, sat_x, nan_c, nan_c]), torch.nan)
+                [pm, pv, qm, qv, gamma, beta, rm, rv, sat_y, sat_x, nan_c, nan_c]), torch.nan)
         sums = stats.segment_sum(torch.stack(
             [pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite]), lid, L)
         means = sums / self._counts
@@ -484,28 +484,31 @@ class StatsEngine:
         summary = torch.stack([fields[name] for name in schema.SUMMARY_FIELDS], 1)
         self._sum[row.index] = torch.where(mk["present_l"].unsqueeze(1), summary, torch.nan)
 
-        tensors = torch.stack([xs, xhat, ys])  # (3, Ctot, S)
-        ok = valid & torch.isfinite(tensors)
-        clean = torch.where(ok, tensors, torch.nan)
-        pooled = clean.flatten(1)[:, mk["pool"]]  # (3, L, P)
-        pooled = torch.where(mk["pool_pad"], torch.nan, pooled).sort(-1).values
+        finite = (tensors * 0) == 0  # isfinite in two ops instead of four
+        ok = finite & valid if mk["padded"] else finite
+        pool, pad = mk["pool"], mk["pool_pad"]
+        pooled = torch.where(ok.flatten(1)[:, pool] & ~pad, tensors.flatten(1)[:, pool], torch.nan)
+        pooled = pooled.sort(-1).values  # (3, L, P), excluded values (NaN) last
         quant = stats.sorted_quantiles(pooled, self._qs)  # (3, L, NQ)
         self._quant[row.index] = quant.transpose(0, 1)
-        probe = clean[2][self._probe_idx].sort(-1).values.view(L, self.probes, -1)
+        probe_ok = ok[2][self._probe_idx]
+        probe = torch.where(probe_ok, tensors[2][self._probe_idx], torch.nan).sort(-1).values.view(L, self.probes, -1)
         self._prob[row.index] = torch.where(self._probe_ok, stats.sorted_quantiles(probe, self._qs), torch.nan)
 
         if row.hist is not None:
             pp = pooled[[0, 2]]  # pre, post (2, L, P)
             lo, hi = self._range[:, 0], self._range[:, 1]
-            finite = ~torch.isnan(pp)
-            outside = (((pp < lo.unsqueeze(-1)) | (pp >= hi.unsqueeze(-1))) & finite).sum(-1)
-            frac = outside / finite.sum(-1)
+            seen = ~torch.isnan(pp)
+            outside = (((pp < lo.unsqueeze(-1)) | (pp >= hi.unsqueeze(-1))) & seen).sum(-1)
+            frac = outside / seen.sum(-1)
             lo, hi = stats.widen_range(lo, hi, quant[[0, 2], :, 0], quant[[0, 2], :, -1], frac,
                                        RANGE_MARGIN, RANGE_TOLERANCE)
             self._range = torch.stack([lo, hi], 1)
             lo3 = torch.stack([lo[0], self._xhat_lo, lo[1]])
             hi3 = torch.stack([hi[0], self._xhat_hi, hi[1]])
-            counts = stats.histogram(tensors, valid.expand_as(tensors), lid, lo3, hi3, L, NB)
+            bad = (~finite & valid) if mk["padded"] else ~finite
+            nonfinite = stats.segment_sum(bad.sum(-1, dtype=torch.float32), lid, L)
+            counts = stats.histogram(tensors, ok, nonfinite, lid, lo3, hi3, L, NB)
             self._hist[row.hist] = counts.transpose(0, 1)
             self._hrange[row.hist] = torch.stack([lo3, hi3], -1).transpose(0, 1)
 

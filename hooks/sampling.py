@@ -7,9 +7,9 @@ segments of 0..M-1:
 
     p_k = ((2k + 1) * M) // (2s)        k = 0 .. s-1
 
-so for M <= S every position is taken once. Rows k >= s of the (S, C) sample are padding and
-marked invalid. Pooled quantile subsets pick from a layer's C * s valid samples (channel-major
-index c * s + k) the same way (``pool_positions``).
+so for M <= S every position is taken once. Columns k >= s of the (C, S) sample are padding
+and marked invalid. Pooled quantile subsets pick from a layer's C * s valid samples (channel-major
+index c * s + k) the same way (``pool_index``).
 """
 
 from __future__ import annotations
@@ -17,30 +17,37 @@ from __future__ import annotations
 import torch
 
 
-def positions(m: int, s_max: int) -> list[int]:
-    """Sample positions p_k for m values per channel and at most s_max samples (see module doc)."""
-    s = min(s_max, m)
-    return [((2 * k + 1) * m) // (2 * s) for k in range(s)]
-
-
 def sample_index(n: int, hw: int, s_max: int, device) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(batch index, spatial index) tensors of length s_max (padding repeats position 0), and s."""
-    pos = positions(n * hw, s_max)
-    s = len(pos)
-    pos = pos + [pos[0]] * (s_max - s)
-    p = torch.tensor(pos, dtype=torch.long)
-    return (p // hw).to(device), (p % hw).to(device), s
+    """(batch index, spatial index) of length s_max for N = n, HW = hw, and s (the valid count).
+
+    Built with device arithmetic only (no host-to-device copy); padding repeats the first positions.
+    """
+    m = n * hw
+    s = min(s_max, m)
+    k = torch.arange(s_max, device=device) % s
+    p = ((2 * k + 1) * m) // (2 * s)
+    return p // hw, p % hw, s
 
 
 def gather(x: torch.Tensor, n_idx: torch.Tensor, hw_idx: torch.Tensor) -> torch.Tensor:
-    """(S, C) sample of x (N, C, *spatial) at the given positions; a copy, safe from in-place ops."""
+    """(C, S) sample of x (N, C, *spatial) at the given positions; a copy, safe from in-place ops."""
     if x.dim() == 2:
-        return x[n_idx]
-    return x.flatten(2)[n_idx, :, hw_idx]
+        return x.t()[:, n_idx]
+    return x.flatten(2).transpose(0, 1)[:, n_idx, hw_idx]
 
 
-def pool_positions(count: int, p: int) -> list[int]:
-    """Indices into 0..count-1 of a pooled subset of at most p values (centres of equal segments)."""
-    if count <= p:
-        return list(range(count))
-    return [((2 * j + 1) * count) // (2 * p) for j in range(p)]
+def pool_index(offsets, features, valid, s_max: int, pool: int, device):
+    """Indices (L, pool) into the flat (Ctot * s_max) samples of each layer's pooled subset, and a
+    (L, pool) mask of padding entries. Layer l has valid[l] samples per channel (0: absent); its
+    C * s valid values in channel-major order (index c * s + k) are pooled at the centres of
+    min(pool, C * s) equal segments.
+    """
+    j = torch.arange(pool, device=device)
+    idx, pad = [], []
+    for off, c, s in zip(offsets, features, valid):
+        count = c * s
+        v = j if count <= pool else ((2 * j + 1) * count) // (2 * pool)
+        s = max(s, 1)
+        idx.append((off + v // s) * s_max + v % s)
+        pad.append(j >= count)
+    return torch.stack(idx).clamp_(max=offsets[len(features)] * s_max - 1), torch.stack(pad)

@@ -49,29 +49,29 @@ def sorted_quantiles(sorted_values: torch.Tensor, qs: torch.Tensor) -> torch.Ten
     return torch.where(count > 0, out, torch.nan)
 
 
-def histogram(values, ok, layer_id, lo, hi, num_layers: int, bins: int) -> torch.Tensor:
+def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: int) -> torch.Tensor:
     """Counts (T, L, bins + 3) of ``values`` (T, Ctot, S) per tensor and layer.
 
-    Bin i of layer l covers [lo + i w, lo + (i + 1) w) with w = (hi - lo) / bins, computed as
-    floor((v - lo) * (bins / (hi - lo))) in float32 and clipped to the last bin; then slots
-    ``bins`` = v < lo, ``bins + 1`` = v >= hi, ``bins + 2`` = non-finite. Entries with ``ok``
-    False (padding, absent layers) are not counted. ``lo``/``hi`` are (T, L).
+    With scale = bins / (hi - lo): b = floor(v * scale - lo * scale) in float32 (bin i covers
+    [lo + i w, lo + (i + 1) w), w = (hi - lo) / bins, up to rounding at the edges); b < 0 counts as
+    under (slot ``bins``), b >= bins as over (slot ``bins + 1``). Entries with ``ok`` False (padding,
+    absent layers, non-finite values) fall in no bin; ``nonfinite`` (T, L) fills slot ``bins + 2``.
+    ``lo``/``hi`` are (T, L).
     """
     t_count = values.shape[0]
-    lo_c = lo[:, layer_id].unsqueeze(-1)
-    hi_c = hi[:, layer_id].unsqueeze(-1)
-    scale = bins / (hi_c - lo_c)
-    b = torch.nan_to_num(torch.floor((values - lo_c) * scale), nan=0.0, posinf=0.0, neginf=0.0)
-    slot = b.clamp_(0, bins - 1)
-    slot = torch.where(values < lo_c, bins, torch.where(values >= hi_c, bins + 1, slot))
-    slot = torch.where(torch.isfinite(values), slot, bins + 2)
-    slot = torch.where(ok, slot, bins + 3).long()
-    width = bins + 4
+    scale = bins / (hi - lo)
+    scale_c = scale[:, layer_id].unsqueeze(-1)
+    offset_c = (lo * scale)[:, layer_id].unsqueeze(-1)
+    # slot + 1: 0 = under, 1..bins = the bins, bins + 1 = over, bins + 2 = excluded
+    shifted = torch.floor(torch.addcmul(-offset_c, values, scale_c)).add_(1).clamp_(0, bins + 1)
+    slot = torch.where(ok, shifted, bins + 2).long()
+    width = bins + 3
     base = (torch.arange(t_count, device=values.device).view(-1, 1) * num_layers + layer_id) * width
-    flat = (base.unsqueeze(-1) + slot).reshape(-1)
     counts = values.new_zeros(t_count * num_layers * width)
-    counts.index_add_(0, flat, torch.ones_like(flat, dtype=counts.dtype))
-    return counts.view(t_count, num_layers, width)[..., : bins + 3]
+    counts.index_add_(0, (base.unsqueeze(-1) + slot).reshape(-1), torch.ones_like(slot, dtype=counts.dtype).reshape(-1))
+    counts = counts.view(t_count, num_layers, width)
+    return torch.cat([counts[..., 1: bins + 1], counts[..., :1], counts[..., bins + 1: bins + 2],
+                      nonfinite.unsqueeze(-1).to(counts.dtype)], -1)
 
 
 def widen_range(lo, hi, new_min, new_max, outside_fraction, margin: float, tolerance: float):

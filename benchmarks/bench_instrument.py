@@ -1,0 +1,168 @@
+"""Cost of recording on CPU: training step with instrument + StatsEngine vs plain, interleaved.
+
+ResNet-20-style CNN (21 BN layers), batch 64, 3x32x32, 2 threads. Variants run in interleaved
+rounds; each reports the median over rounds of (variant step time / plain step time in the same
+round) and the spread (min-max) of that ratio. Also: own BN forward+backward vs torch's on one
+layer, and the time of ``end_step`` (the batched statistics) per step.
+
+    python benchmarks/bench_instrument.py [--rounds 7] [--steps 8] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bnviz.hooks import instrument
+from bnviz.hooks import batchnorm
+from bnviz.hooks.engine import StatsEngine
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.down is None else self.down(x)))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
+        blocks, cin = [], 16
+        for cout, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(3):
+                blocks.append(Block(cin, cout, stride if i == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+class Variant:
+    def __init__(self, name, model, engine_kw=None):
+        self.name, self.model = name, model
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        self.engine = None
+        if engine_kw is not None:
+            self.engine = StatsEngine(instrument(model), capacity_rows=128, **engine_kw)
+        self.step_no = 0
+        self.end_step_time = 0.0
+
+    def step(self, x, y):
+        loss = F.cross_entropy(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.engine is not None:
+            t = time.perf_counter()
+            self.engine.end_step(self.step_no)
+            self.end_step_time += time.perf_counter() - t
+            if self.engine.rows_pending >= 100:
+                self.engine.take_block().wait()
+        self.step_no += 1
+
+
+def time_steps(v, data, steps):
+    t = time.perf_counter()
+    for i in range(steps):
+        v.step(*data[i % len(data)])
+    return (time.perf_counter() - t) / steps
+
+
+def bench_training(rounds, steps):
+    torch.manual_seed(0)
+    base = ResNet20()
+    data = [(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))) for _ in range(4)]
+    big = 10**9
+    variants = [
+        Variant("plain", copy.deepcopy(base)),
+        Variant("all statistics", copy.deepcopy(base), {}),
+        Variant("summary+quantiles only", copy.deepcopy(base), {"channel_every": big, "hist_every": big}),
+        Variant("every=10", copy.deepcopy(base), {"every": 10}),
+    ]
+    for v in variants:  # warm-up, first-forward observation
+        time_steps(v, data, 2)
+        v.end_step_time, v.step_no = 0.0, 0
+    times = {v.name: [] for v in variants}
+    for r in range(rounds):
+        order = variants if r % 2 == 0 else variants[::-1]
+        for v in order:
+            times[v.name].append(time_steps(v, data, steps))
+    plain = times["plain"]
+    print(f"training step, ResNet-20 (21 BN), batch 64, {torch.get_num_threads()} threads, "
+          f"{rounds} rounds x {steps} steps, interleaved")
+    print(f"  plain: median {statistics.median(plain) * 1e3:.1f} ms/step")
+    for v in variants[1:]:
+        ratios = [t / p for t, p in zip(times[v.name], plain)]
+        per_step = v.end_step_time / (rounds * steps) * 1e3
+        print(f"  {v.name:24s} ratio median {statistics.median(ratios):.3f} "
+              f"(spread {min(ratios):.3f}-{max(ratios):.3f}); end_step {per_step:.2f} ms/step")
+
+
+def bench_bn(rounds, reps):
+    torch.manual_seed(0)
+    ref = nn.BatchNorm2d(32)
+    own = copy.deepcopy(ref)
+    batchnorm.swap_in(own, 0, "native")
+
+    class Always:
+        def wants(self, i, training):
+            return True
+
+        def put(self, *a):
+            pass
+
+    batchnorm.set_sink(own, Always())
+    x = torch.randn(64, 32, 16, 16, requires_grad=True)
+    g = torch.randn_like(x)
+
+    def run(m):
+        t = time.perf_counter()
+        for _ in range(reps):
+            m(x).backward(g)
+        return (time.perf_counter() - t) / reps
+
+    run(ref), run(own)
+    ratios = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            a, b = run(ref), run(own)
+        else:
+            b, a = run(own), run(ref)
+        ratios.append(b / a)
+    print(f"own BN forward+backward vs torch (64x32x16x16, recording path, sink does nothing): "
+          f"ratio median {statistics.median(ratios):.3f} (spread {min(ratios):.3f}-{max(ratios):.3f})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    bench_bn(a.rounds, 50)
+    bench_training(a.rounds, a.steps)
+
+
+if __name__ == "__main__":
+    main()
