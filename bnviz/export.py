@@ -207,12 +207,23 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
             progress(len(names), len(names), "")
         if as_folder:
             (tmp / "index.html").write_text(_index_html(main, view, written), encoding="utf-8")
+            _give_usual_modes(tmp)
             _replace(tmp, target)
             return [target / w for w in written]
+        _give_usual_modes(tmp)
         os.replace(tmp / target.name, target)
         return [target]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _give_usual_modes(folder: Path) -> None:
+    """Temporary files are private (0600/0700); the results get what a plain open() would give."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~umask)
 
 
 def _state(view: str, layer: str | None, step_range: tuple[int, int] | None):
