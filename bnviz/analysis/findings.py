@@ -17,7 +17,7 @@ import numpy as np
 
 from bnviz.analysis.drift import band_drift, early_rows, nanmedian, rolling_median
 from bnviz.analysis.zones import running_gap, running_var_logratio, zone_bounds, zone_mass
-from bnviz.store.schema import PHASE_TRAIN
+from bnviz.store.schema import PHASE_TRAIN, SUMMARY_FIELDS
 
 WEIGHTS = {
     "nonfinite": 1.0,
@@ -114,11 +114,14 @@ def findings(run, thresholds: Thresholds | None = None) -> list[Finding]:
     nonfinite = _nonfinite(run, thr)
     if nonfinite:
         out.append(nonfinite)
+    # Layers are passed to the reader as LayerInfo, never by name: names need not be unique.
     for layer in run.layers:
         if len(train):
+            summary = run.summary_layer(layer, train)  # (R, F_S): one read per layer
+            field = lambda name: np.asarray(summary[:, SUMMARY_FIELDS.index(name)], np.float64)  # noqa: E731
             out += _drift(run, layer, train, thr)
-            out += _small_batch(run, layer, train, thr)
-            out += _train_eval(run, layer, train, ch_train, thr)
+            out += _small_batch(run, layer, field("n"), train, thr)
+            out += _train_eval(run, layer, field("run_mean_gap"), field("run_var_logratio"), train, ch_train, thr)
         if len(ch_train):
             out += _channel_findings(run, layer, ch_train, thr)
     order = {layer.path: i for i, layer in enumerate(run.layers)}
@@ -177,13 +180,13 @@ def _nonfinite_channels(run, layer, step: int) -> np.ndarray:
     if not len(ch_rows):
         return np.zeros(0, int)
     rows = ch_rows[:1]
-    mean = run.channels(layer.path, "pre_mean", rows)[0]
-    var = run.channels(layer.path, "pre_var", rows)[0]
+    mean = run.channels(layer, "pre_mean", rows)[0]
+    var = run.channels(layer, "pre_var", rows)[0]
     return np.flatnonzero(~(np.isfinite(mean) & np.isfinite(var)))
 
 
 def _drift(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding]:
-    drift = rolling_median(band_drift(run.quantiles(layer.path, "pre", train), thr.early_fraction),
+    drift = rolling_median(band_drift(run.quantiles(layer, "pre", train), thr.early_fraction),
                            thr.drift_window)
     if not np.isfinite(drift).any():
         return []
@@ -196,7 +199,7 @@ def _drift(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding]:
     if layer.kind == "Probe":
         what, after = "the probed values'", ""
     else:
-        post = rolling_median(band_drift(run.quantiles(layer.path, "post", train), thr.early_fraction),
+        post = rolling_median(band_drift(run.quantiles(layer, "post", train), thr.early_fraction),
                               thr.drift_window)
         what = "the BN input's"
         after = f"; the BN output's moved {np.nanmax(post):.1f}" if np.isfinite(post).any() else ""
@@ -205,8 +208,7 @@ def _drift(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding]:
                     f"they started (peak at step {int(steps[peak])}){after}", value)]
 
 
-def _small_batch(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding]:
-    n = np.asarray(run.summary(layer.path, "n", train), dtype=np.float64)
+def _small_batch(run, layer, n: np.ndarray, train: np.ndarray, thr: Thresholds) -> list[Finding]:
     med = float(nanmedian(n))
     if not med < thr.min_batch_values:
         return []
@@ -217,11 +219,10 @@ def _small_batch(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding
                     f"statistics are noisy and eval-mode outputs will differ", med)]
 
 
-def _train_eval(run, layer, train: np.ndarray, ch_train: np.ndarray, thr: Thresholds) -> list[Finding]:
+def _train_eval(run, layer, gap: np.ndarray, logratio: np.ndarray, train: np.ndarray, ch_train: np.ndarray,
+                thr: Thresholds) -> list[Finding]:
     if layer.kind == "Probe" or not layer.track_running_stats:
         return []
-    gap = np.asarray(run.summary(layer.path, "run_mean_gap", train), dtype=np.float64)
-    logratio = np.asarray(run.summary(layer.path, "run_var_logratio", train), dtype=np.float64)
     late = _late(len(train), thr)
     gap_late, lr_late = float(nanmedian(gap[late])), float(nanmedian(logratio[late]))
     excess = max(gap_late / thr.running_gap, lr_late / thr.running_var_logratio)
@@ -245,7 +246,7 @@ def _train_eval_channels(run, layer, ch_train: np.ndarray, thr: Thresholds) -> n
     if not len(ch_train):
         return np.zeros(0, int)
     rows = ch_train[_late(len(ch_train), thr)]
-    get = lambda f: run.channels(layer.path, f, rows)  # noqa: E731
+    get = lambda f: run.channels(layer, f, rows)  # noqa: E731
     gap = nanmedian(running_gap(get("pre_mean"), get("running_mean"), get("running_var"), layer.eps), axis=0)
     lr = nanmedian(running_var_logratio(get("pre_var"), get("running_var"), layer.eps), axis=0)
     bad = (gap > thr.running_gap) | (lr > thr.running_var_logratio)
@@ -261,8 +262,8 @@ def _channel_findings(run, layer, ch_train: np.ndarray, thr: Thresholds) -> list
     if zone:
         out += _zone(run, layer, ch_train, steps, thr)
     if layer.affine and layer.kind != "Probe":
-        gamma = run.channels(layer.path, "gamma", ch_train)
-        beta = run.channels(layer.path, "beta", ch_train)
+        gamma = run.channels(layer, "gamma", ch_train)
+        beta = run.channels(layer, "beta", ch_train)
         if zone:
             out += _gamma_beta_zone(layer, gamma, beta, steps, thr)
         out += _gamma_collapse(layer, gamma, steps, thr)
@@ -280,7 +281,7 @@ def _zone_fraction(layer, thr: Thresholds) -> float:
 def _zone(run, layer, ch_train, steps, thr: Thresholds) -> list[Finding]:
     fraction = _zone_fraction(layer, thr)
     with np.errstate(invalid="ignore"):
-        in_zone = run.channels(layer.path, "sat_y", ch_train) >= fraction
+        in_zone = run.channels(layer, "sat_y", ch_train) >= fraction
     n_rows, n_ch = in_zone.shape
     late = in_zone[_late(n_rows, thr)]
     flagged = np.flatnonzero((in_zone.mean(axis=0) >= thr.zone_persist) | (late.mean(axis=0) >= thr.zone_persist))
