@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
-
 # The function shadows its submodule (bnviz.export); bnviz/export.py imports only the standard
 # library at load time, so this costs nothing.
 from bnviz.export import export  # noqa: E402
@@ -25,6 +23,13 @@ __all__ = ["__version__", "export", *_LAZY]
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # from the installed package's metadata: pyproject.toml is the one source
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("bnviz")
+        except PackageNotFoundError:
+            return "unknown"
     if name not in _LAZY:
         raise AttributeError(f"module 'bnviz' has no attribute {name!r}")
     module, attr = _LAZY[name]

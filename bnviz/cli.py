@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bnviz", description="Visual debugger for BatchNorm activation "
                                 "distributions: record with bnviz.record, then view, inspect or export.")
-    p.add_argument("--version", action="version", version=f"bnviz {_version()}")
+    import bnviz
+
+    p.add_argument("--version", action="version", version=f"bnviz {bnviz.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     v = sub.add_parser("view", help="open recordings in the viewer (also: bnviz FILE)")
@@ -81,17 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("png", "svg", "csv"), help="format when OUT is a folder")
     e.set_defaults(func=_export)
     return p
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("bnviz")
-    except PackageNotFoundError:
-        import bnviz
-
-        return bnviz.__version__
 
 
 def _view(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+import bnviz
 import bnviz.app
 from bnviz import cli
 from bnviz.analysis.findings import Thresholds, findings
@@ -33,7 +34,7 @@ def viewer(monkeypatch):
 def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["--version"])
-    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"bnviz {cli._version()}"
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"bnviz {bnviz.__version__}"
 
 
 def test_no_arguments_prints_help(capsys):

@@ -203,3 +203,16 @@ def test_cli_export_writes_and_reports(qapp, run_path, out, capsys):
     err = capsys.readouterr().err
     assert err.startswith("bnviz export: error:") and "did you mean stem.bn" in err
     assert sorted(os.listdir(out)) == ["te.csv"]
+
+
+def test_the_public_api_resolves_lazily_and_export_stays_a_function():
+    import importlib
+
+    importlib.import_module("bnviz.export")  # importing the submodule must not replace the function
+    assert callable(bnviz.export) and bnviz.export.__name__ == "export"
+    from bnviz.analysis.findings import Thresholds, findings
+    from bnviz.hooks.recorder import record
+
+    assert (bnviz.findings, bnviz.Thresholds, bnviz.open_run, bnviz.record) == (findings, Thresholds, open_run, record)
+    with pytest.raises(AttributeError, match="no attribute 'exprot'"):
+        bnviz.exprot
