@@ -179,18 +179,18 @@ class StatsEngine:
             hw = 1
             for s in shape[2:]:
                 hw *= s
-            key = (shape[0], hw)
+            key = (shape[0], shape[1], hw)
             idx = self._index_cache.get(key)
             if idx is None:
-                idx = self._index_cache[key] = sampling.sample_index(shape[0], hw, self.samples, self._device)
-            self._xs[index] = sampling.gather(x, idx[0], idx[1])
-            self._ys[index] = sampling.gather(y, idx[0], idx[1])
+                idx = self._index_cache[key] = sampling.sample_index(*key, self.samples, self._device)
+            self._xs[index] = sampling.gather(x, idx[0])
+            self._ys[index] = sampling.gather(y, idx[0])
             q_is_var = mean is None
             if q_is_var:
                 dims = [0] + list(range(2, x.dim()))
                 invstd, mean = torch.var_mean(x.float(), dim=dims, correction=0)  # (var, mean)
             self._mean[index], self._q[index] = mean, invstd
-            self._meta[index] = (mode, idx[2], q_is_var)
+            self._meta[index] = (mode, idx[1], q_is_var)
             self._n[index] = shape[0] * hw
 
     # --- called by the recorder ---------------------------------------------------------------

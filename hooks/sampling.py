@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 
 
-def sample_index(n: int, hw: int, s_max: int, device) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(batch index, spatial index) of length s_max for N = n, HW = hw, and s (the valid count).
+def sample_index(n: int, c: int, hw: int, s_max: int, device) -> tuple[torch.Tensor, int]:
+    """Flat (row-major) indices (C, s_max) of the sample of an (n, c, *spatial) tensor, and s.
 
     Built with device arithmetic only (no host-to-device copy); padding repeats the first positions.
     """
@@ -26,14 +26,13 @@ def sample_index(n: int, hw: int, s_max: int, device) -> tuple[torch.Tensor, tor
     s = min(s_max, m)
     k = torch.arange(s_max, device=device) % s
     p = ((2 * k + 1) * m) // (2 * s)
-    return p // hw, p % hw, s
+    flat = (p // hw) * (c * hw) + p % hw
+    return flat + torch.arange(c, device=device).view(-1, 1) * hw, s
 
 
-def gather(x: torch.Tensor, n_idx: torch.Tensor, hw_idx: torch.Tensor) -> torch.Tensor:
-    """(C, S) sample of x (N, C, *spatial) at the given positions; a copy, safe from in-place ops."""
-    if x.dim() == 2:
-        return x.t()[:, n_idx]
-    return x.flatten(2).transpose(0, 1)[:, n_idx, hw_idx]
+def gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(C, S) sample of x at ``sample_index``; a copy, safe from in-place ops, any memory layout."""
+    return torch.take(x, index)
 
 
 def pool_index(offsets, features, valid, s_max: int, pool: int, device):

@@ -68,7 +68,8 @@ def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: in
     width = bins + 3
     base = (torch.arange(t_count, device=values.device).view(-1, 1) * num_layers + layer_id) * width
     counts = values.new_zeros(t_count * num_layers * width)
-    counts.index_add_(0, (base.unsqueeze(-1) + slot).reshape(-1), torch.ones_like(slot, dtype=counts.dtype).reshape(-1))
+    flat = (base.unsqueeze(-1) + slot).reshape(-1)
+    counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=counts.dtype))
     counts = counts.view(t_count, num_layers, width)
     return torch.cat([counts[..., 1: bins + 1], counts[..., :1], counts[..., bins + 1: bins + 2],
                       nonfinite.unsqueeze(-1).to(counts.dtype)], -1)
