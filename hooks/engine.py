@@ -265,6 +265,21 @@ class StatsEngine:
     def layer_table(self) -> list[dict]:
         return self.instrumentation.layer_table()
 
+    @property
+    def meta(self) -> dict:
+        """How the distribution statistics were estimated, for the file's metadata."""
+        return {
+            "samples_per_channel": self.samples,
+            "pooled_per_layer": self.pool,
+            "sample_rule": "p_k = ((2k+1) M) // (2s), s = min(S, M), M = N * spatial size; same positions "
+                           "for every channel",
+            "pool_rule": "index c*s+k of the layer's C*s samples at ((2j+1) C s) // (2P), j < P (all if C*s <= P)",
+            "hist_range": f"pre/post: sticky per layer, margin {RANGE_MARGIN} of the spread, widened when more than "
+                          f"{RANGE_TOLERANCE:.0%} of pooled values fall outside; xhat: {list(schema.XHAT_RANGE)}",
+            "zone_channel_fraction": ZONE_CHANNEL_FRACTION,
+            "kernel": self.instrumentation.kernel,
+        }
+
     # --- internals ------------------------------------------------------------------------------
 
     def _reset_rows(self):
@@ -496,12 +511,12 @@ class StatsEngine:
         self._prob[row.index] = torch.where(self._probe_ok, stats.sorted_quantiles(probe, self._qs), torch.nan)
 
         if row.hist is not None:
-            pp = pooled[[0, 2]]  # pre, post (2, L, P)
+            pp = pooled[0::2]  # pre, post (2, L, P); a slice, not a list index (that would copy from the host)
             lo, hi = self._range[:, 0], self._range[:, 1]
             seen = ~torch.isnan(pp)
             outside = (((pp < lo.unsqueeze(-1)) | (pp >= hi.unsqueeze(-1))) & seen).sum(-1)
             frac = outside / seen.sum(-1)
-            lo, hi = stats.widen_range(lo, hi, quant[[0, 2], :, 0], quant[[0, 2], :, -1], frac,
+            lo, hi = stats.widen_range(lo, hi, quant[0::2, :, 0], quant[0::2, :, -1], frac,
                                        RANGE_MARGIN, RANGE_TOLERANCE)
             self._range = torch.stack([lo, hi], 1)
             lo3 = torch.stack([lo[0], self._xhat_lo, lo[1]])

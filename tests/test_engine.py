@@ -337,3 +337,37 @@ def test_engine_close_restores_plain_forward():
     with pytest.raises(ValueError, match="probes"):
         StatsEngine(ins, capacity_rows=2, probes=3)
     assert math.isfinite(ins.layers[0].zone_threshold)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_no_host_sync_between_flushes_on_cuda():
+    torch.manual_seed(0)
+    model = models.SmallCNN().cuda()
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = models.cnn_batch().cuda()
+
+    def step(i):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+        engine.end_step(i)
+
+    step(0)  # first forward: activation detection, buffers and index caches are made
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i in range(1, 4):
+            step(i)
+        model.eval()
+        with torch.no_grad():
+            model(x)
+        model.train()
+        step(4)
+        pending = engine.take_block()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    block = pending.wait()
+    assert list(block.summary_phase) == [0, 0, 0, 0, 1, 0]
+    assert np.isfinite(block.summary[:, :, SF["pre_mean"]]).all()
