@@ -52,12 +52,13 @@ class _Reporting:
 
 def _forward_maybe_recording(m, input):
     sink = m._bnviz_sink
-    record = (
-        sink is not None
-        and input.numel() > 0
-        and sink.wants(m._bnviz_index, m.training)
-        and not _is_functorch_wrapped(input)
-    )
+    record = sink is not None and input.numel() > 0 and not _is_functorch_wrapped(input)
+    if record:
+        try:
+            record = sink.wants(m._bnviz_index, m.training)
+        except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
+            sink.fail(err)
+            record = False
     if not record and m._bnviz_kernel == "native":
         return super(_Reporting, m).forward(input)
     return _forward(m, input, sink if record else None)
@@ -86,8 +87,7 @@ def _forward(m, input, sink):
     if m.training and m.track_running_stats and m.num_batches_tracked is not None and _needs_sync(m, True):
         # Cross-process statistics: torch's own path; the record takes this process's batch statistics.
         out = super(_Reporting, m).forward(input)
-        if sink is not None:
-            sink.put(m._bnviz_index, input, out, None, None, MODE_BATCH)
+        _put(sink, m, input, out, None, None, MODE_BATCH)
         return out
 
     factor = 0.0 if m.momentum is None else m.momentum
@@ -108,8 +108,7 @@ def _forward(m, input, sink):
         # Eval with running statistics, or input torch rejects: F.batch_norm itself (same result,
         # same exception); the record then computes the batch statistics in a separate pass.
         out = F.batch_norm(*args)
-        if sink is not None:
-            sink.put(m._bnviz_index, input, out, None, None, MODE_BATCH if bn_training else MODE_RUNNING)
+        _put(sink, m, input, out, None, None, MODE_BATCH if bn_training else MODE_RUNNING)
         return out
     if m._bnviz_kernel == "reference":
         out, mean, invstd = batch_norm_reference(input, running_mean, running_var, m.weight, m.bias, factor, m.eps)
@@ -123,9 +122,17 @@ def _forward(m, input, sink):
         except RuntimeError:
             # Checked before anything is written: torch's own call now raises torch's message.
             return F.batch_norm(*args)
-    if sink is not None:
-        sink.put(m._bnviz_index, input, out, mean, invstd, MODE_BATCH)
+    _put(sink, m, input, out, mean, invstd, MODE_BATCH)
     return out
+
+
+def _put(sink, m, x, y, mean, invstd, mode) -> None:
+    if sink is None:
+        return
+    try:
+        sink.put(m._bnviz_index, x, y, mean, invstd, mode)
+    except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
+        sink.fail(err)
 
 
 def _kernel_accepts(input, running_mean, running_var, weight, bias, eps) -> bool:

@@ -150,6 +150,7 @@ class StatsEngine:
         self._done_phases: set[int] = set()
         self._step_train_row: _Row | None = None
         self._closed = False
+        self.error: BaseException | None = None
         instrumentation.set_sink(self)
 
     # --- called by the layers (every forward) ---------------------------------------------------
@@ -195,8 +196,19 @@ class StatsEngine:
 
     # --- called by the recorder ---------------------------------------------------------------
 
+    def fail(self, err: BaseException) -> None:
+        """Called by a layer whose report raised: detach (training goes on) and keep the error for end_step."""
+        if self.error is None:
+            self.error = err
+        self.close()
+
     def end_step(self, step: int) -> None:
-        """Close the step's rows (after optimizer.step()); capture γ/β gradients into its train row."""
+        """Close the step's rows (after optimizer.step()); capture γ/β gradients into its train row.
+
+        Raises RuntimeError if a layer's report failed since (the layers already run torch's forward).
+        """
+        if self.error is not None:
+            raise RuntimeError(f"recording failed inside a BN forward: {type(self.error).__name__}: {self.error}")
         if self._phase is not None:
             self._emit()
         row = self._step_train_row

@@ -16,8 +16,11 @@ from .batchnorm import MODE_IDENTITY
 
 def _report(probe, input):
     sink = probe._bnviz_sink
-    if input.numel() > 0 and sink.wants(probe._bnviz_index, probe.training):
-        sink.put(probe._bnviz_index, input, input, None, None, MODE_IDENTITY)
+    try:
+        if input.numel() > 0 and sink.wants(probe._bnviz_index, probe.training):
+            sink.put(probe._bnviz_index, input, input, None, None, MODE_IDENTITY)
+    except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
+        sink.fail(err)
 
 
 _report_outside_graph = torch.compiler.disable(_report)

@@ -1,5 +1,6 @@
 """StatsEngine: every recorded statistic against an independent numpy computation on the same tensors."""
 
+import copy
 import math
 import pathlib
 import sys
@@ -371,3 +372,32 @@ def test_no_host_sync_between_flushes_on_cuda():
     block = pending.wait()
     assert list(block.summary_phase) == [0, 0, 0, 0, 1, 0]
     assert np.isfinite(block.summary[:, :, SF["pre_mean"]]).all()
+
+
+def test_a_failing_report_never_stops_training():
+    model = models.SigmoidMLP()
+    plain = copy.deepcopy(model)
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=4)
+
+    def broken(*args):
+        raise ValueError("boom")
+
+    engine.put = broken
+    x = torch.randn(8, 20)
+    assert torch.equal(model(x), plain(x))  # the forward went on, with torch's result
+    assert engine.rows_pending == 0
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.end_step(0)
+
+
+def test_functorch_transforms_on_an_instrumented_model_are_not_recorded():
+    model = models.SigmoidMLP()
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=4)
+    params = dict(model.named_parameters())
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    x = torch.randn(3, 8, 20)
+    model.eval()
+    out = torch.func.vmap(lambda xi: torch.func.functional_call(model, (params, buffers), (xi,)))(x)
+    assert out.shape == (3, 8, 5) and engine.rows_pending == 0
