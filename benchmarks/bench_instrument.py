@@ -1,11 +1,11 @@
 """Cost of recording on CPU: training step with instrument + StatsEngine vs plain, interleaved.
 
-ResNet-20-style CNN (21 BN layers), batch 64, 3x32x32, 2 threads. Variants run in interleaved
-rounds; each reports the median over rounds of (variant step time / plain step time in the same
-round) and the spread (min-max) of that ratio. Also: own BN forward+backward vs torch's on one
-layer, and the time of ``end_step`` (the batched statistics) per step.
+ResNet-20-style CNN (21 BN layers), batch 64, 3x32x32, 2 threads. Variants take turns one step
+at a time; each reports the median and quartiles of (variant step / plain step of the same turn),
+the ratio of median step times, and the time of ``end_step`` (the batched statistics) per step.
+Also: own BN forward+backward vs torch's on one layer (recording path, interleaved).
 
-    python benchmarks/bench_instrument.py [--rounds 7] [--steps 8] [--threads 2]
+    python benchmarks/bench_instrument.py [--turns 120] [--threads 2]
 """
 
 from __future__ import annotations
@@ -81,14 +81,9 @@ class Variant:
         self.step_no += 1
 
 
-def time_steps(v, data, steps):
-    t = time.perf_counter()
-    for i in range(steps):
-        v.step(*data[i % len(data)])
-    return (time.perf_counter() - t) / steps
-
-
-def bench_training(rounds, steps):
+def bench_training(rounds):
+    """Variants take turns step by step (rotating order), so a burst of load on the shared machine
+    hits all of them; each ratio pairs a variant's step with the plain step of the same turn."""
     torch.manual_seed(0)
     base = ResNet20()
     data = [(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))) for _ in range(4)]
@@ -96,26 +91,30 @@ def bench_training(rounds, steps):
     variants = [
         Variant("plain", copy.deepcopy(base)),
         Variant("all statistics", copy.deepcopy(base), {}),
+        Variant("no histograms", copy.deepcopy(base), {"hist_every": big}),
         Variant("summary+quantiles only", copy.deepcopy(base), {"channel_every": big, "hist_every": big}),
         Variant("every=10", copy.deepcopy(base), {"every": 10}),
     ]
     for v in variants:  # warm-up, first-forward observation
-        time_steps(v, data, 2)
+        for i in range(2):
+            v.step(*data[i])
         v.end_step_time, v.step_no = 0.0, 0
     times = {v.name: [] for v in variants}
     for r in range(rounds):
-        order = variants if r % 2 == 0 else variants[::-1]
-        for v in order:
-            times[v.name].append(time_steps(v, data, steps))
+        k = r % len(variants)
+        for v in variants[k:] + variants[:k]:
+            t = time.perf_counter()
+            v.step(*data[r % len(data)])
+            times[v.name].append(time.perf_counter() - t)
     plain = times["plain"]
-    print(f"training step, ResNet-20 (21 BN), batch 64, {torch.get_num_threads()} threads, "
-          f"{rounds} rounds x {steps} steps, interleaved")
+    print(f"training step, ResNet-20 (21 BN), batch 64, {torch.get_num_threads()} threads, {rounds} turns")
     print(f"  plain: median {statistics.median(plain) * 1e3:.1f} ms/step")
     for v in variants[1:]:
-        ratios = [t / p for t, p in zip(times[v.name], plain)]
-        per_step = v.end_step_time / (rounds * steps) * 1e3
-        print(f"  {v.name:24s} ratio median {statistics.median(ratios):.3f} "
-              f"(spread {min(ratios):.3f}-{max(ratios):.3f}); end_step {per_step:.2f} ms/step")
+        ratios = sorted(t / p for t, p in zip(times[v.name], plain))
+        q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
+        print(f"  {v.name:24s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
+              f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
+              f"end_step {v.end_step_time / rounds * 1e3:.2f} ms/step")
 
 
 def bench_bn(rounds, reps):
@@ -155,13 +154,12 @@ def bench_bn(rounds, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--turns", type=int, default=120)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    bench_bn(a.rounds, 50)
-    bench_training(a.rounds, a.steps)
+    bench_bn(15, 50)
+    bench_training(a.turns)
 
 
 if __name__ == "__main__":

@@ -388,6 +388,8 @@ class StatsEngine:
         self._probe_idx = torch.tensor(probe_rows).to(dev)
         self._probe_ok = torch.tensor(probe_ok).view(L, K, 1).to(dev)
         self._qs = torch.tensor(schema.QUANTILES, dtype=torch.float64).to(dev)
+        self._nan_c = torch.full((ctot,), torch.nan, **f32)
+        self._nan_l = torch.full((L,), torch.nan, **f32)
         self._xhat_lo = torch.full((L,), schema.XHAT_RANGE[0], **f32)
         self._xhat_hi = torch.full((L,), schema.XHAT_RANGE[1], **f32)
         self._index_cache = {}
@@ -485,7 +487,7 @@ class StatsEngine:
         logratio = torch.log((var + eps) / (rv + eps)).abs()
         zone_ch = torch.where(present, (sat_y >= ZONE_CHANNEL_FRACTION).to(f), torch.nan)
         nonfinite = torch.where(present, (~torch.isfinite(pm) | ~torch.isfinite(pv)).to(f), torch.nan)
-        nan_c = torch.full_like(pm, torch.nan)
+        nan_c = self._nan_c
         if row.channel is not None:
             self._chan[row.channel] = torch.where(present, torch.stack(
                 [pm, pv, qm, qv, gamma, beta, rm, rv, sat_y, sat_x, nan_c, nan_c]), torch.nan)
@@ -496,7 +498,7 @@ class StatsEngine:
         sd = (stats.segment_sum(dev * dev, lid, L) / self._counts).sqrt()
         mins = stats.segment_extreme(torch.stack([pm, pv, qm, qv, gamma.abs()]), lid, L, "amin")
         maxs = stats.segment_extreme(torch.stack([pm, pv, qm, qv, gamma.abs(), beta.abs()]), lid, L, "amax")
-        nan_l = torch.full((L,), torch.nan, dtype=f, device=self._device)
+        nan_l = self._nan_l
         fields = {
             "n": nan_l, "pre_mean": means[0], "pre_mean_sd": sd[0], "pre_mean_min": mins[0], "pre_mean_max": maxs[0],
             "pre_var": means[1], "pre_var_min": mins[1], "pre_var_max": maxs[1],
