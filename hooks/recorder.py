@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bnviz.hooks import distributed
 from bnviz.hooks.engine import StatsEngine
 from bnviz.hooks.instrument import instrument
 from bnviz.store import schema
 from bnviz.store.block import Block
 from bnviz.store.errors import RecordingWarning
+from bnviz.store.ranks import rank_path
 from bnviz.store.writer import AsyncWriter, RunWriter, check_target
 
 # Per-channel rows are large (len(CHANNEL_FIELDS) float32 per channel); by default they are
@@ -121,28 +123,24 @@ class Recorder:
     def __init__(self, model, path, *, every=1, optimizer=None, overwrite=False, run_name=None,
                  meta=None, activations=None, probes=1, channel_every="auto", hist_every="auto",
                  flush_every=64, flush_seconds=10.0, max_pending=4, kernel="native"):
+        # In a job of several processes each rank writes its own file (docs/distributed.md).
+        self.rank_info = distributed.rank_info()
+        if self.rank_info:
+            path = rank_path(path, self.rank_info["rank"])
         self.path = check_target(path, overwrite)
         if flush_every < 1 or flush_seconds <= 0:
             raise ValueError("flush_every must be >= 1 and flush_seconds > 0")
         self._overwrite = overwrite
         self._run_name = run_name
         self._user_meta = dict(meta or {})
-        self._model_class = type(model).__qualname__
+        self._model = distributed.unwrap(model)  # same layer paths before or after wrapping in DDP
+        self._model_class = type(self._model).__qualname__
         self._flush_every = flush_every
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
-        self.instrumentation = instrument(model, activations=activations, probes=probes, kernel=kernel)
-        try:
-            layers = self.instrumentation.layers
-            self.schedule = default_schedule(len(layers), sum(l.num_features for l in layers),
-                                             every, channel_every, hist_every)
-            self.engine = StatsEngine(self.instrumentation, capacity_rows=2 * flush_every,
-                                      every=self.schedule.every,
-                                      channel_every=self.schedule.channel_every,
-                                      hist_every=self.schedule.hist_every, probes=probes)
-        except BaseException:
-            self.instrumentation.detach()
-            raise
+        self._options = dict(activations=activations, probes=probes, kernel=kernel, every=every,
+                             channel_every=channel_every, hist_every=hist_every)
+        self._attach()
         self._scalars = _ScalarLog()
         self._writer: AsyncWriter | None = None
         self._step = 0
@@ -150,6 +148,23 @@ class Recorder:
         self._stopped = False
         self._closed = False
         self._hook = optimizer.register_step_post_hook(lambda *_: self.step()) if optimizer else None
+
+    def _attach(self) -> None:
+        o = self._options
+        self.instrumentation = instrument(self._model, activations=o["activations"], probes=o["probes"],
+                                          kernel=o["kernel"])
+        try:
+            layers = self.instrumentation.layers
+            self.schedule = default_schedule(len(layers), sum(l.num_features for l in layers),
+                                             o["every"], o["channel_every"], o["hist_every"])
+            self.engine = StatsEngine(self.instrumentation, capacity_rows=2 * self._flush_every,
+                                      every=self.schedule.every,
+                                      channel_every=self.schedule.channel_every,
+                                      hist_every=self.schedule.hist_every, probes=o["probes"])
+            self._watch = distributed.LayerWatch(self._model, layers)
+        except BaseException:
+            self.instrumentation.detach()
+            raise
 
     @property
     def current_step(self) -> int:
@@ -195,11 +210,38 @@ class Recorder:
     # --- internals -------------------------------------------------------------------------
 
     def _end_step(self) -> None:
+        replaced = self._watch.replaced()
+        if replaced:
+            self._reattach(replaced)
+            return
         self.engine.end_step(self._step)
         due = (self.engine.rows_pending >= self._flush_every
                or time.monotonic() - self._last_flush >= self._flush_seconds)
         if due and self.engine.rows_pending:
             self._flush(wait=False)
+
+    def _reattach(self, replaced: list[str]) -> None:
+        """Layers were swapped out of the model (convert_sync_batchnorm): keep what the old
+        layers recorded, then instrument the model as it is now, if it still fits the file."""
+        self.engine.end_step(self._step)
+        if self.engine.rows_pending:
+            self._flush(wait=True)
+        self._release()
+        self._attach()
+        shown = ", ".join(replaced[:3]) + (f" and {len(replaced) - 3} more" if len(replaced) > 3 else "")
+        why = (f"bnviz: layers {shown} were replaced in the model after bnviz.record() started "
+               "(torch.nn.SyncBatchNorm.convert_sync_batchnorm builds new modules without bnviz's "
+               f"instrumentation), so their statistics of step {self._step} were not recorded")
+        fix = "To record every step, convert the model first, then call bnviz.record()."
+        if self._writer is not None:
+            table = {(l["path"], l["num_features"]) for l in self._writer.writer.layers}
+            now = {(l.path, l.num_features) for l in self.instrumentation.layers}
+            if table != now:
+                raise RuntimeError(f"{why}; the model's BN layers no longer match the file's layer "
+                                   f"table. {fix}")
+            why += "; the file's layer table keeps the old layer kinds"
+        warnings.warn(f"{why}. Recording goes on with the new layers from step {self._step + 1}. {fix}",
+                      RecordingWarning, stacklevel=5)
 
     def _finish(self) -> None:
         self.engine.finish()
@@ -232,6 +274,8 @@ class Recorder:
         }
         if self._run_name:
             meta["run_name"] = self._run_name
+        if self.rank_info:
+            meta.update(self.rank_info)
         return RunWriter(self.path, layers=self.engine.layer_table(), meta=meta,
                          probes=self.engine.probes, overwrite=self._overwrite)
 

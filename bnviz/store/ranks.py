@@ -1,0 +1,138 @@
+"""One recording per distributed job: rank 0's file and its siblings, joined when read.
+
+Naming rule (docs/format.md, "Distributed runs"): every rank calls ``bnviz.record(model, path)``
+with the same ``path``; rank 0 writes ``path`` itself, rank r > 0 writes ``<stem>.rank<r><suffix>``
+beside it (run.h5, run.rank1.h5, run.rank2.h5 ...). Each file is a complete ordinary run of that
+rank's local statistics whose root attributes add ``RANK_KEYS``. Files of one job share
+``world_size`` and ``job_id``. A rank that died before its first flush leaves no file; one killed
+later leaves every step flushed before the kill.
+
+Imports neither torch nor Qt.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bnviz.store.errors import RunFileError
+from bnviz.store.reader import Run
+
+# Root attributes of a rank file (absent from a single-process run).
+RANK_KEYS = ("rank", "world_size", "local_rank", "dist_backend", "job_id")
+_RANK_SUFFIX = re.compile(r"^(?P<stem>.*)\.rank(?P<rank>[1-9][0-9]*)$")
+
+
+class RankFilesError(RunFileError):
+    """Some rank files of a job are missing, unreadable, or belong to another job."""
+
+    def __init__(self, path, problems: dict[int, str]):
+        self.problems = dict(problems)
+        lines = "; ".join(f"rank {r}: {p}" for r, p in sorted(self.problems.items()))
+        super().__init__(path, f"incomplete distributed recording ({lines}). Copy every "
+                               "<stem>.rank<r><suffix> file beside rank 0's, or read the ranks "
+                               "present with open_ranks(run, strict=False)")
+
+
+def rank_path(path, rank: int) -> Path:
+    """Where rank ``rank`` of a job recording to ``path`` writes its file."""
+    path = Path(path)
+    if rank == 0:
+        return path
+    return path.with_name(f"{path.stem}.rank{int(rank)}{path.suffix}")
+
+
+def job_path(path) -> Path:
+    """Rank 0's path (the job's ``path``) from any rank file's path."""
+    path = Path(path)
+    m = _RANK_SUFFIX.match(path.stem)
+    return path.with_name(m["stem"] + path.suffix) if m else path
+
+
+def rank_of(run: Run) -> int:
+    """The rank that wrote ``run`` (0 for a single-process run)."""
+    return int(run.meta.get("rank", 0))
+
+
+def world_size_of(run: Run) -> int:
+    """Processes in the job that wrote ``run`` (1 for a single-process run)."""
+    return int(run.meta.get("world_size", 1))
+
+
+def _scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
+    """The job's runs by rank (``run`` itself included, others opened) and a problem per rank."""
+    world, me = world_size_of(run), rank_of(run)
+    base = job_path(run.path)
+    runs, problems = {me: run}, {}
+    for r in range(world):
+        if r == me:
+            continue
+        p = rank_path(base, r)
+        if not p.exists():
+            problems[r] = (f"{p.name} is missing (a rank that died before its first flush writes "
+                           "no file; or it was not copied with the others)")
+            continue
+        try:
+            other = Run(p)
+        except RunFileError as err:
+            problems[r] = f"{p.name} cannot be read ({err.problem})"
+            continue
+        why = _mismatch(run, other, r)
+        if why:
+            other.close()
+            problems[r] = f"{p.name} {why}"
+        else:
+            runs[r] = other
+    return runs, problems
+
+
+def _mismatch(run: Run, other: Run, rank: int) -> str | None:
+    if rank_of(other) != rank:
+        return f"says it is rank {rank_of(other)}"
+    if world_size_of(other) != world_size_of(run):
+        return f"is from a job of {world_size_of(other)} ranks, not {world_size_of(run)} (an earlier job?)"
+    if other.meta.get("job_id") != run.meta.get("job_id"):
+        return (f"is from another job (job_id {other.meta.get('job_id')!r}, "
+                f"not {run.meta.get('job_id')!r}); an earlier run's file?")
+    return None
+
+
+def open_ranks(run: Run, strict: bool = True) -> list[Run]:
+    """Every rank's run of the job ``run`` belongs to, rank 0 first; ``run`` itself is included
+    (opened from any rank's file). A single-process run gives ``[run]``.
+
+    strict: raise RankFilesError naming each missing, unreadable or foreign rank file; with
+    False those ranks are left out (``rank_of`` tells which rank each run is)."""
+    runs, problems = _scan(run)
+    if problems and strict:
+        close_ranks(runs.values(), keep=run)
+        raise RankFilesError(job_path(run.path), problems)
+    return [runs[r] for r in sorted(runs)]
+
+
+def attach_ranks(run: Run) -> Run:
+    """Give ``run`` its job: ``run.ranks`` (``open_ranks(run, strict=False)``) and
+    ``run.rank_problems`` ({rank: problem}); the one call ``open_run`` makes."""
+    runs, problems = _scan(run)
+    run.ranks = [runs[r] for r in sorted(runs)]
+    run.rank_problems = problems
+    return run
+
+
+def rank_problems(run: Run) -> dict[int, str]:
+    """{rank: what is wrong with its file} for the job of ``run``; {} when all are readable."""
+    runs, problems = _scan(run)
+    close_ranks(runs.values(), keep=run)
+    return problems
+
+
+def refresh_ranks(runs) -> bool:
+    """Refresh every run (live recordings); True when any got new rows."""
+    return any([r.refresh() for r in runs])
+
+
+def close_ranks(runs, keep: Run | None = None) -> None:
+    """Close the runs ``open_ranks`` opened (all but ``keep``)."""
+    for r in runs:
+        if r is not keep:
+            r.close()
