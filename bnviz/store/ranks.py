@@ -20,7 +20,7 @@ from bnviz.store.reader import Run
 
 # Root attributes of a rank file (absent from a single-process run).
 RANK_KEYS = ("rank", "world_size", "local_rank", "dist_backend", "job_id")
-_RANK_SUFFIX = re.compile(r"^(?P<stem>.*)\.rank(?P<rank>[1-9][0-9]*)$")
+_RANK_NAME = re.compile(r"^(?P<stem>.+)\.rank[1-9][0-9]*(?P<suffix>\.[^.]*)?$")
 
 
 class RankFilesError(RunFileError):
@@ -45,8 +45,8 @@ def rank_path(path, rank: int) -> Path:
 def job_path(path) -> Path:
     """Rank 0's path (the job's ``path``) from any rank file's path."""
     path = Path(path)
-    m = _RANK_SUFFIX.match(path.stem)
-    return path.with_name(m["stem"] + path.suffix) if m else path
+    m = _RANK_NAME.match(path.name)
+    return path.with_name(m["stem"] + (m["suffix"] or "")) if m else path
 
 
 def rank_of(run: Run) -> int:
