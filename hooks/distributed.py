@@ -8,6 +8,8 @@ the other ranks (bnviz makes no collective call: recording can never hang a job)
   are the same whether the model was instrumented before or after wrapping.
 - ``LayerWatch``: notices instrumented layers replaced in the model after ``record`` started
   (``SyncBatchNorm.convert_sync_batchnorm`` builds new modules, dropping bnviz's).
+- ``synced_statistics(output)``: the global mean / inverse std a synced SyncBatchNorm forward
+  normalised with (GPU only: torch has no CPU kernels for it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import torch
 from torch import nn
 
-__all__ = ["LayerWatch", "job_id", "rank_info", "unwrap"]
+__all__ = ["LayerWatch", "job_id", "rank_info", "synced_statistics", "unwrap"]
 
 
 def job_id() -> str:
@@ -82,3 +84,15 @@ class LayerWatch:
     def replaced(self) -> list[str]:
         """Paths of recorded layers that are no longer in the model."""
         return [path for modules, name, module, path in self._slots if modules.get(name) is not module]
+
+
+def synced_statistics(output: torch.Tensor):
+    """(mean, invstd, counts) of a synced SyncBatchNorm forward's ``output``: the global batch
+    mean and inverse std it normalised with and each rank's value count, as torch's
+    SyncBatchNorm function saved them for backward (no copy, no host sync). None when the
+    output has no such node (no autograd, or the forward did not sync)."""
+    node = output.grad_fn
+    if node is None or type(node).__name__ != "SyncBatchNormBackward":
+        return None
+    _, _, mean, invstd, counts = node.saved_tensors
+    return mean, invstd, counts

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from bnviz.analysis.ranks import channel_divergence, global_batch_stats, iid_spread, rank_divergence
 from bnviz.store import open_run
@@ -103,7 +104,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(script: str, out, world: int = WORLD):
+def launch(script: str, out, world: int = WORLD, **extra_env):
     """Start ``world`` processes as torchrun would (env:// rendezvous on the loopback address)."""
     path = out / "worker.py"
     path.write_text(script)
@@ -112,7 +113,7 @@ def launch(script: str, out, world: int = WORLD):
     for rank in range(world):
         env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank),
                "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
-               "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+               "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", **extra_env}
         procs.append(subprocess.Popen([sys.executable, str(path), str(out)], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs
@@ -273,3 +274,74 @@ def test_a_sigkilled_rank_leaves_every_flushed_step_readable(tmp_path):
         with pytest.raises(RankFilesError, match=r"rank 1: run\.rank1\.h5 is missing"):
             open_ranks(run)
         assert open_ranks(run, strict=False) == [run]
+
+
+GPU_SYNC = COMMON + textwrap.dedent("""
+    from bnviz.hooks.distributed import synced_statistics
+
+    # deterministic kernels for training; warn_only: bnviz's own statistics may use others
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    dev = torch.device("cuda", rank %% torch.cuda.device_count())
+    torch.cuda.set_device(dev)
+
+    def train(variant):
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(make()).to(dev)
+        got = {"x": [], "mean": [], "invstd": []}
+
+        def capture(module, args, output):
+            mean, invstd, _ = synced_statistics(output)
+            got["x"].append(args[0].detach().cpu())
+            got["mean"].append(mean.detach().cpu())
+            got["invstd"].append(invstd.detach().cpu())
+
+        model[1].register_forward_hook(capture)
+        rec = bnviz.record(model, f"{out}/gpu.h5", channel_every=1, flush_every=4) if variant == "recorded" else None
+        ddp = DDP(model, device_ids=[dev.index])
+        opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+        for step in range(%(steps)d):
+            loss = ddp(batch(step).to(dev)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if rec:
+                rec.step()
+        if rec:
+            rec.close()
+        result = {f"{variant}/state/{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+        result.update({f"{variant}/{k}": torch.stack(v).numpy() for k, v in got.items()})
+        return result
+
+    result = {}
+    for variant in ("plain", "recorded"):
+        result.update(train(variant))
+    np.savez(f"{out}/rank{rank}.npz", **result)
+    dist.destroy_process_group()
+""" % {"steps": STEPS})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="SyncBatchNorm syncs only on GPUs")
+def test_syncbatchnorm_on_gpus_syncs_records_local_statistics_and_trains_identically(tmp_path):
+    # gloo all-gathers CUDA tensors, so two ranks may share one GPU
+    procs = launch(GPU_SYNC, tmp_path, CUBLAS_WORKSPACE_CONFIG=":4096:8")
+    for rank, (code, err) in enumerate(finish(procs, timeout=300)):
+        assert code == 0, f"rank {rank} failed:\n{err}"
+    dumps = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(WORLD)]
+    for d in dumps:
+        for key in (k for k in d if k.startswith("plain/state/")):
+            np.testing.assert_array_equal(d[key.replace("plain/", "recorded/", 1)], d[key], err_msg=key)
+    with open_run(tmp_path / "gpu.h5") as run:
+        runs = open_ranks(run)
+        assert [l.kind for l in run.layers] == ["SyncBatchNorm"] * 3
+        for step in range(STEPS):
+            xs = [d["recorded/x"][step] for d in dumps]
+            g_mean, g_var = local_stats(np.concatenate(xs))
+            for rank, (r, d) in enumerate(zip(runs, dumps)):
+                # the layer normalised with the statistics of both ranks' batches ...
+                np.testing.assert_allclose(d["recorded/mean"][step], g_mean, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(d["recorded/invstd"][step], 1 / np.sqrt(g_var + 1e-5), rtol=1e-3)
+                # ... and the recording holds this rank's own batch statistics
+                mean, var = local_stats(xs[rank])
+                np.testing.assert_allclose(r.channels("1", "pre_mean", step), mean, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(r.channels("1", "pre_var", step), var, rtol=1e-3, atol=1e-6)
+        runs[1].close()
