@@ -69,8 +69,8 @@ def _scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
             continue
         p = rank_path(base, r)
         if not p.exists():
-            problems[r] = (f"{p.name} is missing (a rank that died before its first flush writes "
-                           "no file; or it was not copied with the others)")
+            problems[r] = (f"{p.name} is missing (that rank did not call bnviz.record, died "
+                           "before its first flush, or its file was not copied here)")
             continue
         try:
             other = Run(p)
