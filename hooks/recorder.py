@@ -6,6 +6,9 @@ writes them. If the writer falls behind, the queue stays bounded: the engine's r
 fills and further rows are dropped and counted in the file, never held in memory.
 Nothing here may raise into the training loop after ``record`` returned: a failure issues
 one warning, stops recording and leaves the model un-instrumented.
+
+In a torch.distributed job every rank records its own local statistics to its own file
+(``bnviz.store.ranks.rank_path``) without any communication; see docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -314,6 +317,10 @@ def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, over
     activations: {"layer.path": "tanh", ...} overrides the detected following activation.
     probes: per-layer probe channels whose own quantiles are recorded (an int: the first k).
     kernel: "native" (bit-identical to torch) or "reference" (the from-scratch oracle).
+
+    Distributed jobs: call it on every rank with the same ``path``; rank 0 writes ``path``, rank
+    r > 0 ``<stem>.rank<r><suffix>`` beside it (docs/distributed.md). ``model`` may be wrapped in
+    DistributedDataParallel or not. Convert to SyncBatchNorm before calling it.
     """
     return Recorder(model, path, every=every, optimizer=optimizer, overwrite=overwrite,
                     run_name=run_name, meta=meta, activations=activations, probes=probes,
