@@ -200,8 +200,10 @@ def test_each_rank_records_its_local_batch_statistics(job, name):
             assert not np.array_equal(a, b)
         ratio = runs[1].channels("1", "pre_var") / runs[0].channels("1", "pre_var")
         assert 3.0 < np.median(ratio) < 5.0
-        # ... while DDP's buffer broadcast hands every rank rank 0's running statistics
-        np.testing.assert_array_equal(runs[0].channels("1", "running_mean"), runs[1].channels("1", "running_mean"))
+        # ... while DDP's buffer broadcast hands every rank rank 0's running statistics, and its
+        # all-reduce the same averaged gamma / beta gradients
+        for field in ("running_mean", "running_var", "grad_gamma", "grad_beta"):
+            np.testing.assert_array_equal(runs[0].channels("1", field), runs[1].channels("1", field))
         runs[1].close()
 
 
