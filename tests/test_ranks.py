@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from bnviz.analysis.ranks import aligned_rows, global_batch_stats, iid_spread, rank_divergence
+from bnviz.analysis.ranks import (aligned_rows, channel_divergence, divergence_by_layer,
+                                  global_batch_stats, iid_spread, rank_divergence)
 from bnviz.store import open_run
 from bnviz.store.ranks import (RankFilesError, attach_ranks, job_path, open_ranks, rank_of,
                                rank_path, rank_problems, refresh_ranks, world_size_of)
@@ -177,6 +178,35 @@ def test_record_before_init_process_group_takes_the_rank_from_torchrun_variables
         with pytest.raises(RankFilesError, match="rank 0: run.h5 is missing"):
             open_ranks(run)
     monkeypatch.setenv("BNVIZ_JOB_ID", "mine")
+    monkeypatch.setenv("RANK", "0")
+    with bnviz.record(model, tmp_path / "run.h5") as rec:
+        model(torch.randn(8, 4))
+        rec.step()
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.meta["job_id"] == "mine" and run.meta["rank"] == 0
+        with pytest.raises(RankFilesError, match="rank 1: run.rank1.h5 is from another job"):
+            open_ranks(run)  # rank 1's file, recorded above, has the other job id
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(ValueError, match="rank 2 outside 0..1"):
         bnviz.record(model, tmp_path / "run.h5")
+
+
+def test_divergence_by_layer_summarises_each_layer(tmp_path):
+    base = tmp_path / "run.h5"
+    write_job(base, world=2, steps=30, channel_every=3)
+    with open_run(base) as run:
+        runs = open_ranks(run)
+        table = divergence_by_layer(runs)
+        assert list(table) == [l.path for l in run.layers]
+        for layer, row in table.items():
+            steps, spread = channel_divergence(runs, layer)
+            assert row["steps"] == len(steps) == 10
+            assert row["median"] == pytest.approx(np.median(spread))
+            assert row["max"] == pytest.approx(spread.max())
+            n = run.summary(layer, "n", 0)
+            assert row["iid"] == pytest.approx(iid_spread(2, n))
+        assert divergence_by_layer(runs[:1]) == {}
+        with pytest.raises(ValueError, match="tier must be"):
+            aligned_rows(runs, tier="hist")
+        close_all(runs[1:])
+

@@ -12,6 +12,7 @@ Runs are aligned by step: only steps that every rank recorded (in the given phas
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -27,6 +28,8 @@ RELATIVE = ("pre_var", "post_var")
 def aligned_rows(runs, phase: str | None = "train", tier: str = "summary"):
     """(steps, [row indices per run]): the steps every run recorded in ``phase`` on ``tier``
     ("summary" or "channels"), ascending; each run's last row of that phase at each step."""
+    if tier not in ("summary", "channels"):
+        raise ValueError(f"tier must be 'summary' or 'channels', got {tier!r}")
     per_run = []
     for run in runs:
         steps, rows = (run.steps, run.rows(phase)) if tier == "summary" else \
@@ -102,6 +105,7 @@ def iid_spread(world_size: int, n) -> float | np.ndarray:
     return _expected_range(int(world_size)) / np.sqrt(np.asarray(n, np.float64))
 
 
+@functools.lru_cache(maxsize=None)
 def _expected_range(w: int) -> float:
     # E[R] = integral of 1 - Phi(x)^w - (1 - Phi(x))^w over x (the range of w standard normals)
     if w < 2:
@@ -110,3 +114,20 @@ def _expected_range(w: int) -> float:
     phi = 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2.0)) for v in x]))
     y = 1.0 - phi ** w - (1.0 - phi) ** w
     return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
+
+
+def divergence_by_layer(runs, phase: str | None = "train") -> dict:
+    """{layer path: {"median", "max", "iid", "steps"}}: each layer's ``channel_divergence`` over
+    the channel-tier steps every rank recorded, and ``iid`` the ``iid_spread`` to compare it with
+    (for ``bnviz info`` and findings). NaN without common steps; {} for fewer than two runs."""
+    if len(runs) < 2:
+        return {}
+    out = {}
+    for layer in runs[0].layers:
+        steps, spread = channel_divergence(runs, layer.path, phase)
+        n = np.nanmedian(_counts_at(runs[0], layer.path, steps, phase)) if len(steps) else math.nan
+        finite = spread[np.isfinite(spread)]
+        out[layer.path] = {"median": float(np.median(finite)) if finite.size else math.nan,
+                           "max": float(finite.max()) if finite.size else math.nan,
+                           "iid": float(iid_spread(len(runs), n)), "steps": int(len(steps))}
+    return out
