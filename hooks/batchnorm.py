@@ -87,7 +87,7 @@ def _forward(m, input, sink):
     if m.training and m.track_running_stats and m.num_batches_tracked is not None and _needs_sync(m, True):
         # Cross-process statistics: torch's own path; the record takes this process's batch statistics.
         out = super(_Reporting, m).forward(input)
-        _put(sink, m, input, out, None, None, MODE_BATCH)
+        _put(sink, m, input, None, None, MODE_BATCH)
         return out
 
     factor = 0.0 if m.momentum is None else m.momentum
@@ -108,7 +108,7 @@ def _forward(m, input, sink):
         # Eval with running statistics, or input torch rejects: F.batch_norm itself (same result,
         # same exception); the record then computes the batch statistics in a separate pass.
         out = F.batch_norm(*args)
-        _put(sink, m, input, out, None, None, MODE_BATCH if bn_training else MODE_RUNNING)
+        _put(sink, m, input, None, None, MODE_BATCH if bn_training else MODE_RUNNING)
         return out
     if m._bnviz_kernel == "reference":
         out, mean, invstd = batch_norm_reference(input, running_mean, running_var, m.weight, m.bias, factor, m.eps)
@@ -122,15 +122,15 @@ def _forward(m, input, sink):
         except RuntimeError:
             # Checked before anything is written: torch's own call now raises torch's message.
             return F.batch_norm(*args)
-    _put(sink, m, input, out, mean, invstd, MODE_BATCH)
+    _put(sink, m, input, mean, invstd, MODE_BATCH)
     return out
 
 
-def _put(sink, m, x, y, mean, invstd, mode) -> None:
+def _put(sink, m, x, mean, invstd, mode) -> None:
     if sink is None:
         return
     try:
-        sink.put(m._bnviz_index, x, y, mean, invstd, mode)
+        sink.put(m._bnviz_index, x, mean, invstd, mode)
     except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
         sink.fail(err)
 

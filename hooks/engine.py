@@ -10,10 +10,12 @@ steps with step % k == 0; the channel and histogram tiers take every ``channel_e
 ``hist_every``-th recorded train row and every eval row. A layer that did not run in a row is NaN.
 
 What the recording forward does per layer: keeps the batch mean and inverse std the BN kernel
-returned and gathers S values per channel of the input x and the output y (``sampling.py``:
-the same S evenly spread positions of batch x spatial for every channel) before anything
-downstream (an in-place ReLU) can change y. Everything else runs once per row, batched over
-all layers, in float32 (float64 for the variance derivation), whatever the input dtype.
+returned and gathers S values per channel of the input x (``sampling.py``: the same S evenly
+spread positions of batch x spatial for every channel; one ``torch.take``). Everything else runs
+once per row, batched over all layers, in float32 (float64 for the variance derivation), whatever
+the input dtype. The sampled y are computed from the sampled x as the layer does,
+y = gamma * x-hat + beta (to float rounding; before rounding to a half-precision output), so an
+in-place activation after the layer cannot change them.
 
 Definitions (per channel c; n = N * spatial size values; "sampled" = the S values above):
   pre_mean      batch mean of x (from the kernel; eval / probe / fallback: a separate pass)
@@ -170,7 +172,7 @@ class StatsEngine:
         self._open(phase)  # before the kernel updates running statistics: the snapshot sees them unchanged
         return True
 
-    def put(self, index, x, y, mean, invstd, mode) -> None:
+    def put(self, index, x, mean, invstd, mode) -> None:
         if self._device is None:  # a model of Probes only: no tensor to learn the device from earlier
             self._allocate(x.device)
             self._snapshot = self._cat_params()
@@ -185,7 +187,6 @@ class StatsEngine:
             if idx is None:
                 idx = self._index_cache[key] = sampling.sample_index(*key, self.samples, self._device)
             self._xs[index] = sampling.gather(x, idx[0])
-            self._ys[index] = sampling.gather(y, idx[0])
             q_is_var = mean is None
             if q_is_var:
                 dims = [0] + list(range(2, x.dim()))
@@ -304,7 +305,7 @@ class StatsEngine:
         self._phase = None
         self._open_row = None
         self._seen = [False] * L
-        self._xs, self._ys = [None] * L, [None] * L
+        self._xs = [None] * L
         self._mean, self._q = [None] * L, [None] * L
         self._meta = [None] * L
         self._n = [float("nan")] * L
@@ -435,6 +436,7 @@ class StatsEngine:
             "s": s,
             "valid": torch.arange(S, device=dev).view(1, -1) < s.view(-1, 1),
             "padded": any(k is None or k[1] < S for k in key),
+            "any_identity": any(m == MODE_IDENTITY for m in mode),
         }
         self._meta_cache[key] = got
         return got
@@ -445,10 +447,9 @@ class StatsEngine:
         key = tuple(self._meta)
         mk = self._row_meta(key)
         with torch.no_grad():
-            # (3, Ctot, S): sampled pre, x-hat (filled in _compute), post; written in place, no stack copy
+            # (3, Ctot, S): sampled pre, then x-hat and post (filled in _compute); in place, no stack copy
             tensors = self._tensors
             torch.cat([_f32(x) if x is not None else z for x, z in zip(self._xs, self._zeros)], out=tensors[0])
-            torch.cat([_f32(y) if y is not None else z for y, z in zip(self._ys, self._zeros)], out=tensors[2])
             mean = torch.cat([v if v is not None else n for v, n in zip(self._mean, self._nan)]).float()
             q = torch.cat([v if v is not None else n for v, n in zip(self._q, self._nan)])
             self._compute(row, mk, tensors, mean, q)
@@ -474,6 +475,9 @@ class StatsEngine:
         post_var = torch.where(identity, var, g * g * var * uinv * uinv)
         uinv_c = uinv.unsqueeze(1)
         torch.addcmul(-um.unsqueeze(1) * uinv_c, tensors[0], uinv_c, out=tensors[1])  # x-hat
+        torch.addcmul(b.unsqueeze(1), tensors[1], g.unsqueeze(1), out=tensors[2])  # y = gamma x-hat + beta
+        if mk["any_identity"]:
+            torch.where(identity.unsqueeze(1), tensors[0], tensors[2], out=tensors[2])  # a Probe: y = x
         use_abs, thr = self._zone()
         valid, s = mk["valid"], mk["s"]
         zone = stats.in_zone(tensors[1:], use_abs, thr)  # x-hat, y

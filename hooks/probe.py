@@ -18,7 +18,7 @@ def _report(probe, input):
     sink = probe._bnviz_sink
     try:
         if input.numel() > 0 and sink.wants(probe._bnviz_index, probe.training):
-            sink.put(probe._bnviz_index, input, input, None, None, MODE_IDENTITY)
+            sink.put(probe._bnviz_index, input, None, None, MODE_IDENTITY)
     except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
         sink.fail(err)
 
