@@ -35,6 +35,7 @@ the h5py error chained; nothing from the file is unpickled or executed (JSON tex
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import socket
@@ -44,6 +45,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from h5py import h5f, h5p
 
 from bnviz.store import layout, schema
 from bnviz.store.decimate import decimate
@@ -56,6 +58,10 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 WRITER_GONE_S = 30.0
 WRITER_GONE_FLUSHES = 3
 READ_CACHE_BYTES = 32 * 1024 * 1024
+# A SWMR reader retries a metadata read whose checksum fails (the writer may be mid-flush) with
+# doubling back-off; HDF5's default of 100 attempts hangs for many minutes on a damaged file.
+# 20 attempts wait about a second in all, ample for a flush to land.
+SWMR_READ_ATTEMPTS = 20
 _READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 
 
@@ -112,6 +118,42 @@ def _has_hdf5_signature(path: Path, size: int) -> bool:
     return False
 
 
+def _hdf5_library():
+    """The libhdf5 that h5py loaded (for a setting h5py does not expose), or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                lib = line.split()[-1]
+                if "/libhdf5" in lib and "hdf5_hl" not in lib and ".so" in lib:
+                    return ctypes.CDLL(lib)
+    except OSError:
+        pass
+    return None
+
+
+def _read_fapl():
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_cache(0, 10007, READ_CACHE_BYTES, 0.75)
+    lib = _hdf5_library()
+    if lib is not None:
+        lib.H5Pset_metadata_read_attempts(ctypes.c_int64(fapl.id), ctypes.c_uint(SWMR_READ_ATTEMPTS))
+    return fapl
+
+
+def _stored_end_address(path: Path) -> int | None:
+    """The end-of-file address in a version 2/3 superblock (what bnviz writes), else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(48)
+    if head[:8] != HDF5_SIGNATURE or len(head) < 12 or head[8] < 2:
+        return None
+    size = head[9]  # bytes per address: base, extension, end-of-file, root
+    start = 12 + 2 * size
+    if len(head) < start + size:
+        return None
+    base = int.from_bytes(head[12:12 + size], "little")
+    return base + int.from_bytes(head[start:start + size], "little")
+
+
 def _open_file(path: Path) -> h5py.File:
     if not path.exists():
         raise RunFileMissing(path, "no such file")
@@ -124,7 +166,8 @@ def _open_file(path: Path) -> h5py.File:
         raise NotHDF5File(path, "not an HDF5 file: a bnviz recording is the HDF5 file that "
                                 "bnviz.record writes")
     try:
-        return h5py.File(path, "r", swmr=True, rdcc_nbytes=READ_CACHE_BYTES, rdcc_nslots=10007)
+        fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_read_fapl())
+        return h5py.File(fid)
     except OSError as err:
         reason = str(err)
         if "truncated" in reason:
@@ -181,6 +224,33 @@ class Run:
             raise CorruptRunFile(self.path, f"the file's bnviz header is incomplete or damaged ({err})") from err
         self._by_path = {layer.path: layer for layer in self.layers}
         self._cache: dict = {}
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        """SWMR read mode skips HDF5's end-of-file check, and raw data past the end reads as
+        zeros: if the file is shorter than HDF5's end address, make sure no committed row lies
+        past the end. (Uncommitted data may: a kill or a failed write leaves such files.)"""
+        size = self.path.stat().st_size
+        eoa = _stored_end_address(self.path)
+        if eoa is None or size >= eoa:
+            return
+        names = [(c.name, c.tier) for c in layout.tier_columns(len(self.layers), self._probes)]
+        names += [(f"{layout.CHANNEL_GROUP}/{i}", "channels") for i in range(len(self.layers))]
+        missing = []
+
+        def visit(info, n):
+            if info.chunk_offset[0] < n and info.byte_offset + info.size > size:
+                missing.append(info)
+
+        try:
+            for name, tier in names:
+                n = self._counts[tier]
+                self._dataset(name).id.chunk_iter(lambda info: visit(info, n))
+        except _READ_ERRORS as err:
+            missing.append(err)
+        if missing:
+            raise CorruptRunFile(self.path, f"the file is truncated ({size} bytes, HDF5 expects {eoa}) "
+                                            "and recorded rows are missing; an incomplete copy?")
 
     def _read_meta(self) -> dict:
         meta = {}

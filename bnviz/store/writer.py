@@ -16,6 +16,7 @@ import queue
 import shlex
 import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -28,6 +29,10 @@ from bnviz.store import layout, schema
 from bnviz.store.block import Block
 from bnviz.store.errors import RecordingWarning, RecordingWriteError
 
+# Recording stops (cleanly, the file closed and marked) when the disk has less free space than
+# this: a full disk would also break the training's checkpoints, and HDF5 cannot close a file
+# after a failed write.
+MIN_FREE_BYTES = 256 * 1024 * 1024
 # The writer keeps the open (partly filled) chunk of every layer in memory between appends,
 # up to this many bytes per dataset, so an append never reads a chunk back from the file.
 MAX_CACHE_BYTES = 64 * 1024 * 1024
@@ -59,8 +64,11 @@ def check_target(path, overwrite: bool) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise FileNotFoundError(f"cannot record to {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot record to {path}: directory {parent} is not writable")
+    try:  # a real probe: permission bits say nothing for root, read-only mounts or ACLs
+        tempfile.TemporaryFile(dir=parent, prefix=".bnviz-probe-").close()
+    except OSError as err:
+        raise PermissionError(f"cannot record to {path}: directory {parent} is not writable "
+                              f"({err.strerror or err})") from err
     if path.is_dir():
         raise IsADirectoryError(f"cannot record to {path}: it is a directory")
     if path.exists() and not overwrite:
@@ -175,6 +183,7 @@ class RunWriter:
             raise ValueError(f"{self.path}: the writer is closed")
         tiers = self._tier_arrays(block)
         names = list(block.scalar_names)
+        self._check_free_space()
         try:
             for col in self._columns:
                 self._write(col.name, tiers[col.tier][col.name])
@@ -191,13 +200,38 @@ class RunWriter:
             self._file[layout.COMMIT][...] = np.array([new_rows[t] for t in schema.TIERS], np.int64)
             self._file.flush()
         except (OSError, RuntimeError) as err:
-            self._failed = err
+            self._abandon(err)
             raise RecordingWriteError(self.path, f"writing failed: {err}") from err
         self._rows = new_rows
         self._scalar_names = names
         for t in schema.TIERS:
             if len(tiers[t]["_step"]):
                 self._last_step[t] = int(tiers[t]["_step"][-1])
+
+    def _check_free_space(self) -> None:
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return  # no statvfs here: rely on write errors
+        free = st.f_bavail * st.f_frsize
+        if free < MIN_FREE_BYTES:
+            self._failed = OSError(28, f"only {free / 2**20:.0f} MiB left on the device")
+            raise RecordingWriteError(self.path, f"{self._failed.strerror}; bnviz stops recording "
+                                                 f"below {MIN_FREE_BYTES / 2**20:.0f} MiB free")
+
+    def _abandon(self, err: BaseException) -> None:
+        """After a failed write HDF5 cannot flush or close the file without crashing the process
+        (HDF5 2.0: free(): invalid pointer at close). Point its descriptor at /dev/null so the
+        remaining flushes and the close succeed harmlessly: the file on disk keeps the state of
+        the last successful flush, which is readable like a killed writer's."""
+        self._failed = err
+        try:
+            fd = self._file.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, fd)
+            os.close(null)
+        except (OSError, RuntimeError, ValueError):
+            pass
 
     def _write(self, name: str, data: np.ndarray) -> None:
         n = len(data)
@@ -216,28 +250,30 @@ class RunWriter:
             self._write_status(layout.STATE_LIVE)
             self._file.flush()
         except (OSError, RuntimeError) as err:
-            self._failed = err
+            self._abandon(err)
             raise RecordingWriteError(self.path, f"writing failed: {err}") from err
 
     def _write_status(self, state: int) -> None:
         self._file[layout.STATUS][...] = np.array([time.time(), state, self._dropped], np.float64)
 
-    def close(self) -> None:
-        """Mark the run closed (or failed, after a write error) and close the file. Idempotent."""
+    def close(self, failed: bool = False) -> None:
+        """Mark the run closed (or failed: after a write error, or ``failed=True`` when recording
+        stopped for another reason) and close the file. Idempotent."""
         if self._file is None:
             return
         try:
-            self._write_status(layout.STATE_FAILED if self._failed else layout.STATE_CLOSED)
+            self._write_status(layout.STATE_FAILED if failed or self._failed else layout.STATE_CLOSED)
             self._file.flush()
         except (OSError, RuntimeError) as err:
-            if self._failed is None:
-                self._failed = err
+            first = self._failed is None
+            self._abandon(err)
+            if first:
                 raise RecordingWriteError(self.path, f"closing failed: {err}") from err
         finally:
             try:
                 self._file.close()
             except (OSError, RuntimeError):
-                pass  # after a write error HDF5 may not flush its caches; committed rows are safe
+                pass  # committed rows are on disk whatever the close says
             self._file = None
 
     def __enter__(self):
@@ -381,7 +417,7 @@ class AsyncWriter:
         except BaseException as err:  # noqa: BLE001 - a debugging tool never stops the training
             self._error = err
             try:
-                self.writer.close()
+                self.writer.close(failed=True)
             except BaseException:  # noqa: BLE001
                 pass
 
