@@ -168,7 +168,7 @@ def _open_file(path: Path) -> h5py.File:
     try:
         fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_read_fapl())
         return h5py.File(fid)
-    except OSError as err:
+    except (OSError, RuntimeError) as err:
         reason = str(err)
         if "truncated" in reason:
             raise CorruptRunFile(path, f"the file is truncated ({size} bytes; HDF5 says: {reason}); "
