@@ -225,7 +225,8 @@ def _train_eval(run, layer, gap: np.ndarray, logratio: np.ndarray, train: np.nda
         return []
     late = _late(len(train), thr)
     gap_late, lr_late = float(nanmedian(gap[late])), float(nanmedian(logratio[late]))
-    excess = max(gap_late / thr.running_gap, lr_late / thr.running_var_logratio)
+    # the value reported is whichever of the two is further past its threshold
+    excess, value = max((gap_late / thr.running_gap, gap_late), (lr_late / thr.running_var_logratio, lr_late))
     if not excess > 1.0:
         return []
     steps = np.asarray(run.steps)[train]
@@ -239,7 +240,7 @@ def _train_eval(run, layer, gap: np.ndarray, logratio: np.ndarray, train: np.nda
                     tuple(int(c) for c in channels), first, last,
                     f"running statistics are far from the batch statistics late in training: mean gap "
                     f"{gap_late:.2f} running std, |log variance ratio| {lr_late:.2f}; eval outputs "
-                    f"will differ from training{which}", max(gap_late, lr_late))]
+                    f"will differ from training{which}", value)]
 
 
 def _train_eval_channels(run, layer, ch_train: np.ndarray, thr: Thresholds) -> np.ndarray:
@@ -247,8 +248,9 @@ def _train_eval_channels(run, layer, ch_train: np.ndarray, thr: Thresholds) -> n
         return np.zeros(0, int)
     rows = ch_train[_late(len(ch_train), thr)]
     get = lambda f: run.channels(layer, f, rows)  # noqa: E731
-    gap = nanmedian(running_gap(get("pre_mean"), get("running_mean"), get("running_var"), layer.eps), axis=0)
-    lr = nanmedian(running_var_logratio(get("pre_var"), get("running_var"), layer.eps), axis=0)
+    eps = layer.eps or 0.0
+    gap = nanmedian(running_gap(get("pre_mean"), get("running_mean"), get("running_var"), eps), axis=0)
+    lr = nanmedian(running_var_logratio(get("pre_var"), get("running_var"), eps), axis=0)
     bad = (gap > thr.running_gap) | (lr > thr.running_var_logratio)
     return np.flatnonzero(bad)
 
@@ -258,7 +260,8 @@ def _channel_findings(run, layer, ch_train: np.ndarray, thr: Thresholds) -> list
     steps = np.asarray(run.channel_steps)[ch_train]
     out = []
     # "bound" (no activation follows) marks values far outside a normalised range: no zone to die in.
-    zone = layer.zone_rule in ("dead", "saturated") and layer.activation not in ("none", "unknown")
+    zone = (layer.zone_rule in ("dead", "saturated") and layer.zone_threshold is not None
+            and layer.activation not in ("none", "unknown"))
     if zone:
         out += _zone(run, layer, ch_train, steps, thr)
     if layer.affine and layer.kind != "Probe":
