@@ -75,6 +75,8 @@ class FindingsPanel(QtWidgets.QWidget):
         self._worker = FindingsWorker(slot.path)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
+        # quit from the worker's thread itself, so wait() returns without the event loop
+        self._worker.done.connect(self._thread.quit, QtCore.Qt.ConnectionType.DirectConnection)
         self._worker.done.connect(self._finished)
         self._thread.start()
 

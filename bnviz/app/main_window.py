@@ -258,7 +258,10 @@ class MainWindow(QtWidgets.QMainWindow):
         slot = self.session.primary
         self.setWindowTitle(f"bnviz — {os.path.basename(slot.path)}" if slot else "bnviz")
         live = any(s.run.writer_state == "live" for s in self.session.slots)
-        self.live_timer.start() if live else self.live_timer.stop()
+        if live:
+            self.live_timer.start()
+        else:
+            self.live_timer.stop()
         if slot is not None and len(self.session.steps) == 0:
             self.show_banner(f"{slot.path} has no recorded steps yet"
                              + (": waiting for the training run to write some." if live else "."))
@@ -313,7 +316,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.live_timer.stop()
             self.show_banner(f"The recording can no longer be read (deleted or truncated while open?): {e}. "
                              "The views show what was read before; File > Reload tries again.")
-        if not any(s.run.writer_state == "live" for s in self.session.slots):
+        try:
+            live = any(s.run.writer_state == "live" for s in self.session.slots)
+        except (RunFileError, OSError):
+            live = False
+        if not live:
             self.live_timer.stop()
         self._update_status()
 
@@ -329,11 +336,14 @@ class MainWindow(QtWidgets.QMainWindow):
         step = self.session.cursor_step()
         steps = self.session.steps
         s["step"].setText(f"step {step} of {int(steps[-1])}" if step is not None else "no steps")
-        phase = ""
-        if step is not None:
-            phase = PHASE_NAMES.get(int(slot.run.phases[row_at_or_before(steps, step)]), "?")
+        phase = PHASE_NAMES.get(int(self.session.phases[row_at_or_before(steps, step)]), "?") if step is not None else ""
+        try:
+            writer = slot.run.writer_state
+        except (RunFileError, OSError) as e:
+            writer = "unreadable"
+            self.show_banner(f"The recording can no longer be read (deleted or truncated while open?): {e}")
         s["phase"].setText(f"phase: {phase}" if phase else "")
-        s["writer"].setText(f"writer: {slot.run.writer_state}")
+        s["writer"].setText(f"writer: {writer}")
 
     # --- settings ------------------------------------------------------------------------------
     def _restore_settings(self) -> None:

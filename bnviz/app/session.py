@@ -37,6 +37,7 @@ class Session:
     def __init__(self, state: ViewState | None = None) -> None:
         self.state = state or ViewState()
         self.slots: list[Slot] = []
+        self._steps, self._phases = np.zeros(0, np.int64), np.zeros(0, np.int8)
         self.runs_changed = Signal()
         self.data_changed = Signal()
 
@@ -57,6 +58,7 @@ class Session:
         names = [path] + ([compare] if compare else [])
         labels = ["A", "B"] if compare else [""]
         self.slots = [Slot(lab, r, os.path.abspath(p)) for lab, r, p in zip(labels, runs, names)]
+        self._steps, self._phases = np.asarray(runs[0].steps), np.asarray(runs[0].phases)
         self._fix_state()
         self.runs_changed.emit()
 
@@ -64,6 +66,7 @@ class Session:
         for s in self.slots:
             s.run.close()
         self.slots = []
+        self._steps, self._phases = np.zeros(0, np.int64), np.zeros(0, np.int8)
 
     def reload(self) -> None:
         """Reopen the same files and keep the view state."""
@@ -78,6 +81,7 @@ class Session:
         for s in self.slots:
             grew |= bool(s.run.refresh())
         if grew:
+            self._steps, self._phases = np.asarray(self.primary.run.steps), np.asarray(self.primary.run.phases)
             if self.state.follow_latest:
                 self.state.update(step=self.latest_step())
             self.data_changed.emit()
@@ -94,8 +98,13 @@ class Session:
 
     @property
     def steps(self) -> np.ndarray:
-        """The recorded steps the cursor moves over (the primary run's summary tier)."""
-        return np.asarray(self.primary.run.steps) if self.slots else np.zeros(0, np.int64)
+        """The recorded steps the cursor moves over (the primary run's summary tier, as of the
+        last open or refresh: a file that breaks later still has a timeline)."""
+        return self._steps
+
+    @property
+    def phases(self) -> np.ndarray:
+        return self._phases
 
     def latest_step(self) -> int | None:
         steps = self.steps

@@ -1,0 +1,422 @@
+"""The viewer window, driven through its state and its widgets (pytest-qt, off screen)."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import os
+import shutil
+import weakref
+import xml.etree.ElementTree as ET
+
+import h5py
+import numpy as np
+import pytest
+
+from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
+from bnviz.app.main_window import MainWindow
+from bnviz.app.state import VIEWS, ViewState
+from bnviz.store import RunWriter
+from bnviz.store.synthetic import PATHOLOGIES, layer_table, write_synthetic_run
+from PySide6 import QtCore, QtGui, QtWidgets
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The offscreen platform warns about every top-level window it shows.
+pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("runs")
+    a, b = d / "a.h5", d / "b.h5"
+    write_synthetic_run(a, layers=6, channels=8, steps=300, eval_every=50, pathologies=PATHOLOGIES)
+    names = [f"layer{1 + i * 4 // 6}.{i % 3}.bn{1 + i % 2}" for i in range(5)] + ["only_in_b.bn"]
+    write_synthetic_run(b, layers=6, channels=8, steps=200, seed=1, layer_names=names, pathologies=("drift",))
+    return a, b
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1300, 900)
+    w.show()
+    yield w
+    w.timeline.stop()
+    w.live_timer.stop()
+    w.findings.wait()
+
+
+def opened(w, qtbot, path, compare=None):
+    assert w.open_files(str(path), str(compare) if compare else None), w.last_error
+    assert w.findings.wait()
+    qtbot.waitUntil(lambda: "Findings:" in w.findings.label.text() and "analysing" not in w.findings.label.text())
+    return w
+
+
+def error_boxes(w):
+    return [b for b in w.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+
+
+# --- opening and navigating ---------------------------------------------------------------
+
+def test_open_shows_layers_views_and_status(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    st = w.session.state
+    assert w.tree._leaves.keys() == {li.path for li in w.session.primary.run.layers}
+    assert st.layer == w.session.primary.run.layers[0].path
+    assert st.step == int(w.session.steps[-1])
+    assert len(w.current_view().time_plots()) == 6
+    assert "writer: closed" in w.status["writer"].text()
+    assert "pre mean" in w.readout.text()
+    assert w.findings.items, "the synthetic run has pathologies, findings must list them"
+
+
+def test_selecting_a_layer_in_the_tree_redraws_the_view(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    target = w.session.primary.run.layers[3].path
+    w.tree.setCurrentItem(w.tree._leaves[target])
+    assert w.session.state.layer == target
+    expected = w.session.primary.run.summary(target, "post_var")[w.session.primary.run.phases == 0]
+    np.testing.assert_allclose(w.current_view().tables[""]["post_var"], expected)
+
+
+def test_cursor_moves_every_plot_and_a_drag_moves_the_state(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    view = w.current_view()
+    w.session.state.update(step=123)
+    assert all(c.value() == 123 for c in view._cursors)
+    assert w.timeline.slider.value() == np.searchsorted(w.session.steps, 123, side="right") - 1
+    view._cursors[2].setValue(77)
+    view._cursors[2].sigDragged.emit(view._cursors[2])
+    assert w.session.state.step == 77
+    assert all(c.value() == 77 for c in view._cursors)
+
+
+def test_keys_step_jump_and_show_the_cheatsheet(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(step=100)
+    w.tabs.setFocus()
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_Right)
+    assert w.session.cursor_step() == 101
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_Home)
+    assert w.session.cursor_step() == 0
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_Right, QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert w.session.cursor_step() > 10
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_F1)
+    assert "Space" in w.cheatsheet.text() and "Pin reference step" in w.cheatsheet.text()
+    w.cheatsheet.close()
+
+
+def test_play_advances_and_stops_at_the_end(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(step=int(w.session.steps[-30]), loop=False, speed=5)
+    w.timeline.toggle_play()
+    assert w.timeline.timer.isActive()
+    qtbot.waitUntil(lambda: not w.timeline.timer.isActive(), timeout=5000)
+    assert w.session.cursor_step() == int(w.session.steps[-1])
+
+
+def test_reference_step_overlays_the_distribution(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(view="distribution", step=250)
+    n_now = len(w.current_view()._items)
+    w.session.state.update(step=40)
+    w.timeline.pin_reference()
+    w.session.state.update(step=250)
+    assert w.session.state.reference_step == 40
+    assert len(w.current_view()._items) == 2 * n_now
+    assert "reference step 40" in w.current_view()._columns[0][0].titleLabel.text
+
+
+def test_every_view_draws_for_every_layer(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    for layer in w.tree._leaves:
+        for view in VIEWS:
+            w.session.state.update(layer=layer, view=view)
+            assert not w.banner.isVisible(), w.banner.text()
+            assert w.current_view().tables, (layer, view)
+
+
+def test_heatmap_click_picks_channel_and_step(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(view="channels")
+    view = w.current_view()
+    plot = view._plots[0]
+    qtbot.wait(50)
+    pos = plot.vb.mapViewToScene(QtCore.QPointF(150, 5))
+    ev = type("Click", (), {"scenePos": lambda self: pos, "accept": lambda self: None})()
+    view._clicked(ev)
+    assert w.session.state.channel == 5
+    assert abs(w.session.state.step - 150) <= 2
+
+
+def test_overview_click_selects_the_layer(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(view="overview")
+    plot, _ = w.current_view()._plots[0]
+    qtbot.wait(50)
+    pos = plot.vb.mapViewToScene(QtCore.QPointF(100, 4))
+    w.current_view()._clicked(type("Click", (), {"scenePos": lambda self: pos, "accept": lambda self: None})())
+    assert w.session.state.layer == w.session.primary.run.layers[4].path
+
+
+def test_linked_zoom_and_the_strip_region_set_the_detail_range(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    view = w.current_view()
+    view.time_plots()[0].setXRange(50, 120, padding=0)
+    assert w.session.state.step_range == (50, 120)
+    w.session.state.update(link_zoom=False)
+    view.time_plots()[0].setXRange(10, 20, padding=0)
+    assert w.session.state.step_range == (50, 120)
+    w.strip.region.setRegion((30, 60))
+    w.strip.region.sigRegionChangeFinished.emit(w.strip.region)
+    assert w.session.state.step_range == (30, 60)
+    x0, x1 = view.time_plots()[-1].vb.viewRange()[0]
+    assert (round(x0), round(x1)) == (30, 60)
+
+
+def test_findings_click_selects_layer_step_and_view(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    f = w.findings.items[0]
+    w.findings._clicked(0, 2)
+    assert w.session.state.layer == f.layer
+    assert w.session.state.view != "" and w.current_view().key == w.session.state.view
+    assert w.tree._leaves[f.layer].text(3), "the layer's tree row shows a trouble badge"
+
+
+def test_nan_is_marked_with_a_tooltip_and_named_in_the_readout(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    nan = [f for f in w.findings.items if f.kind == "nonfinite"][0]
+    w.session.state.update(layer=nan.layer, step=int(w.session.steps[-1]), view="drift")
+    marks = [i for p in w.current_view().time_plots() for i in p.items
+             if "NaN" in (i.toolTip() or "")]
+    assert marks
+    assert "NaN" in w.readout.text()
+
+
+# --- compare ------------------------------------------------------------------------------
+
+def test_compare_overlays_matching_layers_and_notes_missing_ones(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0], runs[1])
+    view = w.current_view()
+    assert set(view.tables) == {"A", "B"}
+    assert len(view.tables["B"]["step"]) < len(view.tables["A"]["step"])
+    assert len(view.time_plots()) == 6
+    w.session.state.update(compare_mode="side")
+    assert len(w.current_view().time_plots()) == 12
+    w.session.state.update(layer=w.session.primary.run.layers[5].path)
+    assert set(w.current_view().tables) == {"A"}
+    assert "no layer named" in w.current_view().note.text()
+
+
+# --- export -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_each_view_exports_valid_png_svg_csv(window, qtbot, runs, tmp_path, view):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(view=view, step=150)
+    qtbot.wait(20)
+    png, svg, out_csv = tmp_path / "v.png", tmp_path / "v.svg", tmp_path / "v.csv"
+    assert w.export(str(png)) and w.export(str(svg)) and w.export(str(out_csv)), w.last_error
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    img = QtGui.QImage(str(png))
+    assert img.width() > 200 and img.height() > 150
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg") and len(list(root.iter())) > 20
+    with open(out_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) > 1 and all(len(r) == len(rows[0]) for r in rows)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "no temporary file left behind"
+
+
+def test_csv_holds_the_stored_numbers(window, qtbot, runs, tmp_path):
+    w = opened(window, qtbot, runs[0])
+    out = tmp_path / "drift.csv"
+    assert w.export(str(out))
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    run = w.session.primary.run
+    train = run.phases == 0
+    expected = run.summary(w.session.state.layer, "pre_var")[train]
+    np.testing.assert_allclose([float(r["pre_var"]) for r in rows], expected, rtol=1e-6)
+    assert [int(float(r["step"])) for r in rows] == run.steps[train].tolist()
+
+
+def test_export_to_a_bad_place_shows_an_error(window, qtbot, runs, tmp_path):
+    w = opened(window, qtbot, runs[0])
+    assert not w.export(str(tmp_path / "view.gif"))
+    assert "unsupported extension" in w.last_error
+    assert not w.export(str(tmp_path / "missing" / "view.png"))
+    assert "does not exist" in w.last_error
+
+
+def test_headless_render_matches_the_requested_state(runs, tmp_path, qapp):
+    state = ViewState(view="distribution", step=120, reference_step=10)
+    render.render_view(runs[0], tmp_path / "d.csv", state)
+    with open(tmp_path / "d.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header[:3] == ["pre_lo", "pre_hi", "pre_density"]
+    render.render_view(runs[0], tmp_path / "d.png", state, compare=runs[1])
+    assert (tmp_path / "d.png").read_bytes()[:8] == PNG_MAGIC
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+def _bad_files(tmp_path, good):
+    text = tmp_path / "notes.h5"
+    text.write_text("<b>not</b> a recording")
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.arange(3)
+    newer = tmp_path / "newer.h5"
+    shutil.copy(good, newer)
+    with h5py.File(newer, "r+") as f:
+        f.attrs["format_version"] = "99.0"
+    return {"text": text, "empty": empty, "other HDF5": other, "newer": newer,
+            "missing": tmp_path / "missing.h5", "folder": tmp_path}
+
+
+def _truncated(tmp_path, good):
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    return {"truncated": truncated}
+
+
+@pytest.mark.parametrize("files", [
+    _bad_files,
+    pytest.param(_truncated, marks=pytest.mark.xfail(run=False, reason="open_run hangs on a truncated "
+                                                     "file (SWMR metadata retries); reported to the store")),
+])
+def test_each_bad_file_shows_an_error_dialog(window, qtbot, runs, tmp_path, files):
+    for what, path in files(tmp_path, runs[0]).items():
+        assert not window.open_files(str(path)), what
+        boxes = error_boxes(window)
+        assert boxes, what
+        assert str(path) in boxes[-1].text(), what
+        assert boxes[-1].textFormat() == QtCore.Qt.TextFormat.PlainText
+        for b in boxes:
+            b.close()
+    assert window.session.primary is None
+
+
+def test_a_bad_file_keeps_the_open_one(window, qtbot, runs, tmp_path):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(step=42)
+    assert not w.open_files(str(tmp_path / "missing.h5"))
+    assert w.session.primary.path == str(runs[0]) and w.session.state.step == 42
+
+
+def test_zero_steps_shows_a_message_not_a_crash(window, qtbot, tmp_path):
+    path = tmp_path / "zero.h5"
+    RunWriter(path, layers=layer_table([4, 4], 0), meta={}, probes=0).close()
+    w = opened(window, qtbot, path)
+    assert "no recorded steps" in w.banner.text()
+    for view in VIEWS:
+        w.session.state.update(view=view)
+    w.timeline.toggle_play()
+    assert not w.timeline.timer.isActive()
+
+
+def test_file_deleted_while_open_then_reload_shows_an_error(window, qtbot, runs, tmp_path):
+    path = tmp_path / "gone.h5"
+    shutil.copy(runs[0], path)
+    w = opened(window, qtbot, path)
+    os.remove(path)
+    w.session.state.update(layer=w.session.primary.run.layers[2].path)   # still readable (open handle)
+    w.reload()
+    assert "gone.h5" in w.last_error and error_boxes(w)
+    assert w.session.primary is not None, "the views keep what was read"
+
+
+def test_file_truncated_while_open_becomes_a_banner(window, qtbot, runs, tmp_path):
+    path = tmp_path / "cut.h5"
+    shutil.copy(runs[0], path)
+    w = opened(window, qtbot, path)
+    with open(path, "r+b") as f:
+        f.truncate(4096)
+    for layer in list(w.tree._leaves)[1:]:
+        w.session.state.update(layer=layer)
+    w.poll_live()
+    assert "can no longer be read" in w.banner.text() or "Could not draw" in w.banner.text()
+    assert w.isVisible()
+
+
+def test_layer_names_are_plain_text(window, qtbot, tmp_path):
+    path = tmp_path / "html.h5"
+    write_synthetic_run(path, layers=2, channels=4, steps=20, layer_names=["<b>bold</b>", "a&amp;b"])
+    w = opened(window, qtbot, path)
+    assert set(w.tree._leaves) == {"<b>bold</b>", "a&amp;b"}
+    assert w.tree._leaves["<b>bold</b>"].text(0) == "<b>bold</b>"
+    w.session.state.update(compare_mode="side")
+    assert "&lt;b&gt;" not in w.readout.text()
+
+
+# --- files, settings, layouts -------------------------------------------------------------
+
+def test_reload_keeps_the_view_state(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(view="gamma_beta", layer=w.session.primary.run.layers[2].path, step=99,
+                           step_range=(20, 200), channel=3)
+    before = w.session.state.to_dict()
+    w.reload()
+    assert w.session.state.to_dict() == before
+    assert w.current_view().key == "gamma_beta"
+
+
+def test_layout_save_and_load(window, qtbot, runs, tmp_path):
+    w = opened(window, qtbot, runs[0], runs[1])
+    w.session.state.update(view="channels", channel_metric="gamma", step=77)
+    w.save_layout(str(tmp_path / "l.json"))
+    w.session.state.update(view="drift", step=5)
+    w.close_compare()
+    w.load_layout(str(tmp_path / "l.json"))
+    assert w.session.compare is not None
+    assert (w.session.state.view, w.session.state.channel_metric, w.session.state.step) == ("channels", "gamma", 77)
+
+
+def test_recent_files_and_geometry_persist(qtbot, runs, tmp_path):
+    ini = str(tmp_path / "settings.ini")
+    w = MainWindow(QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    opened(w, qtbot, runs[1])
+    opened(w, qtbot, runs[0])
+    w.resize(w.width(), 555)   # (the offscreen screen clamps widths: test the height)
+    w.split.setSizes([150, w.width() - 150])
+    split_state = w.split.saveState()
+    w.close()
+    w2 = MainWindow(QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(w2)
+    assert w2.recent_files()[:2] == [str(runs[0]), str(runs[1])]
+    assert [a.text() for a in w2.recent_menu.actions()][:2] == [str(runs[0]), str(runs[1])]
+    assert w2.height() == 555
+    assert w2.split.saveState() == split_state
+
+
+def test_dropping_files_opens_them(window, qtbot, runs):
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(runs[0])), QtCore.QUrl.fromLocalFile(str(runs[1]))])
+    ev = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
+                          QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(ev)
+    window.findings.wait()
+    assert window.session.compare is not None and window.session.primary.path == str(runs[0])
+
+
+def test_window_is_freed_after_close(qtbot, runs, tmp_path):
+    w = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
+    w.show()
+    opened(w, qtbot, runs[0])
+    w.session.state.update(view="distribution")
+    w.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+    w.close()
+    ref = weakref.ref(w)
+    del w
+    qtbot.wait(10)
+    QtWidgets.QApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    gc.collect()
+    assert ref() is None
