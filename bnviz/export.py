@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
@@ -51,11 +52,10 @@ def export(run, out, *, layer: str | list[str] | None = None, view: str = "drift
     fmt, single = _format(out, fmt)
     from bnviz.store import open_run
 
-    runs = []
-    try:
-        main = run if hasattr(run, "layers") else _opened(runs, open_run(run))
-        other = None if compare is None else (compare if hasattr(compare, "layers")
-                                              else _opened(runs, open_run(compare)))
+    with ExitStack() as opened:
+        main = run if hasattr(run, "layers") else opened.enter_context(open_run(run))
+        other = compare if compare is None or hasattr(compare, "layers") else opened.enter_context(
+            open_run(compare))
         if len(main.steps) == 0:
             raise ExportError(f"{main.path}: the run has no recorded steps yet; nothing to export")
         step_range = _step_range(main, steps)
@@ -66,14 +66,6 @@ def export(run, out, *, layer: str | list[str] | None = None, view: str = "drift
         target = folder or out
         _check_writable(target)
         return _write(main, other, view, names, step_range, fmt, target, folder is not None, progress)
-    finally:
-        for r in runs:
-            r.close()
-
-
-def _opened(runs: list, run):
-    runs.append(run)
-    return run
 
 
 def _check_view(view: str) -> str:
