@@ -139,11 +139,14 @@ class RunWriter:
         self._file = None
         try:
             self._file = h5py.File(self.path, "w" if overwrite else "x", libver="latest")
+        except (OSError, RuntimeError) as err:  # e.g. a viewer holds the file we should replace
+            raise OSError(f"cannot record to {self.path}: HDF5 cannot create it ({err}); "
+                          "is another program using it?") from err
+        try:
             self._create(attrs)
             self._file.swmr_mode = True
         except BaseException:
-            if self._file is not None:
-                self._file.close()
+            self._file.close()
             self.path.unlink(missing_ok=True)
             raise
 
