@@ -162,3 +162,28 @@ def test_malformed_blocks_are_refused(tmp_path):
         with pytest.raises(ValueError, match="must not decrease"):
             w.append(random_block(rng, 0))
         assert w.rows["summary"] == 6
+
+
+def test_an_append_that_fails_part_way_leaves_no_trace(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    blocks = [random_block(rng, 6 * i) for i in range(3)]
+    with RunWriter(tmp_path / "r.h5", layers=layer_table(), meta={}, probes=2) as w:
+        w.append(blocks[0])
+        original, calls = RunWriter._write, []
+
+        def fail_on_fifth(self, col, data):
+            calls.append(col.name)
+            if len(calls) == 5:
+                raise ValueError("simulated failure after four datasets")
+            original(self, col, data)
+
+        monkeypatch.setattr(RunWriter, "_write", fail_on_fifth)
+        with pytest.raises(ValueError, match="simulated"):
+            w.append(blocks[1])
+        monkeypatch.setattr(RunWriter, "_write", original)
+        w.append(blocks[2])
+    kept = [blocks[0], blocks[2]]
+    with open_run(tmp_path / "r.h5") as run:
+        np.testing.assert_array_equal(run.steps, concat(kept, "summary_step"))
+        np.testing.assert_array_equal(run.summary_all("n"), concat(kept, "summary")[..., 0])
+        np.testing.assert_array_equal(run.times, concat(kept, "summary_time"))

@@ -186,15 +186,17 @@ class RunWriter:
             raise ValueError(f"{self.path}: the writer is closed")
         tiers = self._tier_arrays(block)
         names = list(block.scalar_names)
+        table = None
+        if names != self._scalar_names:
+            table = np.zeros(schema.MAX_SCALARS, f"S{schema.SCALAR_NAME_BYTES}")
+            table[:len(names)] = [encode_scalar_name(n) for n in names]
         self._check_free_space()
         try:
             for col in self._columns:
-                self._write(col.name, tiers[col.tier][col.name])
+                self._write(col, tiers[col.tier][col.name])
             for col, data in zip(self._channel_columns, block.channels):
-                self._write(col.name, data)
-            if names != self._scalar_names:
-                table = np.zeros(schema.MAX_SCALARS, f"S{schema.SCALAR_NAME_BYTES}")
-                table[:len(names)] = [encode_scalar_name(n) for n in names]
+                self._write(col, data)
+            if table is not None:
                 self._file[layout.SCALAR_NAMES][...] = table
             self._dropped += int(block.dropped_steps)
             self._write_status(layout.STATE_LIVE)
@@ -236,12 +238,14 @@ class RunWriter:
         except (OSError, RuntimeError, ValueError):
             pass
 
-    def _write(self, name: str, data: np.ndarray) -> None:
+    def _write(self, col: layout.Column, data: np.ndarray) -> None:
         n = len(data)
         if n == 0:
             return
-        ds = self._datasets[name]
-        start = ds.shape[0]
+        # Start at the committed count, not the extent: rows of an append that failed part-way
+        # are overwritten, so data and commit can never drift apart.
+        ds = self._datasets[col.name]
+        start = self._rows[col.tier]
         ds.resize(start + n, axis=0)
         ds[start:start + n] = data
 
