@@ -128,7 +128,7 @@ class StatsEngine:
     """
 
     def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
-                 every: int = 1, probes=None, samples: int = 64, pool: int = 512):
+                 every: int = 1, probes=None, samples: int = 64, pool: int = 256):
         if min(capacity_rows, channel_every, hist_every, every, samples, pool) < 1:
             raise ValueError("capacity_rows, channel_every, hist_every, every, samples and pool must be >= 1")
         self.instrumentation = instrumentation
@@ -378,6 +378,7 @@ class StatsEngine:
         self._nan = [torch.full((c,), torch.nan, **f32) for c in feats]
         self._zeros = [torch.zeros((c, S), **f32) for c in feats]
         self._tensors = torch.empty((3, ctot, S), **f32)
+        self._ones = torch.ones(3 * ctot * S, **f32)
         probe_rows, probe_ok = [], []
         infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
         for i, li in enumerate(infos):
@@ -539,9 +540,8 @@ class StatsEngine:
             self._range = torch.stack([lo, hi], 1)
             lo3 = torch.stack([lo[0], self._xhat_lo, lo[1]])
             hi3 = torch.stack([hi[0], self._xhat_hi, hi[1]])
-            bad = (~finite & valid) if mk["padded"] else ~finite
-            nonfinite = stats.segment_sum(bad.sum(-1, dtype=torch.float32), lid, L)
-            counts = stats.histogram(tensors, ok, nonfinite, lid, lo3, hi3, L, NB)
+            nonfinite = stats.segment_sum(s - ok.sum(-1, dtype=torch.float32), lid, L)
+            counts = stats.histogram(tensors, ok, nonfinite, lid, lo3, hi3, L, NB, self._ones)
             self._hist[row.hist] = counts.transpose(0, 1)
             self._hrange[row.hist] = torch.stack([lo3, hi3], -1).transpose(0, 1)
 

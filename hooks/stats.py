@@ -49,29 +49,32 @@ def sorted_quantiles(sorted_values: torch.Tensor, qs: torch.Tensor) -> torch.Ten
     return torch.where(count > 0, out, torch.nan)
 
 
-def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: int) -> torch.Tensor:
+def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: int, ones=None) -> torch.Tensor:
     """Counts (T, L, bins + 3) of ``values`` (T, Ctot, S) per tensor and layer.
 
-    With scale = bins / (hi - lo): b = floor(v * scale - lo * scale) in float32 (bin i covers
-    [lo + i w, lo + (i + 1) w), w = (hi - lo) / bins, up to rounding at the edges); b < 0 counts as
-    under (slot ``bins``), b >= bins as over (slot ``bins + 1``). Entries with ``ok`` False (padding,
+    With scale = bins / (hi - lo), u = v * scale + (1 - lo * scale) in float32 (one fused op, so
+    values within rounding of a bin edge may land on either side): u < 1 counts as under (slot
+    ``bins``), u >= bins + 1 as over (slot ``bins + 1``), else bin trunc(u) - 1, i.e. bin i covers
+    [lo + i w, lo + (i + 1) w) with w = (hi - lo) / bins. Entries with ``ok`` False (padding,
     absent layers, non-finite values) fall in no bin; ``nonfinite`` (T, L) fills slot ``bins + 2``.
-    ``lo``/``hi`` are (T, L).
+    ``lo``/``hi`` are (T, L); ``ones``, if given, is a float32 buffer of at least values.numel() ones.
     """
     t_count = values.shape[0]
+    width = bins + 2  # under, bins, over: the slot order while counting
     scale = bins / (hi - lo)
     scale_c = scale[:, layer_id].unsqueeze(-1)
-    offset_c = (lo * scale)[:, layer_id].unsqueeze(-1)
-    # slot + 1: 0 = under, 1..bins = the bins, bins + 1 = over, bins + 2 = excluded
-    shifted = torch.floor(torch.addcmul(-offset_c, values, scale_c)).add_(1).clamp_(0, bins + 1)
-    slot = torch.where(ok, shifted, bins + 2).long()
-    width = bins + 3
     base = (torch.arange(t_count, device=values.device).view(-1, 1) * num_layers + layer_id) * width
-    counts = values.new_zeros(t_count * num_layers * width)
-    flat = (base.unsqueeze(-1) + slot).reshape(-1)
-    counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=counts.dtype))
-    counts = counts.view(t_count, num_layers, width)
-    return torch.cat([counts[..., 1: bins + 1], counts[..., :1], counts[..., bins + 1: bins + 2],
+    offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1) + base.unsqueeze(-1)
+    # clamp to the row's [under, over] slots, shift by the row's base, cut to int: one pass each
+    u = torch.addcmul(offset_c, values, scale_c)
+    u = torch.minimum(torch.maximum(u, base.unsqueeze(-1)), base.unsqueeze(-1) + (width - 1))
+    dump = t_count * num_layers * width
+    slot = torch.where(ok, u, dump).long().reshape(-1)
+    counts = values.new_zeros(dump + 1)
+    src = ones[: slot.numel()] if ones is not None else torch.ones_like(slot, dtype=counts.dtype)
+    counts.scatter_add_(0, slot, src)
+    counts = counts[:dump].view(t_count, num_layers, width)
+    return torch.cat([counts[..., 1: bins + 1], counts[..., :1], counts[..., bins + 1:],
                       nonfinite.unsqueeze(-1).to(counts.dtype)], -1)
 
 
