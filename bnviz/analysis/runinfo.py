@@ -129,7 +129,7 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
         + (", recording FAILED (write error)" if info["recording_failed"] else "")
         + (f", {info['dropped_steps']} steps dropped (writer fell behind)" if info["dropped_steps"] else ""),
         f"  model      {info['model'] or 'unknown'}"
-        + (f" (torch {meta['torch_version']})" if meta.get("torch_version") else "")
+        + (f" (torch {meta['torch_version']})" if meta.get("torch_version") not in (None, "unknown") else "")
         + (f", started {meta['start_time']}" if meta.get("start_time") else ""),
         f"  steps      {st['first']} to {st['last']}: {st['rows']} rows ({phases or 'none'}), "
         f"took {_duration_text(info['duration_s'])}" if st["rows"] else "  steps      none recorded yet",
