@@ -95,7 +95,7 @@ def select_layers(run, patterns: str | list[str] | None) -> list[str]:
     """Layer paths matching names or glob patterns, in forward order.
 
     An unmatched pattern is an error that suggests the closest layer names."""
-    names = [li.path for li in run.layers]
+    names = list(dict.fromkeys(li.path for li in run.layers))  # views select layers by name
     if patterns is None:
         return names
     if isinstance(patterns, str):
