@@ -28,7 +28,8 @@ MODE_BATCH = 0  # batch statistics (training, or eval without running statistics
 MODE_RUNNING = 1  # running statistics (eval)
 MODE_IDENTITY = 2  # a Probe: no normalisation at all
 
-_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+# A tensor inside vmap/grad/functional transforms: never recorded (it is not the real batch).
+is_transformed = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 class _Reporting:
@@ -52,7 +53,7 @@ class _Reporting:
 
 def _forward_maybe_recording(m, input):
     sink = m._bnviz_sink
-    record = sink is not None and input.numel() > 0 and not _is_functorch_wrapped(input)
+    record = sink is not None and input.numel() > 0 and not is_transformed(input)
     if record:
         try:
             record = sink.wants(m._bnviz_index, m.training)

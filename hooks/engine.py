@@ -39,13 +39,16 @@ run_var_logratio = mean |log((pre_var + eps) / (running_var + eps))|;
 zone_channels = fraction of channels with sat_y >= 0.99; nonfinite_channels = count of channels
 whose pre_mean or pre_var is not finite; grad_*_norm = L2 norm of the gradient over channels;
 n = N * spatial size.
-Quantiles (schema.QUANTILES, numpy 'linear' definition) of pre / x-hat / post: over a pooled subset
-of at most ``pool`` of the layer's sampled values (``sampling.pool_index``: the layer's C * s
-samples in channel-major order, index c * s + k, at the centres of equal segments), non-finite values excluded. Probe quantiles: over the S sampled y of
-each probe channel. Histograms: all sampled values; x-hat on schema.XHAT_RANGE; pre and post on a
-per-layer range set from the first histogram row's pooled min / max (+10% of the spread) and widened
-(never narrowed) when more than 1% of the pooled values fall outside; under / over / non-finite
-counted in the HIST_EXTRA slots.
+Quantiles (schema.QUANTILES, numpy 'linear' definition) of pre / x-hat / post: over a pooled
+subset of at most ``pool`` (default 256) of the layer's sampled values (``sampling.pool_index``:
+the layer's C * s samples in channel-major order, index c * s + k, at the centres of equal
+segments), non-finite values excluded. Probe quantiles: over the s sampled y of each probe channel.
+Histograms (``stats.histogram`` gives the exact binning): all sampled values; x-hat on
+schema.XHAT_RANGE; pre and post on a per-layer range set from the first histogram row's pooled
+min / max (plus 10% of the spread on each side) and widened, never narrowed, when more than 1% of
+the pooled values fall outside; under / over / non-finite counted in the HIST_EXTRA slots.
+Estimates from samples (sat_*, zone_channels, quantiles, histograms) use S = ``samples`` (default 64)
+values per channel; ``meta`` gives these settings for the file.
 """
 
 from __future__ import annotations

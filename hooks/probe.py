@@ -11,13 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batchnorm import MODE_IDENTITY
+from .batchnorm import MODE_IDENTITY, is_transformed
 
 
 def _report(probe, input):
     sink = probe._bnviz_sink
     try:
-        if input.numel() > 0 and sink.wants(probe._bnviz_index, probe.training):
+        record = input.numel() > 0 and not is_transformed(input)
+        if record and sink.wants(probe._bnviz_index, probe.training):
             sink.put(probe._bnviz_index, input, None, None, MODE_IDENTITY)
     except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
         sink.fail(err)
