@@ -115,9 +115,9 @@ def demo_paths() -> list[Path]:
     paths = [folder / name for name in DEMO_RUNS]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"the demo recordings {' and '.join(missing)} are not in {folder}; make them "
-                          f"with `python {folder / 'bn_paper.py'}` (about a minute; needs torch and "
-                          f"scikit-learn) from a checkout of the bnviz repository")
+        raise FileNotFoundError(f"the demo recordings {' and '.join(missing)} are not in {folder}; make "
+                                f"them with `python {folder / 'bn_paper.py'}` (about a minute; needs "
+                                f"torch and scikit-learn) from a checkout of the bnviz repository")
     return paths
 
 
@@ -136,11 +136,8 @@ def _info(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"bnviz info: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    run = open_run(args.run)
-    try:
+    with open_run(args.run) as run:
         info = describe(run, thresholds)
-    finally:
-        run.close()
     if args.json:
         import json
 
@@ -157,7 +154,7 @@ def _export(args: argparse.Namespace) -> int:
 
     written = export(args.run, args.output, layer=args.layer, view=args.view, steps=args.steps,
                      compare=args.compare, fmt=args.format, progress=stderr_progress)
-    where = written[0] if len(written) == 1 else f"{len(written)} files in {written[0].parent} " \
-                                                  f"(open {written[0].parent / 'index.html'})"
+    folder = written[0].parent
+    where = written[0] if len(written) == 1 else f"{len(written)} files in {folder} (open {folder / 'index.html'})"
     print(f"wrote {where}", file=sys.stderr)
     return 0
