@@ -406,3 +406,17 @@ def test_functorch_transforms_on_an_instrumented_model_are_not_recorded():
     model.eval()
     out = torch.func.vmap(lambda xi: torch.func.functional_call(model, (params, buffers), (xi,)))(x)
     assert out.shape == (3, 8, 5) and engine.rows_pending == 0
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_samples_follow_logical_positions_in_any_layout(layout):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())
+    ins = instrument(model)
+    engine = StatsEngine(ins, capacity_rows=2, samples=S, pool=P)
+    cap = Capture(ins)
+    x = torch.randn(6, 4, 10, 10) * 3 + 1
+    x = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x[:, :, ::2, 1:]
+    model(x)
+    engine.end_step(0)
+    check_row(engine.take_block().wait(), 0, cap.seen, ins)
