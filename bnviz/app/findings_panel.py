@@ -18,7 +18,7 @@ VIEW_FOR_KIND = {"nonfinite": "drift", "dead": "gamma_beta", "saturated": "gamma
                  "gamma_beta_zone": "gamma_beta", "gamma_collapse": "gamma_beta",
                  "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution"}
 COLUMNS = ("", "Layer", "Finding")
-SEVERITY_COLOURS = ((0.85, style.OKABE_ITO["vermillion"]), (0.7, style.OKABE_ITO["orange"]),
+SEVERITY_COLOURS = ((0.75, style.OKABE_ITO["vermillion"]), (0.55, style.OKABE_ITO["orange"]),
                     (0.0, style.OKABE_ITO["sky"]))
 
 

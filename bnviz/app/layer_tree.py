@@ -14,11 +14,12 @@ PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole
 BADGES = (
     ("NaN", ("nonfinite",), style.OKABE_ITO["vermillion"]),
     ("dead", ("dead",), style.OKABE_ITO["orange"]),
-    ("sat", ("saturated", "gamma_beta_zone"), style.OKABE_ITO["orange"]),
-    ("γ↓", ("gamma_collapse",), style.OKABE_ITO["purple"]),
-    ("eval≠", ("train_eval",), style.OKABE_ITO["purple"]),
+    ("sat", ("saturated",), style.OKABE_ITO["orange"]),
+    ("γβ→zone", ("gamma_beta_zone",), style.OKABE_ITO["orange"]),
+    ("γ→0", ("gamma_collapse",), style.OKABE_ITO["purple"]),
+    ("eval≠train", ("train_eval",), style.OKABE_ITO["purple"]),
     ("drift", ("drift",), style.OKABE_ITO["blue"]),
-    ("n small", ("small_batch",), style.OKABE_ITO["blue"]),
+    ("tiny batch", ("small_batch",), style.OKABE_ITO["blue"]),
 )
 
 

@@ -286,13 +286,20 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             v.apply_range()
             v.update_step()
-        self.readout.setText(v.readout())
+        self._readout()
+
+    def _readout(self) -> None:
+        step = self.session.cursor_step()
+        text = self.current_view().readout()
+        self.readout.setText(f"step {step}: {text}" if step is not None and text else text)
 
     def _state_changed(self, names: set[str]) -> None:
         cur = self.current_view()
         for v in self.views.values():
             if names & v.depends:
                 v.needs_rebuild = True
+        if self.session.opening:
+            return
         if "view" in names or cur.needs_rebuild:
             self._guard(self._show_current)
         else:
@@ -300,7 +307,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 cur.apply_range()
             if names & {"step", "reference_step"}:
                 self._guard(cur.update_step)
-                self.readout.setText(cur.readout())
+                self._readout()
         if "link_zoom" in names:
             self.actions["link_zoom"].setChecked(self.session.state.link_zoom)
         self._update_status()

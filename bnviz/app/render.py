@@ -113,7 +113,7 @@ def export_view(view, path) -> None:
         write_svg(view, path)
 
 
-def ensure_app():
+def ensure_app(antialias: bool = False):
     """The QApplication, created off screen when there is no display (CI, servers)."""
     from PySide6 import QtWidgets
     app = QtWidgets.QApplication.instance()
@@ -122,7 +122,7 @@ def ensure_app():
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app = QtWidgets.QApplication([])
     from bnviz.app import style
-    style.configure()
+    style.configure(antialias)
     return app
 
 
@@ -131,7 +131,8 @@ def render_view(path, out, state=None, compare=None, size=(1400, 900)) -> None:
 
     ``state`` is a ``ViewState`` (default: the first layer's drift view at the last step)."""
     check_output(out)
-    app = ensure_app()
+    app = ensure_app(antialias=True)
+    from bnviz.app import style
     from bnviz.app.session import Session
     from bnviz.app.state import ViewState
     from bnviz.app.views import VIEW_CLASSES
@@ -149,3 +150,4 @@ def render_view(path, out, state=None, compare=None, size=(1400, 900)) -> None:
         app.processEvents()
     finally:
         session.close()
+        style.configure()

@@ -38,6 +38,7 @@ class Session:
         self.state = state or ViewState()
         self.slots: list[Slot] = []
         self._steps, self._phases = np.zeros(0, np.int64), np.zeros(0, np.int8)
+        self.opening = False
         self.runs_changed = Signal()
         self.data_changed = Signal()
 
@@ -54,12 +55,19 @@ class Session:
         except Exception:
             runs[0].close()
             raise
+        same = self.primary is not None and self.primary.path == os.path.abspath(path)
         self.close()
+        if not same:  # another recording: its steps have nothing to do with the old range/reference
+            self.state.update(step_range=None, reference_step=None)
         names = [path] + ([compare] if compare else [])
         labels = ["A", "B"] if compare else [""]
         self.slots = [Slot(lab, r, os.path.abspath(p)) for lab, r, p in zip(labels, runs, names)]
         self._steps, self._phases = np.asarray(runs[0].steps), np.asarray(runs[0].phases)
-        self._fix_state()
+        self.opening = True   # listeners skip redraws until runs_changed: one draw per open
+        try:
+            self._fix_state()
+        finally:
+            self.opening = False
         self.runs_changed.emit()
 
     def close(self) -> None:

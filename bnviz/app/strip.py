@@ -83,6 +83,11 @@ class OverviewStrip(QtWidgets.QWidget):
             label = what
         self.curve.setData(np.asarray(x, dtype=np.float64), y)
         self.plot.getAxis("left").setLabel(style.plain(label))
+        finite = y[np.isfinite(y)]
+        if len(finite):
+            # a robust range: one early loss spike must not flatten the rest of the run
+            lo, hi = np.percentile(finite, [0.5, 99.5])
+            self.plot.setYRange(lo, hi if hi > lo else lo + 1, padding=0.05)
         steps = self.session.steps
         if len(steps):
             self.plot.setXRange(float(steps[0]), float(steps[-1]), padding=0.01)

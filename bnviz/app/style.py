@@ -16,7 +16,8 @@ OKABE_ITO = {
     "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000",
 }
 TENSOR_COLOURS = {"pre": OKABE_ITO["blue"], "xhat": OKABE_ITO["green"], "post": OKABE_ITO["vermillion"]}
-TENSOR_LABELS = {"pre": "pre-BN x", "xhat": "x̂ (normalised)", "post": "post-BN y"}
+# "x-hat", not "x-hat": common UI fonts drop the combining circumflex
+TENSOR_LABELS = {"pre": "pre-BN x", "xhat": "x-hat (normalised)", "post": "post-BN y"}
 CURSOR = OKABE_ITO["black"]
 REFERENCE = OKABE_ITO["purple"]
 ZONE = (240, 228, 66, 70)          # the activation's saturated / dead zone, translucent yellow
@@ -28,9 +29,11 @@ FONT_PT = 10
 LEGEND_LINE_CHARS = 48
 
 
-def configure() -> None:
-    """Global pyqtgraph options; call once before creating plots."""
-    pg.setConfigOptions(background="w", foreground="k", antialias=True, useOpenGL=False)
+def configure(antialias: bool = False) -> None:
+    """Global pyqtgraph options, read when plot items are made. Antialiasing is off on screen:
+    on a 100k-step run it made a repaint 7-13x slower (430 vs 33-64 ms); headless exports,
+    painted once, turn it on."""
+    pg.setConfigOptions(background="w", foreground="k", antialias=antialias, useOpenGL=False)
 
 
 def pen(colour: str, width: float = 1.5, dashed: bool = False) -> QtGui.QPen:
@@ -59,6 +62,8 @@ def style_plot(plot: pg.PlotItem, title: str, x_label: str, y_label: str, y_unit
     for name, text, units in (("bottom", x_label, None), ("left", y_label, y_units)):
         ax = plot.getAxis(name)
         ax.setLabel(text, units=units, **{"font-size": f"{FONT_PT}pt"})
+        if units is None:
+            ax.enableAutoSIPrefix(False)  # no "(x0.001)" scale factors on unitless axes
         ax.setTickFont(font)
     plot.showGrid(x=True, y=True, alpha=0.15)
 
@@ -88,6 +93,11 @@ def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str]) -> None:
         html_text += (f"<br><span style='font-size:{FONT_PT - 1}pt'>"
                       + "<br>".join(" &nbsp;&nbsp; ".join(line) for line in lines) + "</span>")
     plot.setTitle(html_text if title or legend_entries else None)
+    if title or legend_entries:
+        # pyqtgraph fixes the title row at 30 px: make room for the legend lines
+        h = plot.titleLabel.item.boundingRect().height() + 2
+        plot.titleLabel.setMaximumHeight(h)
+        plot.layout.setRowFixedHeight(0, h)
     # a long title must not push the plot grid wider than its window: let it clip instead
     plot.titleLabel.setMinimumWidth(0)
 

@@ -15,7 +15,7 @@ from bnviz.app.data import Table, nan_steps
 from bnviz.app.session import Session, Slot
 from bnviz.store.decimate import decimate
 
-BAND_BUCKETS = 3000
+BAND_BUCKETS = 1500
 
 
 def fmt(v: float) -> str:
@@ -227,8 +227,9 @@ class BaseView(QtWidgets.QWidget):
         finally:
             self._applying_range = False
 
-    def _on_range_changed(self, _vb, rng) -> None:
-        if not self._applying_range:
+    def _on_range_changed(self, vb, rng) -> None:
+        # only the user's pan/zoom (which switches x auto-range off) becomes the shared range
+        if not self._applying_range and not vb.autoRangeEnabled()[0]:
             self.user_range.emit(float(rng[0]), float(rng[1]))
 
     def readout(self) -> str:
@@ -350,6 +351,7 @@ class BaseView(QtWidgets.QWidget):
 def _lod(item: pg.PlotDataItem) -> None:
     """Min/max per pixel column of what is visible (set once the item is in its ViewBox:
     pyqtgraph 0.14 fails when clip-to-view is set on an item without one)."""
+    item.opts["autoDownsampleFactor"] = 1.0  # min+max per pixel column (the default keeps 5 per pixel)
     item.setDownsampling(auto=True, method="peak")
     item.setClipToView(True)
 

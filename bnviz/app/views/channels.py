@@ -14,7 +14,7 @@ METRIC_LABELS = {
     "pre_mean": "batch mean of x", "pre_var": "batch variance of x",
     "post_mean": "batch mean of y", "post_var": "batch variance of y",
     "gamma": "γ", "beta": "β", "running_mean": "running mean", "running_var": "running variance",
-    "sat_y": "fraction of y in zone", "sat_xhat": "fraction of x̂ in zone",
+    "sat_y": "fraction of y in zone", "sat_xhat": "fraction of x-hat in zone",
     "grad_gamma": "∂loss/∂γ", "grad_beta": "∂loss/∂β",
 }
 _SIGNED = {"pre_mean", "post_mean", "gamma", "beta", "running_mean", "grad_gamma", "grad_beta"}

@@ -1,4 +1,4 @@
-"""Distribution at the cursor step: pre-BN, x̂ and post-BN histograms overlaid, the reference
+"""Distribution at the cursor step: pre-BN, x-hat and post-BN histograms overlaid, the reference
 step dashed, the following activation's curve and its saturated/dead zone shaded."""
 
 from __future__ import annotations
@@ -145,7 +145,6 @@ class DistributionView(BaseView):
         self._items.append((item, p))
 
     def readout(self):
-        step = self.session.cursor_step()
         parts = []
         for label, t in self.tables.items():
             for tensor in TENSORS:
@@ -157,7 +156,7 @@ class DistributionView(BaseView):
                 w = np.where(np.isfinite(d), d, 0) * (hi - lo)
                 mean = float((mid * w).sum() / w.sum()) if w.sum() > 0 else math.nan
                 parts.append(f"{(label + ' ') if label else ''}{tensor} mean≈{fmt(mean)}")
-        return f"step {step}: " + ", ".join(parts) if parts else ""
+        return ", ".join(parts)
 
 
 def _outside(h: Hist, label: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""γ/β effect: γ and β over steps, and how much of y (with γ/β) vs x̂ (without) lands in the
+"""γ/β effect: γ and β over steps, and how much of y (with γ/β) vs x-hat (without) lands in the
 following activation's saturated or dead zone."""
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class GammaBetaView(BaseView):
         ct = channel_table(slot.run, layer, ch, ("gamma", "beta"), self.session.state.phase)
         self.curve(pg_, ct["step"], ct["gamma"], c["black"], f"channel {ch}{tag}", dashed, width=1)
         self.curve(pb, ct["step"], ct["beta"], c["black"], f"channel {ch}{tag}", dashed, width=1)
-        self.curve(ps, x, t["sat_y"], c["vermillion"], f"y = γx̂+β (with γ/β){tag}", dashed, width=2)
-        self.curve(ps, x, t["sat_xhat"], c["green"], f"x̂ (without γ/β){tag}", dashed)
+        self.curve(ps, x, t["sat_y"], c["vermillion"], f"y = γ·x-hat + β (with γ/β){tag}", dashed, width=2)
+        self.curve(ps, x, t["sat_xhat"], c["green"], f"x-hat (without γ/β){tag}", dashed)
         self.curve(ps, x, t["zone_channels"], c["purple"], f"channels ≥99% in zone{tag}", dashed, width=1)
         ps.setYRange(0, 1, padding=0.02)
         for p, col in ((pg_, "gamma_mean"), (pb, "beta_mean"), (ps, "sat_y")):
@@ -65,7 +65,7 @@ class GammaBetaView(BaseView):
 
     def readout_columns(self):
         return [("gamma_mean", "mean γ"), ("beta_mean", "mean β"), ("sat_y", "y in zone"),
-                ("sat_xhat", "x̂ in zone")]
+                ("sat_xhat", "x-hat in zone")]
 
 
 def _align(t, ct, ch):
