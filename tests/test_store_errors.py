@@ -68,6 +68,8 @@ def test_bad_layer_table_and_meta(tmp_path):
         RunWriter(tmp_path / "a.h5", layers=[], meta={}, probes=0)
     with pytest.raises(ValueError, match="num_features"):
         RunWriter(tmp_path / "a.h5", layers=[{"path": "x", "num_features": 0}], meta={}, probes=0)
+    with pytest.raises(ValueError, match="unique"):
+        RunWriter(tmp_path / "a.h5", layers=[{"path": "x", "num_features": 1}] * 2, meta={}, probes=0)
     with pytest.raises(ValueError, match="user_meta"):
         RunWriter(tmp_path / "a.h5", layers=[{"path": "x", "num_features": 1}],
                   meta={"model_class": object()}, probes=0)

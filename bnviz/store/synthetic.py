@@ -315,7 +315,7 @@ def layer_table(widths, probes: int, names=None, pathologies=()) -> list[dict]:
     """A layer table (docs/architecture.md) for the synthetic model."""
     L = len(widths)
     sat = pathology_layers(L)["saturation"] if "saturation" in pathologies else -1
-    names = names or [f"layer{1 + i * 4 // L}.{i % 3}.bn{1 + i % 2}" for i in range(L)]
+    names = names or [f"layer{1 + i * 4 // L}.{i}.bn{1 + i % 2}" for i in range(L)]
     table = []
     for i, (name, c) in enumerate(zip(names, widths)):
         tanh = i == sat

@@ -82,6 +82,10 @@ def _check_layers(layers) -> list[dict]:
     layers = [dict(layer) for layer in layers]
     if not layers:
         raise ValueError("a bnviz run needs at least one layer")
+    paths = [layer.get("path") for layer in layers]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1}, key=str)
+    if duplicates:
+        raise ValueError(f"layer paths must be unique, repeated: {duplicates}")
     for i, layer in enumerate(layers):
         n = layer.get("num_features")
         if not isinstance(n, (int, np.integer)) or n < 1:
