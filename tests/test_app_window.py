@@ -45,7 +45,7 @@ def window(qtbot, tmp_path):
     yield w
     w.timeline.stop()
     w.live_timer.stop()
-    w.findings.wait()
+    w.findings.shutdown()
 
 
 def opened(w, qtbot, path, compare=None):
@@ -127,7 +127,7 @@ def test_reference_step_overlays_the_distribution(window, qtbot, runs):
     w.session.state.update(step=250)
     assert w.session.state.reference_step == 40
     assert len(w.current_view()._items) == 2 * n_now
-    assert "reference step 40" in w.current_view()._columns[0][0].titleLabel.text
+    assert "reference step 40" in w.readout.text()
 
 
 def test_every_view_draws_for_every_layer(window, qtbot, runs):

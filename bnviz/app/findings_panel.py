@@ -1,44 +1,27 @@
 """The findings panel: ``bnviz.analysis.findings`` ranked; a click selects layer, step and view.
 
-Findings read every layer, so they run on a worker thread with their own handle on the file
-and the window stays responsive.
+Findings read every layer, so they run in a separate process (``findings_job``): the window
+stays responsive and the analysis's memory is not the viewer's.
 """
 
 from __future__ import annotations
 
+import sys
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from bnviz.analysis.findings import findings as compute_findings
 from bnviz.app import style
+from bnviz.app.findings_job import from_json
 from bnviz.app.session import Session
-from bnviz.store import open_run
 
 # Which view shows a finding best.
 VIEW_FOR_KIND = {"nonfinite": "drift", "dead": "gamma_beta", "saturated": "gamma_beta",
                  "gamma_beta_zone": "gamma_beta", "gamma_collapse": "gamma_beta",
                  "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution"}
 COLUMNS = ("", "Layer", "Finding")
+START_DELAY_MS = 300
 SEVERITY_COLOURS = ((0.75, style.OKABE_ITO["vermillion"]), (0.55, style.OKABE_ITO["orange"]),
                     (0.0, style.OKABE_ITO["sky"]))
-
-
-class FindingsWorker(QtCore.QObject):
-    done = QtCore.Signal(object, str)   # (list of Finding, error text)
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-
-    def run(self) -> None:
-        try:
-            run = open_run(self.path)
-            try:
-                result = compute_findings(run)
-            finally:
-                run.close()
-            self.done.emit(result, "")
-        except Exception as e:  # shown in the panel: a broken analysis must not take the viewer down
-            self.done.emit([], f"Findings could not be computed: {e}")
 
 
 class FindingsPanel(QtWidgets.QWidget):
@@ -62,37 +45,65 @@ class FindingsPanel(QtWidgets.QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.label)
         box.addWidget(self.table)
-        self._thread: QtCore.QThread | None = None
-        self._worker: FindingsWorker | None = None
-        session.runs_changed.connect(self.start)
+        self._proc: QtCore.QProcess | None = None
+        # start after the first plot is painted: the analysis must not slow the first picture
+        self._start_timer = QtCore.QTimer(self)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.setInterval(START_DELAY_MS)
+        self._start_timer.timeout.connect(self.start)
+        session.runs_changed.connect(self._start_timer.start)
 
     def start(self) -> None:
         slot = self.session.primary
-        if slot is None or self._thread is not None:
+        if slot is None:
             return
+        self.shutdown(0)
         self.label.setText("Findings: analysing…")
-        self._thread = QtCore.QThread(self)
-        self._worker = FindingsWorker(slot.path)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        # quit from the worker's thread itself, so wait() returns without the event loop
-        self._worker.done.connect(self._thread.quit, QtCore.Qt.ConnectionType.DirectConnection)
-        self._worker.done.connect(self._finished)
-        self._thread.start()
+        proc = QtCore.QProcess(self)
+        proc.setProgram(sys.executable)
+        proc.setArguments(["-m", "bnviz.app.findings_job", slot.path])
+        proc.finished.connect(lambda code, _status, p=proc: self._finished(p, code))
+        self._proc = proc
+        proc.start()
 
-    def wait(self, ms: int = 30000) -> bool:
-        """Block until the analysis ended (tests and shutdown)."""
-        if self._thread is None:
+    def wait(self, ms: int = 60000) -> bool:
+        """Start a pending analysis now and block until it ended and is shown (tests, benchmarks)."""
+        if self._start_timer.isActive():
+            self._start_timer.stop()
+            self.start()
+        proc = self._proc
+        if proc is None:
             return True
-        return self._thread.wait(ms)
+        if proc.state() != QtCore.QProcess.ProcessState.NotRunning and not proc.waitForFinished(ms):
+            return False
+        if self._proc is proc:   # finished() not delivered yet: show the result now
+            self._finished(proc, proc.exitCode())
+        return True
 
-    def _finished(self, result, error: str) -> None:
-        self._thread.quit()
-        self._thread.wait()
-        self._thread.deleteLater()
-        self._worker.deleteLater()
-        self._thread = self._worker = None
-        self.show_findings(result, error)
+    def shutdown(self, ms: int = 3000) -> None:
+        """Drop a pending or running analysis (window close, another file opened)."""
+        self._start_timer.stop()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.finished.disconnect()
+            proc.kill()
+            proc.waitForFinished(ms)
+            proc.deleteLater()
+
+    def _finished(self, proc: QtCore.QProcess, code: int) -> None:
+        if proc is not self._proc:
+            return
+        self._proc = None
+        out = bytes(proc.readAllStandardOutput()).decode("utf-8", "replace")
+        err = bytes(proc.readAllStandardError()).decode("utf-8", "replace").strip()
+        proc.deleteLater()
+        if code != 0:
+            self.show_findings([], f"Findings could not be computed: {err.splitlines()[-1] if err else code}")
+            return
+        try:
+            self.show_findings(from_json(out))
+        except (ValueError, TypeError, KeyError) as e:
+            self.show_findings([], f"Findings could not be read: {e}")
 
     def show_findings(self, result, error: str = "") -> None:
         self.items = list(result)

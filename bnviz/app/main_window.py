@@ -390,7 +390,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
         self.timeline.stop()
         self.live_timer.stop()
-        self.findings.wait()
+        self.findings.shutdown()
         self._save_settings()
         self.session.close()
         super().closeEvent(ev)

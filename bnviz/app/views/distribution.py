@@ -34,8 +34,17 @@ class DistributionView(BaseView):
         self.log_box.toggled.connect(lambda on: self.session.state.update(log_counts=on))
         self.add_control("", self.log_box, "Logarithmic y axis: shows the tails")
         self.bar.addStretch(1)
+        self.shown = ""
+        # one fixed line, shown even when empty, so its text changing never resizes the plots
+        self.note.setWordWrap(False)
+        self.note.setFixedHeight(self.note.fontMetrics().height() + 4)
+        self.note.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
         self._columns: list[tuple[pg.PlotItem, list]] = []
         self._items: list = []
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(True)
 
     def _tensors_toggled(self, _on):
         self.session.state.update(tensors=tuple(t for t in TENSORS if self.checks[t].isChecked()))
@@ -50,12 +59,13 @@ class DistributionView(BaseView):
         self.log_box.blockSignals(False)
 
     def rebuild(self):
-        self._columns = []
+        self._columns, self._items = [], []
         super().rebuild()
 
     def make_plots(self, col, title):
         p = self.glw.addPlot(row=0, col=col)
-        style.style_plot(p, (f"{title} · " if title else "") + "distribution", "value", "density")
+        style.style_plot(p, (f"{title} · " if title else "") + "distribution at the cursor step "
+                         "(pinned reference step: thin dashed)", "value", "density")
         p.setLogMode(y=self.session.state.log_counts)
         self._columns.append((p, []))
         return [p]
@@ -105,44 +115,65 @@ class DistributionView(BaseView):
 
     def step_changed(self):
         """Redraw the histograms at the new cursor step (the only step-dependent view)."""
-        for item, plot in self._items:
-            plot.removeItem(item)
-        self._items = []
         state = self.session.state
         step = self.session.cursor_step()
         self.tables = {}
-        notes = []
+        notes, specs, shown = [], [], []
         for p, runs in self._columns:
-            shown = []
             for slot, layer, dashed in runs:
                 hists = distribution(slot.run, layer, step, state.tensors)
-                for h in hists:
-                    self._hist_item(p, h, dashed, fill=not dashed)
-                    notes += _outside(h, slot.label)
+                specs += [(p, h, dashed, not dashed, False) for h in hists]
+                notes += [n for h in hists for n in _outside(h, slot.label)]
                 self.tables[slot.label] = distribution_table(hists)
                 if hists:
                     shown.append(f"{slot.label + ' ' if slot.label else ''}at step {hists[0].step}")
                 if state.reference_step is not None and not dashed:
                     ref = distribution(slot.run, layer, state.reference_step, state.tensors)
-                    for h in ref:
-                        self._hist_item(p, h, dashed=True, fill=False, ref=True)
-                    if ref:
-                        shown.append(f"reference step {ref[0].step} thin dashed")
-            style.set_title(p, " ".join([getattr(p, "bnviz_title", "")] + [", ".join(shown)]),
-                            self._legends.get(p, []))
+                    specs += [(p, h, True, False, True) for h in ref]
+                    if ref and f"reference step {ref[0].step}" not in shown:
+                        shown.append(f"reference step {ref[0].step}")
+        # the steps go to the readout line and the note, not to the plot title: a title change
+        # relayouts the plot and repaints every axis (a third of a cursor move's time)
+        self.shown = ", ".join(shown)
+        self._show_hists(specs)
+        self._grow_y(specs)
         self.set_note("; ".join(notes))
 
-    def _hist_item(self, p, h: Hist, dashed, fill, ref=False):
-        colour = style.TENSOR_COLOURS[h.tensor]
-        y = h.density
+    def _grow_y(self, specs) -> None:
+        """The density axis only grows while the cursor moves, so playing a run does not make
+        the axis jump at every step (and the axes need no redraw); a new layer starts afresh."""
         if self.session.state.log_counts:
-            y = np.where(y > 0, y, np.nan)  # log of an empty bin is a gap, not -inf
-        pen = style.pen(colour, 1.2 if ref else 2, dashed)
-        item = pg.PlotDataItem(h.edges, y, stepMode="center", pen=pen,
-                               fillLevel=0 if fill and not self.session.state.log_counts else None,
-                               brush=style.brush(colour, 45) if fill else None)
-        p.addItem(item)
-        self._items.append((item, p))
+            return
+        for p, _runs in self._columns:
+            peak = max((float(np.nanmax(h.density, initial=0)) for q, h, *_ in specs if q is p), default=0)
+            top = p.vb.viewRange()[1][1] if getattr(p, "bnviz_fixed_y", False) else 0
+            if peak > 0 and (peak > top or not getattr(p, "bnviz_fixed_y", False)):
+                p.enableAutoRange(axis="y", enable=False)
+                p.setYRange(0, peak * 1.08, padding=0)
+                p.bnviz_fixed_y = True
+
+    def _show_hists(self, specs) -> None:
+        """Update the histogram curves in place when the same set is shown (a cursor move),
+        otherwise make them anew."""
+        keys = [(p, h.tensor, dashed, fill, ref) for p, h, dashed, fill, ref in specs]
+        same = [(plot, *key) for _item, plot, key in self._items] == keys
+        if not same:
+            for item, plot, _key in self._items:
+                plot.removeItem(item)
+            self._items = []
+        for i, (p, h, dashed, fill, ref) in enumerate(specs):
+            y = h.density
+            if self.session.state.log_counts:
+                y = np.where(y > 0, y, np.nan)  # log of an empty bin is a gap, not -inf
+            if same:
+                self._items[i][0].setData(h.edges, y)
+                continue
+            colour = style.TENSOR_COLOURS[h.tensor]
+            item = pg.PlotDataItem(h.edges, y, stepMode="center", pen=style.pen(colour, 1.2 if ref else 2, dashed),
+                                   fillLevel=0 if fill and not self.session.state.log_counts else None,
+                                   brush=style.brush(colour, 45) if fill else None)
+            p.addItem(item)
+            self._items.append((item, p, (h.tensor, dashed, fill, ref)))
 
     def readout(self):
         parts = []
@@ -156,7 +187,7 @@ class DistributionView(BaseView):
                 w = np.where(np.isfinite(d), d, 0) * (hi - lo)
                 mean = float((mid * w).sum() / w.sum()) if w.sum() > 0 else math.nan
                 parts.append(f"{(label + ' ') if label else ''}{tensor} mean≈{fmt(mean)}")
-        return ", ".join(parts)
+        return f"histograms {self.shown}: " + ", ".join(parts) if parts else ""
 
 
 def _outside(h: Hist, label: str) -> list[str]:
