@@ -162,6 +162,7 @@ def test_the_recording_holds_every_rank_with_its_own_file(job):
         with open_run(out / f"{name}.h5") as run:
             runs = open_ranks(run)
             assert [rank_of(r) for r in runs] == [0, 1] and runs[0] is run
+            assert [rank_of(r) for r in run.ranks] == [0, 1] and run.rank_problems == {}
             metas = [r.meta for r in runs]
             assert [m["world_size"] for m in metas] == [WORLD, WORLD]
             assert [m["local_rank"] for m in metas] == [0, 1]
@@ -276,6 +277,7 @@ def test_a_sigkilled_rank_leaves_every_flushed_step_readable(tmp_path):
         with pytest.raises(RankFilesError, match=r"rank 1: run\.rank1\.h5 is missing"):
             open_ranks(run)
         assert open_ranks(run, strict=False) == [run]
+        assert run.ranks == [run] and "run.rank1.h5 is missing" in run.rank_problems[1]
 
 
 GPU_SYNC = COMMON + textwrap.dedent("""

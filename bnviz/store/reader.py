@@ -102,8 +102,13 @@ class Histogram:
 
 
 def open_run(path) -> "Run":
-    """Open a bnviz recording for reading; raises a RunFileError subclass if it is not one."""
-    return Run(path)
+    """Open a bnviz recording for reading; raises a RunFileError subclass if it is not one.
+
+    A distributed job's rank files beside it are opened too: ``run.ranks`` (rank 0 first, the
+    run itself included) and ``run.rank_problems`` ({rank: why its file is unusable})."""
+    from bnviz.store.ranks import attach_ranks  # ranks builds on Run: import here, not at the top
+
+    return attach_ranks(Run(path))
 
 
 def _has_hdf5_signature(path: Path, size: int) -> bool:
@@ -528,6 +533,9 @@ class Run:
         if self._file is not None:
             self._file.close()
             self._file = None
+        for other in getattr(self, "ranks", ()):
+            if other is not self:
+                other.close()
 
     def __enter__(self):
         return self
