@@ -478,8 +478,9 @@ class StatsEngine:
         post_mean = torch.where(identity, mean, g * (mean - um) * uinv + b)
         post_var = torch.where(identity, var, g * g * var * uinv * uinv)
         uinv_c = uinv.unsqueeze(1)
-        torch.addcmul(-um.unsqueeze(1) * uinv_c, tensors[0], uinv_c, out=tensors[1])  # x-hat
-        torch.addcmul(b.unsqueeze(1), tensors[1], g.unsqueeze(1), out=tensors[2])  # y = gamma x-hat + beta
+        # broadcasting addcmul is slower on CPU than a multiply and an in-place add
+        torch.mul(tensors[0], uinv_c, out=tensors[1]).sub_((um * uinv).unsqueeze(1))  # x-hat
+        torch.mul(tensors[1], g.unsqueeze(1), out=tensors[2]).add_(b.unsqueeze(1))  # y = gamma x-hat + beta
         if mk["any_identity"]:
             torch.where(identity.unsqueeze(1), tensors[0], tensors[2], out=tensors[2])  # a Probe: y = x
         use_abs, thr = self._zone()

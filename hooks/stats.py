@@ -52,8 +52,8 @@ def sorted_quantiles(sorted_values: torch.Tensor, qs: torch.Tensor) -> torch.Ten
 def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: int, ones=None) -> torch.Tensor:
     """Counts (T, L, bins + 3) of ``values`` (T, Ctot, S) per tensor and layer.
 
-    With scale = bins / (hi - lo), u = v * scale + (1 - lo * scale) in float32 (one fused op, so
-    values within rounding of a bin edge may land on either side): u < 1 counts as under (slot
+    With scale = bins / (hi - lo), u = v * scale + (1 - lo * scale) in float32 (so values within
+    rounding of a bin edge may land on either side of it): u < 1 counts as under (slot
     ``bins``), u >= bins + 1 as over (slot ``bins + 1``), else bin trunc(u) - 1, i.e. bin i covers
     [lo + i w, lo + (i + 1) w) with w = (hi - lo) / bins. Entries with ``ok`` False (padding,
     absent layers, non-finite values) fall in no bin; ``nonfinite`` (T, L) fills slot ``bins + 2``.
@@ -66,7 +66,7 @@ def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: in
     base = (torch.arange(t_count, device=values.device).view(-1, 1) * num_layers + layer_id) * width
     offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1) + base.unsqueeze(-1)
     # clamp to the row's [under, over] slots, shift by the row's base, cut to int: one pass each
-    u = torch.addcmul(offset_c, values, scale_c)
+    u = torch.mul(values, scale_c).add_(offset_c)
     u = torch.minimum(torch.maximum(u, base.unsqueeze(-1)), base.unsqueeze(-1) + (width - 1))
     dump = t_count * num_layers * width
     slot = torch.where(ok, u, dump).long().reshape(-1)

@@ -180,7 +180,7 @@ def check_row(block, r, seen, ins, grads=None, atol=2e-5):
                 lo, hi = block.hist_range[h, L, t]
                 want = histogram(v, lo, hi)
                 got = block.hist_counts[h, L, t]
-                # torch fuses the multiply-add: a value within rounding of a bin edge may move by one bin
+                # the bin offset is added to (v * scale) in float32: at a bin edge rounding may move a value
                 assert got.sum() == want.sum() == v.size
                 assert np.abs(got - want).sum() <= 2, (li.path, t, got - want)
 
