@@ -62,7 +62,7 @@ from bnviz.store import schema
 from bnviz.store.block import Block
 
 from . import sampling, stats
-from .batchnorm import MODE_BATCH, MODE_IDENTITY, MODE_RUNNING
+from .batchnorm import MODE_IDENTITY, MODE_RUNNING
 
 NB = schema.HIST_BINS
 NQ = len(schema.QUANTILES)
@@ -128,6 +128,9 @@ class StatsEngine:
         comes when they are full is dropped and its step counted in ``dropped_steps``.
     samples: S values per channel per row; pool: values per layer for the pooled quantiles.
     probes: the probe channels come from ``instrument(probes=...)``; an int given here must match.
+    Buffers live on the device of the model's first BN tensor at the first recorded forward:
+    create the engine after moving the model. Device memory: capacity_rows x (L x (F_S + 9 x (3 + K)
+    + 3 x 69) + 12 x Ctot) float32 values, plus 3 x Ctot x samples for the working set.
     """
 
     def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
@@ -161,6 +164,7 @@ class StatsEngine:
     # --- called by the layers (every forward) ---------------------------------------------------
 
     def wants(self, index: int, training: bool) -> bool:
+        """Whether layer ``index`` (registration order) records this forward; opens the row if so."""
         phase = 0 if training else 1
         if phase == self._phase:
             return not self._seen[index]
@@ -176,6 +180,8 @@ class StatsEngine:
         return True
 
     def put(self, index, x, mean, invstd, mode) -> None:
+        """A recorded forward of layer ``index``: its input, the kernel's batch mean / invstd (None:
+        computed here in one extra pass) and how it normalised (``batchnorm.MODE_*``)."""
         if self._device is None:  # a model of Probes only: no tensor to learn the device from earlier
             self._allocate(x.device)
             self._snapshot = self._cat_params()
@@ -447,7 +453,6 @@ class StatsEngine:
 
     def _emit(self) -> None:
         row = self._open_row
-        L = self.L
         key = tuple(self._meta)
         mk = self._row_meta(key)
         with torch.no_grad():
