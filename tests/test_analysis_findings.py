@@ -102,7 +102,8 @@ def test_findings_rank_by_severity_across_layers(tmp_path):
     assert fs[0].kind == "nonfinite"
     assert [f.severity for f in fs] == sorted((f.severity for f in fs), reverse=True)
     assert all(0 < f.severity <= 1 for f in fs)
-    assert {f.kind for f in fs} == set(KINDS)
+    # every kind a single-process run can show (ranks_disagree needs a distributed job)
+    assert {f.kind for f in fs} == set(KINDS) - {"ranks_disagree"}
 
 
 def test_thresholds_change_what_is_reported(recordings):

@@ -210,3 +210,26 @@ def test_divergence_by_layer_summarises_each_layer(tmp_path):
             aligned_rows(runs, tier="hist")
         close_all(runs[1:])
 
+
+
+def test_findings_flag_layers_whose_ranks_normalise_differently(tmp_path):
+    from bnviz.analysis.findings import findings
+    from bnviz.analysis.runinfo import describe
+
+    # different seeds: each rank's synthetic channels have their own means
+    write_job(tmp_path / "apart.h5", world=2, steps=30)
+    with open_run(tmp_path / "apart.h5") as run:
+        flagged = [f for f in findings(run) if f.kind == "ranks_disagree"]
+        assert sorted(f.layer for f in flagged) == sorted(l.path for l in run.layers)
+        assert all(f.value > 0.1 for f in flagged)
+        assert describe(run)["ranks"] == {"world_size": 2, "present": [0, 1], "problems": {}}
+    # the same data on both ranks: nothing to flag
+    for r in range(2):
+        write_synthetic_run(rank_path(tmp_path / "same.h5", r), layers=2, channels=4, steps=30, seed=7,
+                            meta=rank_meta(r, 2))
+    with open_run(tmp_path / "same.h5") as run:
+        assert not [f for f in findings(run) if f.kind == "ranks_disagree"]
+    (tmp_path / "same.rank1.h5").unlink()
+    with open_run(tmp_path / "same.h5") as run:
+        info = describe(run)
+        assert info["ranks"]["present"] == [0] and "same.rank1.h5 is missing" in info["ranks"]["problems"]["1"]

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from bnviz.analysis.drift import band_drift, early_rows, nanmedian, rolling_median
+from bnviz.analysis.ranks import divergence_by_layer
 from bnviz.analysis.zones import running_gap, running_var_logratio, zone_bounds, zone_mass
 from bnviz.store.schema import PHASE_TRAIN, SUMMARY_FIELDS
 
@@ -26,6 +27,7 @@ WEIGHTS = {
     "gamma_beta_zone": 0.8,
     "train_eval": 0.8,
     "small_batch": 0.75,
+    "ranks_disagree": 0.75,
     "gamma_collapse": 0.7,
     "drift": 0.7,
 }
@@ -66,6 +68,12 @@ class Thresholds:
     # small_batch: the median number of values per channel in a training batch (N x spatial
     # size) is below this; BN's batch statistics are then mostly noise.
     min_batch_values: float = 8.0
+    # ranks_disagree (distributed jobs without SyncBatchNorm): the median over training of the
+    # per-channel spread of the ranks' batch means, in global batch standard deviations
+    # (bnviz.analysis.ranks.channel_divergence), exceeds rank_divergence and rank_iid_factor x
+    # what independent sampling of the same data gives: the ranks normalise differently.
+    rank_divergence: float = 0.1
+    rank_iid_factor: float = 3.0
 
     @classmethod
     def parse(cls, items: list[str] | tuple[str, ...] = ()) -> "Thresholds":
@@ -124,6 +132,7 @@ def findings(run, thresholds: Thresholds | None = None) -> list[Finding]:
             out += _train_eval(run, layer, field("run_mean_gap"), field("run_var_logratio"), train, ch_train, thr)
         if len(ch_train):
             out += _channel_findings(run, layer, ch_train, thr)
+    out += _ranks_disagree(run, thr)
     order = {layer.path: i for i, layer in enumerate(run.layers)}
     out.sort(key=lambda f: (-f.severity, order.get(f.layer, -1), KINDS.index(f.kind)))
     return out
@@ -206,6 +215,22 @@ def _drift(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding]:
     return [Finding(_excess_severity("drift", value / thr.drift), "drift", layer.path, (), first, last,
                     f"{what} 15/50/85th percentiles moved {value:.1f} early band widths from where "
                     f"they started (peak at step {int(steps[peak])}){after}", value)]
+
+
+def _ranks_disagree(run, thr: Thresholds) -> list[Finding]:
+    runs = getattr(run, "ranks", [run])
+    out = []
+    for path, d in divergence_by_layer(runs).items():
+        limit = max(thr.rank_divergence, thr.rank_iid_factor * d["iid"])
+        if not d["median"] > limit:
+            continue
+        out.append(Finding(_excess_severity("ranks_disagree", d["median"] / limit), "ranks_disagree", path,
+                           (), None, None,
+                           f"the {len(runs)} ranks' batch means differ by {d['median']:.2f} batch std "
+                           f"(median; random sampling alone gives {d['iid']:.2f}): each rank normalises "
+                           f"differently (unshuffled shards or small per-rank batches; SyncBatchNorm helps)",
+                           d["median"]))
+    return out
 
 
 def _small_batch(run, layer, n: np.ndarray, train: np.ndarray, thr: Thresholds) -> list[Finding]:

@@ -52,6 +52,9 @@ def describe(run, thresholds: Thresholds | None = None) -> dict:
             "hist": _tier(run.hist_steps),
         },
         "scalars": list(run.scalar_names),
+        "ranks": {"world_size": int(meta.get("world_size", 1)),
+                  "present": [int(r.meta.get("rank", 0)) for r in getattr(run, "ranks", [run])],
+                  "problems": {str(k): v for k, v in getattr(run, "rank_problems", {}).items()}},
         "layers": [_layer(li) for li in run.layers],
         "thresholds": thr.to_dict(),
         "findings": [_json_safe(f.to_dict()) for f in findings(run, thr)],
@@ -138,6 +141,10 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     ]
     if info["scalars"]:
         lines.append(f"  scalars    {', '.join(info['scalars'])}")
+    ranks = info["ranks"]
+    if ranks["world_size"] > 1:
+        lines.append(f"  ranks      {len(ranks['present'])} of {ranks['world_size']} rank files read")
+        lines += [f"    rank {r}: {problem}" for r, problem in ranks["problems"].items()]
     kinds = Counter(li["kind"] for li in info["layers"])
     lines.append(f"  layers     {len(info['layers'])} ("
                  + ", ".join(f"{k} x{n}" for k, n in kinds.items()) + ")")
