@@ -184,6 +184,9 @@ class Instrumentation:
         return [li.as_dict() for li in self.layers]
 
     def set_sink(self, sink) -> None:
+        """Attach ``sink`` (a StatsEngine) to every layer; None detaches. No-op after ``detach()``."""
+        if not self._attached:
+            return
         for m in self.modules:
             object.__setattr__(m, "_bnviz_sink", sink)
 
@@ -219,5 +222,9 @@ def instrument(model: nn.Module, activations=None, probes=1, kernel: str = "nati
     probes: channels per layer whose y quantiles are recorded: an int k (k channels evenly spread) or
         {layer path: [channels]} (same count for every listed layer; others get that many spread).
     kernel: "native" (torch's kernel, bit-identical) or "reference" (``reference.py``, float-close).
+
+    A LazyBatchNorm must have seen one batch first (it then is a plain BatchNorm and is swapped like
+    one). Pickling or deep-copying the instrumented model gives torch's classes. Detach before
+    fusing conv+BN or calling SyncBatchNorm.convert_sync_batchnorm (they replace exact classes).
     """
     return Instrumentation(model, activations=activations, probes=probes, kernel=kernel)
