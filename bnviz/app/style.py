@@ -8,7 +8,7 @@ import re
 from bnviz.app import qt_guard  # noqa: F401  (must run before anything is drawn)
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 # Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies.
 OKABE_ITO = {
@@ -66,6 +66,10 @@ def style_plot(plot: pg.PlotItem, title: str, x_label: str, y_label: str, y_unit
             ax.enableAutoSIPrefix(False)  # no "(x0.001)" scale factors on unitless axes
         ax.setTickFont(font)
     plot.showGrid(x=True, y=True, alpha=0.15)
+    for name in ("left", "bottom", "right"):
+        # the grid makes each axis span the whole plot, so every cursor move repainted the
+        # axes' text; a pixmap cache turns that into a copy
+        plot.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def plain(text: str) -> str:

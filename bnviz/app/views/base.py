@@ -280,6 +280,7 @@ class BaseView(QtWidgets.QWidget):
         fill = pg.FillBetweenItem(c1, c2, brush=style.brush(colour, alpha))
         for item in (c1, c2, fill):
             plot.addItem(item)
+            _cached(item)
         self.legend(plot, style.swatch_block(colour, alpha), name)
         return fill
 
@@ -354,6 +355,13 @@ def _lod(item: pg.PlotDataItem) -> None:
     item.opts["autoDownsampleFactor"] = 1.0  # min+max per pixel column (the default keeps 5 per pixel)
     item.setDownsampling(auto=True, method="peak")
     item.setClipToView(True)
+    _cached(item.curve)
+
+
+def _cached(item) -> None:
+    """Paint once into a pixmap: a cursor move then repaints a thin strip by copying pixels
+    instead of stroking every curve that crosses it again."""
+    item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def _short(path: str, n: int = 40) -> str:
