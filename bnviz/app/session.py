@@ -58,7 +58,7 @@ class Session:
         same = self.primary is not None and self.primary.path == os.path.abspath(path)
         self.close()
         if not same:  # another recording: its steps have nothing to do with the old range/reference
-            self.state.update(step_range=None, reference_step=None)
+            self.state.update(step=None, step_range=None, reference_step=None)
         names = [path] + ([compare] if compare else [])
         labels = ["A", "B"] if compare else [""]
         self.slots = [Slot(lab, r, os.path.abspath(p)) for lab, r, p in zip(labels, runs, names)]

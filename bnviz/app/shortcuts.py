@@ -66,7 +66,10 @@ def shortcuts(w) -> list[Shortcut]:
 def cheatsheet_text(items: list[Shortcut]) -> str:
     rows = [(" / ".join(s.keys), s.text.replace("&", "").rstrip("…")) for s in items if s.keys]
     width = max(len(k) for k, _ in rows)
-    extra = ["", "Mouse: drag the black cursor line in any time plot; drag the blue band in the strip",
-             "to zoom the time plots (double-click it for the whole run); wheel zooms a plot;",
-             "click a heatmap cell to pick its channel/layer and step; right-click a plot to export."]
+    extra = ["", "Mouse:",
+             "  drag the black cursor line in any time plot to move the step",
+             "  drag the blue band in the strip to zoom the time plots (double-click: whole run)",
+             "  mouse wheel zooms a plot, dragging pans it",
+             "  click a heatmap cell to pick its channel (or layer) and step",
+             "  right-click a plot to export it"]
     return "\n".join(f"{k.ljust(width)}   {t}" for k, t in rows) + "\n" + "\n".join(extra)

@@ -27,6 +27,7 @@ SEQUENTIAL = "viridis"
 DIVERGING = "CET-D1A"
 FONT_PT = 10
 LEGEND_LINE_CHARS = 48
+AXIS_WIDTH = 72
 
 
 def configure(antialias: bool = False) -> None:
@@ -70,6 +71,9 @@ def style_plot(plot: pg.PlotItem, title: str, x_label: str, y_label: str, y_unit
         # the grid makes each axis span the whole plot, so every cursor move repainted the
         # axes' text; a pixmap cache turns that into a copy
         plot.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    for name in ("left", "right"):
+        # a fixed width: an axis that widens itself while painting leaves a clipped cached picture
+        plot.getAxis(name).setWidth(AXIS_WIDTH)
 
 
 def plain(text: str) -> str:

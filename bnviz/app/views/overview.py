@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtGui, QtWidgets
 
 from bnviz.app import style
 from bnviz.app.data import OVERVIEW_LABELS, matrix_table, overview_matrix
@@ -14,6 +14,7 @@ from bnviz.app.views.base import BaseView, fmt, value_at
 
 _SIGNED = {"gamma"}
 MAX_TICKS = 40
+MAX_AXIS_PX = 280  # longer layer names are cut; the readout and tree show them whole
 
 
 class OverviewView(BaseView):
@@ -62,7 +63,10 @@ class OverviewView(BaseView):
             return {"step": steps}
         self.heatmap(p, steps, m, OVERVIEW_LABELS[metric], metric in _SIGNED)
         every = max(1, int(np.ceil(len(names) / MAX_TICKS)))
-        p.getAxis("left").setTicks([[(i, names[i]) for i in range(0, len(names), every)]])
+        axis = p.getAxis("left")
+        axis.setTicks([[(i, names[i]) for i in range(0, len(names), every)]])
+        metrics = QtGui.QFontMetrics(axis.style["tickFont"] or QtGui.QFont())
+        axis.setWidth(min(MAX_AXIS_PX, 40 + max(metrics.horizontalAdvance(n) for n in names)))
         if layer in names:
             sel = pg.InfiniteLine(pos=names.index(layer), angle=0, pen=style.pen(style.OKABE_ITO["orange"], 1, dashed=True))
             sel.setToolTip("selected layer")
