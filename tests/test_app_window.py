@@ -276,23 +276,14 @@ def _bad_files(tmp_path, good):
     shutil.copy(good, newer)
     with h5py.File(newer, "r+") as f:
         f.attrs["format_version"] = "99.0"
-    return {"text": text, "empty": empty, "other HDF5": other, "newer": newer,
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    return {"text": text, "empty": empty, "other HDF5": other, "newer": newer, "truncated": truncated,
             "missing": tmp_path / "missing.h5", "folder": tmp_path}
 
 
-def _truncated(tmp_path, good):
-    truncated = tmp_path / "truncated.h5"
-    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
-    return {"truncated": truncated}
-
-
-@pytest.mark.parametrize("files", [
-    _bad_files,
-    pytest.param(_truncated, marks=pytest.mark.xfail(run=False, reason="open_run hangs on a truncated "
-                                                     "file (SWMR metadata retries); reported to the store")),
-])
-def test_each_bad_file_shows_an_error_dialog(window, qtbot, runs, tmp_path, files):
-    for what, path in files(tmp_path, runs[0]).items():
+def test_each_bad_file_shows_an_error_dialog(window, qtbot, runs, tmp_path):
+    for what, path in _bad_files(tmp_path, runs[0]).items():
         assert not window.open_files(str(path)), what
         boxes = error_boxes(window)
         assert boxes, what
@@ -420,3 +411,42 @@ def test_window_is_freed_after_close(qtbot, runs, tmp_path):
     QtWidgets.QApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
     gc.collect()
     assert ref() is None
+
+
+def test_run_information_shows_bnviz_info_as_plain_text(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.actions["info"].trigger()
+    text = w.info_box.text()
+    assert str(runs[0]) in text and "findings" in text and "layers     6" in text
+    assert w.info_box.textFormat() == QtCore.Qt.TextFormat.PlainText
+    w.info_box.close()
+
+
+def test_plot_context_menu_offers_our_exports(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    texts = [a.text() for a in w.current_view().glw.scene().contextMenu]
+    assert texts == ["Export view as PNG…", "Export view as SVG…", "Export view as CSV…"]
+
+
+def test_run_viewer_opens_the_files_and_returns_when_closed(qapp, runs, tmp_path):
+    from bnviz.app import run_viewer
+
+    seen = {}
+
+    def close_all():
+        w = next(x for x in qapp.topLevelWidgets() if isinstance(x, MainWindow) and x.isVisible())
+        seen["paths"] = [s.path for s in w.session.slots]
+        w.findings.shutdown()
+        w.close()
+    QtCore.QTimer.singleShot(300, close_all)
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    assert run_viewer([str(runs[0])], compare=str(runs[1]), settings=settings) == 0
+    assert seen["paths"] == [str(runs[0]), str(runs[1])]
+
+
+def test_main_refuses_too_many_files(capsys):
+    from bnviz.app import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["a.h5", "b.h5", "c.h5"])
+    assert e.value.code == 2 and "at most two" in capsys.readouterr().err

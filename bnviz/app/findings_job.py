@@ -1,4 +1,5 @@
-"""``python -m bnviz.app.findings_job RUN``: the findings of RUN as JSON on stdout.
+"""``python -m bnviz.app.findings_job RUN``: ``bnviz info``'s description of RUN (with its
+findings) as JSON on stdout.
 
 The viewer runs the analysis in this separate process: it reads every layer of the file, and
 its memory (hundreds of MB on a 100-layer x 100k-step run) and CPU then stay out of the window's
@@ -10,16 +11,16 @@ from __future__ import annotations
 import json
 import sys
 
-from bnviz.analysis.findings import Finding, findings
+from bnviz.analysis.findings import Finding
+from bnviz.analysis.runinfo import describe
 from bnviz.store import open_run
 
 
-def to_json(items: list[Finding]) -> str:
-    return json.dumps([f.to_dict() for f in items], allow_nan=True)
-
-
-def from_json(text: str) -> list[Finding]:
-    return [Finding(**{**d, "channels": tuple(d["channels"])}) for d in json.loads(text)]
+def parse(text: str) -> tuple[dict, list[Finding]]:
+    """The job's output: the description and its findings as ``Finding`` objects."""
+    info = json.loads(text)
+    found = [Finding(**{**d, "channels": tuple(d["channels"])}) for d in info["findings"]]
+    return info, found
 
 
 def main(argv: list[str]) -> int:
@@ -28,11 +29,11 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         with open_run(argv[0]) as run:
-            result = findings(run)
+            info = describe(run)
     except Exception as e:  # reported by the panel; the viewer itself goes on
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    sys.stdout.write(to_json(result))
+    sys.stdout.write(json.dumps(info))
     return 0
 
 

@@ -11,7 +11,7 @@ import sys
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
-from bnviz.app.findings_job import from_json
+from bnviz.app.findings_job import parse
 from bnviz.app.session import Session
 
 # Which view shows a finding best.
@@ -20,6 +20,7 @@ VIEW_FOR_KIND = {"nonfinite": "drift", "dead": "gamma_beta", "saturated": "gamma
                  "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution"}
 COLUMNS = ("", "Layer", "Finding")
 START_DELAY_MS = 300
+LIVE_EVERY_MS = 30_000
 SEVERITY_COLOURS = ((0.75, style.OKABE_ITO["vermillion"]), (0.55, style.OKABE_ITO["orange"]),
                     (0.0, style.OKABE_ITO["sky"]))
 
@@ -46,18 +47,32 @@ class FindingsPanel(QtWidgets.QWidget):
         box.addWidget(self.label)
         box.addWidget(self.table)
         self._proc: QtCore.QProcess | None = None
+        self.info: dict | None = None   # bnviz info's description of the run, once analysed
+        self._started = QtCore.QElapsedTimer()
         # start after the first plot is painted: the analysis must not slow the first picture
         self._start_timer = QtCore.QTimer(self)
         self._start_timer.setSingleShot(True)
         self._start_timer.setInterval(START_DELAY_MS)
         self._start_timer.timeout.connect(self.start)
-        session.runs_changed.connect(self._start_timer.start)
+        session.runs_changed.connect(self._opened)
+        session.data_changed.connect(self._grown)
+
+    def _opened(self) -> None:
+        self.info = None
+        self._start_timer.start()
+
+    def _grown(self) -> None:
+        """A live run grew: analyse again, at most every LIVE_EVERY_MS."""
+        idle = self._proc is None and not self._start_timer.isActive()
+        if idle and (not self._started.isValid() or self._started.elapsed() > LIVE_EVERY_MS):
+            self._start_timer.start()
 
     def start(self) -> None:
         slot = self.session.primary
         if slot is None:
             return
         self.shutdown(0)
+        self._started.start()
         self.label.setText("Findings: analysing…")
         proc = QtCore.QProcess(self)
         proc.setProgram(sys.executable)
@@ -101,9 +116,11 @@ class FindingsPanel(QtWidgets.QWidget):
             self.show_findings([], f"Findings could not be computed: {err.splitlines()[-1] if err else code}")
             return
         try:
-            self.show_findings(from_json(out))
+            self.info, found = parse(out)
         except (ValueError, TypeError, KeyError) as e:
             self.show_findings([], f"Findings could not be read: {e}")
+            return
+        self.show_findings(found)
 
     def show_findings(self, result, error: str = "") -> None:
         self.items = list(result)

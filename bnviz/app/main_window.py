@@ -6,6 +6,7 @@ import os
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from bnviz.analysis.runinfo import format_text
 from bnviz.app import render, style
 from bnviz.app.findings_panel import FindingsPanel
 from bnviz.app.layer_tree import LayerTree
@@ -136,6 +137,23 @@ class MainWindow(QtWidgets.QMainWindow):
         box.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
         box.open()
         self.cheatsheet = box
+
+    def show_run_info(self) -> None:
+        """``bnviz info`` for the open run (from the findings analysis), as plain text."""
+        info = self.findings.info
+        if self.session.primary is None:
+            text = "No recording open."
+        elif info is None:
+            text = f"{self.session.primary.path}\n\nStill analysing the run; try again in a moment."
+        else:
+            text = format_text(info, show_all=True)
+        box = QtWidgets.QMessageBox(self)
+        box.setWindowTitle("Run information")
+        box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        box.setText(text)
+        box.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+        box.open()
+        self.info_box = box
 
     # --- files ---------------------------------------------------------------------------------
     def open_files(self, path: str, compare: str | None = None) -> bool:
@@ -383,7 +401,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu.clear()
         files = self.recent_files()
         for p in files:
-            a = self.recent_menu.addAction(p)
+            a = self.recent_menu.addAction(p.replace("&", "&&"))  # "&" would mark a shortcut key
             a.triggered.connect(lambda _=False, p=p: self.open_files(p))
         self.recent_menu.setEnabled(bool(files))
 

@@ -30,6 +30,7 @@ def shortcuts(w) -> list[Shortcut]:
         Shortcut("open_compare", "Open to &compare…", ("Ctrl+Shift+O",), lambda: w.open_dialog(True), "&File"),
         Shortcut("reload", "&Reload (keeps the view)", ("Ctrl+R", "F5"), w.reload, "&File"),
         Shortcut("close_compare", "Close the compared run", (), w.close_compare, "&File"),
+        Shortcut("info", "Run &information…", ("Ctrl+I",), w.show_run_info, "&File"),
         Shortcut("save_layout", "&Save layout…", ("Ctrl+S",), w.save_layout, "&File"),
         Shortcut("load_layout", "&Load layout…", ("Ctrl+L",), w.load_layout, "&File"),
         Shortcut("export_png", "Export view as &PNG…", ("Ctrl+E",), lambda: w.export_dialog(".png"), "&File"),
