@@ -67,7 +67,8 @@ def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: in
     offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1) + base.unsqueeze(-1)
     # clamp to the row's [under, over] slots, shift by the row's base, cut to int: one pass each
     u = torch.mul(values, scale_c).add_(offset_c)
-    u = torch.minimum(torch.maximum(u, base.unsqueeze(-1)), base.unsqueeze(-1) + (width - 1))
+    lowest = base.unsqueeze(-1).to(u.dtype)
+    u = u.clamp_(min=lowest, max=lowest + (width - 1))
     dump = t_count * num_layers * width
     slot = torch.where(ok, u, dump).long().reshape(-1)
     counts = values.new_zeros(dump + 1)
