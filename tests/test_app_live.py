@@ -62,3 +62,28 @@ def test_live_rows_update_the_views_and_follow_latest_tracks_them(qtbot, tmp_pat
     assert "writer: closed" in w.status["writer"].text()
     assert f"at step {BLOCKS * ROWS - 1}" in w.readout.text()
     w.findings.shutdown()
+
+
+KILLED = textwrap.dedent("""
+    import os, sys
+    from bnviz.store import RunWriter
+    from bnviz.store.synthetic import synthetic_blocks
+
+    table, meta, blocks = synthetic_blocks(layers=2, channels=4, steps=32, flush_rows=16)
+    writer = RunWriter(sys.argv[1], layers=table, meta=meta, probes=4)
+    writer.append(next(iter(blocks)))
+    os._exit(0)   # the training process dies without closing the file
+""")
+
+
+def test_a_killed_writer_is_named_in_the_status_and_banner(qtbot, tmp_path):
+    path = tmp_path / "killed.h5"
+    subprocess.run([sys.executable, "-c", KILLED, str(path)], check=True, timeout=60)
+    w = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    assert w.open_files(str(path)), w.last_error
+    assert "writer: writer gone" in w.status["writer"].text()
+    assert "stopped without closing" in w.banner.text()
+    assert len(w.session.steps) == 16 and not w.live_timer.isActive()
+    w.findings.shutdown()

@@ -78,6 +78,16 @@ def channel_table(run, layer: str, channel: int, fields: tuple[str, ...], phase:
     return out
 
 
+def at_steps(channel: Table, steps: np.ndarray, index: int) -> Table:
+    """One channel's columns (from ``channel_table``) at the given summary steps, each value the
+    last one recorded at or before that step, named ``channel<index>_<field>``: per-channel data
+    in the same CSV as the layer's columns, under one step column."""
+    cs = channel["step"]
+    i = np.clip(np.searchsorted(cs, steps, side="right") - 1, 0, max(len(cs) - 1, 0))
+    return {f"channel{index}_{k}": (v[i] if len(cs) else np.full(len(steps), np.nan))
+            for k, v in channel.items() if k != "step"}
+
+
 def matrix_table(steps: np.ndarray, values: np.ndarray, prefix: str) -> Table:
     """A (R, C) matrix as CSV columns ``prefix0, prefix1, ...``."""
     out: Table = {"step": steps}

@@ -364,9 +364,16 @@ class MainWindow(QtWidgets.QMainWindow):
         phase = PHASE_NAMES.get(int(self.session.phases[row_at_or_before(steps, step)]), "?") if step is not None else ""
         try:
             writer = slot.run.writer_state
+            failed = slot.run.recording_failed
         except (RunFileError, OSError) as e:
-            writer = "unreadable"
+            writer, failed = "unreadable", False
             self.show_banner(f"The recording can no longer be read (deleted or truncated while open?): {e}")
+        if failed:
+            self.show_banner("Recording stopped on a write error (disk full?); the file holds every step "
+                             "written before it.")
+        elif writer == "writer gone" and not self.banner.isVisible():
+            self.show_banner("The training process stopped without closing this file (killed or crashed?); "
+                             "the views show every step it finished writing.")
         s["phase"].setText(f"phase: {phase}" if phase else "")
         s["writer"].setText(f"writer: {writer}")
 

@@ -8,7 +8,7 @@ with ``state.changed.connect(fn)``; ``fn`` receives the set of field names that 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from bnviz.store.schema import CHANNEL_FIELDS, TENSORS

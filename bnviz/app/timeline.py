@@ -143,13 +143,11 @@ class Timeline(QtWidgets.QWidget):
         self.slider.blockSignals(False)
         self.step_label.setText(f"step {step if step is not None else '–'}"
                                 + (f" / {int(steps[-1])}" if len(steps) else ""))
-        for w, v in ((self.speed, None), (self.loop, state.loop), (self.follow, state.follow_latest)):
-            w.blockSignals(True)
-            if w is self.speed:
-                w.setCurrentIndex(max(0, w.findData(state.speed)))
-            else:
-                w.setChecked(v)
-            w.blockSignals(False)
+        with QtCore.QSignalBlocker(self.speed):
+            self.speed.setCurrentIndex(max(0, self.speed.findData(state.speed)))
+        for box, on in ((self.loop, state.loop), (self.follow, state.follow_latest)):
+            with QtCore.QSignalBlocker(box):
+                box.setChecked(on)
         ref = state.reference_step
         self.pin.setText("Pin reference" if ref is None else f"Reference: {ref}")
         self.setEnabled(len(steps) > 0)

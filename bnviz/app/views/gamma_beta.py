@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnviz.app import style
-from bnviz.app.data import channel_table, gamma_beta_table
+from bnviz.app.data import at_steps, channel_table, gamma_beta_table
 from bnviz.app.views.base import BaseView
 
 _ZONE_TITLE = {"dead": "dead fraction (y in the ReLU's dead zone)",
@@ -59,22 +59,8 @@ class GammaBetaView(BaseView):
         ps.setYRange(0, 1, padding=0.02)
         for p, col in ((pg_, "gamma_mean"), (pb, "beta_mean"), (ps, "sat_y")):
             self.mark_nonfinite(p, x, t[col])
-        t = dict(t)
-        t.update({f"channel{ch}_{k}_at_channel_steps": v for k, v in ct.items() if k != "step"})
-        return _align(t, ct, ch)
+        return {**t, **at_steps(ct, t["step"], ch)}
 
     def readout_columns(self):
         return [("gamma_mean", "mean γ"), ("beta_mean", "mean β"), ("sat_y", "y in zone"),
                 ("sat_xhat", "x-hat in zone")]
-
-
-def _align(t, ct, ch):
-    """Per-channel columns sampled on the summary steps (for one CSV with one step column)."""
-    out = {k: v for k, v in t.items() if not k.endswith("_at_channel_steps")}
-    for k in ("gamma", "beta"):
-        if len(ct["step"]):
-            i = np.clip(np.searchsorted(ct["step"], out["step"], side="right") - 1, 0, len(ct["step"]) - 1)
-            out[f"channel{ch}_{k}"] = ct[k][i]
-        else:
-            out[f"channel{ch}_{k}"] = np.full(len(out["step"]), np.nan)
-    return out

@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6 import QtGui, QtWidgets
 
 from bnviz.app import style
-from bnviz.app.data import OVERVIEW_LABELS, matrix_table, overview_matrix
+from bnviz.app.data import OVERVIEW_LABELS, overview_matrix
 from bnviz.app.state import OVERVIEW_METRICS
 from bnviz.app.views.base import BaseView, fmt, value_at
 

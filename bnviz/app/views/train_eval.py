@@ -3,11 +3,10 @@ training normalised with, per channel and as the layer aggregate."""
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 
 from bnviz.app import style
-from bnviz.app.data import channel_table, train_eval_table
+from bnviz.app.data import at_steps, channel_table, train_eval_table
 from bnviz.app.views.base import BaseView
 from bnviz.store.schema import PHASE_EVAL
 
@@ -62,12 +61,7 @@ class TrainEvalView(BaseView):
         for p, cols in ((pm, (ct["pre_mean"], ct["running_mean"])), (pv, (ct["pre_var"], ct["running_var"]))):
             self.mark_nonfinite(p, ct["step"], *cols)
         self.mark_nonfinite(pgap, x, t["run_mean_gap"])
-        out = dict(t)
-        if len(ct["step"]):
-            i = np.clip(np.searchsorted(ct["step"], x, side="right") - 1, 0, len(ct["step"]) - 1)
-            for k in ("pre_mean", "running_mean", "pre_var", "running_var"):
-                out[f"channel{ch}_{k}"] = ct[k][i]
-        return out
+        return {**t, **at_steps(ct, x, ch)}
 
     def readout_columns(self):
         return [("run_mean_gap", "mean gap"), ("run_var_logratio", "var log-ratio")]
