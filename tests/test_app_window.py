@@ -450,3 +450,16 @@ def test_main_refuses_too_many_files(capsys):
     with pytest.raises(SystemExit) as e:
         main(["a.h5", "b.h5", "c.h5"])
     assert e.value.code == 2 and "at most two" in capsys.readouterr().err
+
+
+def test_options_bar_and_state_stay_in_step(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0], runs[1])
+    bar = w.options
+    assert bar.compare.isVisible()
+    bar.phase.setCurrentIndex(bar.phase.findData("all"))
+    assert w.session.state.phase == "all"
+    assert len(w.current_view().tables["A"]["step"]) == len(w.session.steps)
+    w.session.state.update(compare_mode="side", link_zoom=False)
+    assert bar.compare.currentData() == "side" and not bar.link.isChecked()
+    w.close_compare()
+    assert not bar.compare.isVisible()

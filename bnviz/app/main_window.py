@@ -10,6 +10,7 @@ from bnviz.analysis.runinfo import format_text
 from bnviz.app import render, style
 from bnviz.app.findings_panel import FindingsPanel
 from bnviz.app.layer_tree import LayerTree
+from bnviz.app.options import OptionsBar
 from bnviz.app.session import Session
 from bnviz.app.shortcuts import cheatsheet_text, shortcuts
 from bnviz.app.state import VIEW_TITLES, VIEWS, Layout
@@ -48,16 +49,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet("background:#FDF1C7; color:#000; padding:6px; border:1px solid #E69F00;")
         self.banner.hide()
-        self.readout = QtWidgets.QLabel()
-        self.readout.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        self.readout.setToolTip("Values at the cursor step")
-        self.readout.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.options = OptionsBar(self.session)
+        self.readout = self.options.readout
         self.strip = OverviewStrip(self.session)
         self.timeline = Timeline(self.session)
         centre = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(centre)
         box.setContentsMargins(2, 2, 2, 2)
-        for w, stretch in ((self.banner, 0), (self.readout, 0), (self.tabs, 1), (self.strip, 0), (self.timeline, 0)):
+        for w, stretch in ((self.banner, 0), (self.options, 0), (self.tabs, 1), (self.strip, 0), (self.timeline, 0)):
             box.addWidget(w, stretch)
 
         self.tree = LayerTree(self.session)
@@ -309,7 +308,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _readout(self) -> None:
         step = self.session.cursor_step()
         text = self.current_view().readout()
-        self.readout.setText(f"step {step}: {text}" if step is not None and text else text)
+        text = f"step {step}: {text}" if step is not None and text else text
+        self.readout.setText(text)
+        self.readout.setToolTip(style.tooltip(text.replace("   ", "\n")) if text else "Values at the cursor step")
 
     def _state_changed(self, names: set[str]) -> None:
         cur = self.current_view()

@@ -43,9 +43,13 @@ class OverviewStrip(QtWidgets.QWidget):
         self.region.sigRegionChangeFinished.connect(self._region_moved)
         self.cursor = pg.InfiniteLine(angle=90, pen=style.pen(style.CURSOR, 1))
         self.curve = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["blue"], 1.2), connect="finite")
-        for item in (self.curve, self.region, self.cursor):
+        # the compared run's same scalar, dashed
+        self.curve_b = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["vermillion"], 1.2, dashed=True),
+                                       connect="finite")
+        for item in (self.curve, self.curve_b, self.region, self.cursor):
             self.plot.addItem(item)
-        self.curve.setDownsampling(auto=True, method="peak")
+        for item in (self.curve, self.curve_b):
+            item.setDownsampling(auto=True, method="peak")
         self.plot_widget.scene().sigMouseClicked.connect(self._clicked)
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(4, 0, 4, 0)
@@ -82,8 +86,16 @@ class OverviewStrip(QtWidgets.QWidget):
             x, y = scalar_series(slot.run, what)
             label = what
         self.curve.setData(np.asarray(x, dtype=np.float64), y)
+        other = self.session.compare
+        if other is not None and what in other.run.scalar_names:
+            xb, yb = scalar_series(other.run, what)
+            self.curve_b.setData(np.asarray(xb, dtype=np.float64), yb)
+            label += " (B dashed)"
+        else:
+            self.curve_b.setData([], [])
         self.plot.getAxis("left").setLabel(style.plain(label))
-        finite = y[np.isfinite(y)]
+        both = np.concatenate([y, self.curve_b.yData if self.curve_b.yData is not None else np.zeros(0)])
+        finite = both[np.isfinite(both)]
         if len(finite):
             # a robust range: one early loss spike must not flatten the rest of the run
             lo, hi = np.percentile(finite, [0.5, 99.5])

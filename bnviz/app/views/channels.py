@@ -17,6 +17,17 @@ METRIC_LABELS = {
     "sat_y": "fraction of y in zone", "sat_xhat": "fraction of x-hat in zone",
     "grad_gamma": "∂loss/∂γ", "grad_beta": "∂loss/∂β",
 }
+ZONE_WORD = {"dead": "dead", "saturated": "saturated", "bound": "clipped"}
+
+
+def metric_label(metric: str, layer_info) -> str:
+    """The statistic's name, with the zone named for this layer's activation."""
+    word = ZONE_WORD.get(getattr(layer_info, "zone_rule", None))
+    if metric in ("sat_y", "sat_xhat") and word:
+        return f"{word} fraction of {'y' if metric == 'sat_y' else 'x-hat'}"
+    return METRIC_LABELS[metric]
+
+
 _SIGNED = {"pre_mean", "post_mean", "gamma", "beta", "running_mean", "grad_gamma", "grad_beta"}
 
 
@@ -39,7 +50,8 @@ class ChannelsView(BaseView):
     def make_plots(self, col, title):
         p = self.glw.addPlot(row=0, col=col)
         metric = self.session.state.channel_metric
-        style.style_plot(p, (f"{title} · " if title else "") + METRIC_LABELS[metric] + " per channel",
+        li = self.session.primary.layer(self.session.state.layer)
+        style.style_plot(p, (f"{title} · " if title else "") + metric_label(metric, li) + " per channel",
                          "step", "channel")
         p.invertY(False)
         self._plots.append(p)
@@ -55,7 +67,7 @@ class ChannelsView(BaseView):
         if len(steps) == 0:
             self.set_note("No per-channel rows recorded yet.")
             return {"step": steps}
-        self.heatmap(plots[0], steps, m, METRIC_LABELS[metric], metric in _SIGNED)
+        self.heatmap(plots[0], steps, m, metric_label(metric, slot.layer(layer)), metric in _SIGNED)
         ch = self.current_channel()
         if 0 <= ch < m.shape[1]:
             line = pg.InfiniteLine(pos=ch, angle=0, pen=style.pen(style.OKABE_ITO["orange"], 1, dashed=True))
@@ -76,7 +88,8 @@ class ChannelsView(BaseView):
     def readout(self):
         ch = self.current_channel()
         metric = self.session.state.channel_metric
-        parts = [f"{(lab + ': ') if lab else ''}channel {ch} {METRIC_LABELS[metric]} "
+        li = self.session.primary.layer(self.session.state.layer) if self.session.slots else None
+        parts = [f"{(lab + ': ') if lab else ''}channel {ch} {metric_label(metric, li)} "
                  f"{fmt(value_at(t, f'{metric}_c{ch}', self.session.cursor_step()))}"
                  for lab, t in self.tables.items()]
         return "   ".join(parts)
