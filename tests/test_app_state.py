@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +130,12 @@ def test_overview_matrix_has_one_column_per_layer_and_shows_nan(run_path):
         assert m.shape == (len(steps), len(run.layers)) and len(steps) <= 50
         _, nf = overview_matrix(run, "nonfinite", "all")
         assert np.isnan(m).any() or (nf > 0).any()
+
+
+def test_the_model_layer_imports_no_qt():
+    """state, session, data and stepping are Qt-free (napari's rule): export and tests use them bare."""
+    code = ("import sys, bnviz.app, bnviz.app.state, bnviz.app.session, bnviz.app.data, bnviz.app.stepping, "
+            "bnviz.app.findings_job; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'torch')); "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
