@@ -56,7 +56,7 @@ class GammaBetaView(BaseView):
         self.curve(ps, x, t["sat_y"], c["vermillion"], f"y = γ·x-hat + β (with γ/β){tag}", dashed, width=2)
         self.curve(ps, x, t["sat_xhat"], c["green"], f"x-hat (without γ/β){tag}", dashed)
         self.curve(ps, x, t["zone_channels"], c["purple"], f"channels ≥99% in zone{tag}", dashed, width=1)
-        ps.setYRange(0, 1, padding=0.02)
+        ps.setLimits(yMin=-0.02, yMax=1.02, minYRange=1.04)  # fractions: always the whole 0..1
         for p, col in ((pg_, "gamma_mean"), (pb, "beta_mean"), (ps, "sat_y")):
             self.mark_nonfinite(p, x, t[col])
         return {**t, **at_steps(ct, t["step"], ch)}
