@@ -463,3 +463,19 @@ def test_options_bar_and_state_stay_in_step(window, qtbot, runs):
     assert bar.compare.currentData() == "side" and not bar.link.isChecked()
     w.close_compare()
     assert not bar.compare.isVisible()
+
+
+@pytest.mark.qt_log_ignore("does not support raise")   # the offscreen platform, on showing a tooltip
+def test_hovering_a_heatmap_cell_names_it_and_says_nan(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    nan = [f for f in w.findings.items if f.kind == "nonfinite"][0]
+    names = [li.path for li in w.session.primary.run.layers]
+    w.session.state.update(view="overview", overview_metric="drift")
+    plot, _ = w.current_view()._plots[0]
+    qtbot.wait(50)
+    last = int(w.session.steps[-1])
+    w.current_view()._hover(plot.vb.mapViewToScene(QtCore.QPointF(last - 1, names.index(nan.layer))))
+    tip = QtWidgets.QToolTip.text()
+    assert nan.layer in tip and "NaN" in tip
+    w.current_view()._hover(plot.vb.mapViewToScene(QtCore.QPointF(5, 0)))
+    assert names[0] in QtWidgets.QToolTip.text() and "NaN" not in QtWidgets.QToolTip.text()

@@ -69,6 +69,8 @@ class BaseView(QtWidgets.QWidget):
         self.tables: dict[str, Table] = {}   # run label -> table, for CSV and readout
         self._time_plots: list[pg.PlotItem] = []
         self._legends: dict[pg.PlotItem, list[str]] = {}
+        self._heatmaps: dict[pg.PlotItem, tuple] = {}
+        self.glw.scene().sigMouseMoved.connect(self._hover)
         self._cursors: list[pg.InfiniteLine] = []
         self._refs: list[pg.InfiniteLine] = []
         self._applying_range = False
@@ -92,6 +94,21 @@ class BaseView(QtWidgets.QWidget):
 
     def sync_controls(self) -> None:
         """Show the state in this view's own controls."""
+
+    def _hover(self, pos) -> None:
+        for plot, (steps, values, label, names) in self._heatmaps.items():
+            if plot.vb.sceneBoundingRect().contains(pos):
+                pt = plot.vb.mapSceneToView(pos)
+                col = int(np.clip(np.searchsorted(steps, pt.x()), 0, len(steps) - 1))
+                if col > 0 and abs(steps[col - 1] - pt.x()) < abs(steps[col] - pt.x()):
+                    col -= 1
+                row = int(round(pt.y()))
+                if 0 <= row < values.shape[1]:
+                    what = names[row] if names else f"channel {row}"
+                    text = f"{what}, step {int(steps[col])}: {label} {fmt(float(values[col, row]))}"
+                    QtWidgets.QToolTip.showText(QtGui.QCursor.pos(), style.tooltip(text), self.glw)
+                return
+        QtWidgets.QToolTip.hideText()
 
     def add_control(self, label: str, widget: QtWidgets.QWidget, tip: str = "") -> QtWidgets.QWidget:
         if label:
@@ -142,7 +159,7 @@ class BaseView(QtWidgets.QWidget):
         self.sync_controls()
         self.glw.clear()
         self._time_plots, self._cursors, self._refs, self.tables = [], [], [], {}
-        self._legends = {}
+        self._legends, self._heatmaps = {}, {}
         slots = self.session.slots
         layer = self.session.state.layer
         if not slots or layer is None:
@@ -300,14 +317,16 @@ class BaseView(QtWidgets.QWidget):
         self.legend(plot, style.swatch_marker(style.NAN_MARK, "✕"), f"NaN/Inf from step {int(bad[0])}")
 
     def heatmap(self, plot: pg.PlotItem, steps: np.ndarray, values: np.ndarray, label: str,
-                signed: bool, max_columns: int = 2000) -> pg.ImageItem:
+                signed: bool, row_names: list[str] | None = None, max_columns: int = 2000) -> pg.ImageItem:
         """Rows x columns image with x = step (columns thinned to ``max_columns``) and a colour bar.
 
         Colour limits are the 1st/99th percentiles so one outlier does not wash out the map;
-        signed data get a diverging map centred on 0. NaN cells stay empty.
+        signed data get a diverging map centred on 0. NaN cells are marked. Hovering a cell
+        shows its row, step and value in a tooltip.
         """
         stride = max(1, int(np.ceil(len(steps) / max_columns)))
         steps, values = steps[::stride], values[::stride]
+        self._heatmaps[plot] = (steps, values, label, row_names)
         img = pg.ImageItem(values.astype(np.float32), axisOrder="col-major")
         dx = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
         img.setRect(QtCore.QRectF(float(steps[0]) - dx / 2, -0.5, float(steps[-1] - steps[0]) + dx,

@@ -61,7 +61,7 @@ class OverviewView(BaseView):
         if len(steps) == 0:
             self.set_note("No rows recorded yet.")
             return {"step": steps}
-        self.heatmap(p, steps, m, OVERVIEW_LABELS[metric], metric in _SIGNED)
+        self.heatmap(p, steps, m, OVERVIEW_LABELS[metric], metric in _SIGNED, row_names=names)
         every = max(1, int(np.ceil(len(names) / MAX_TICKS)))
         axis = p.getAxis("left")
         axis.setTicks([[(i, names[i]) for i in range(0, len(names), every)]])
