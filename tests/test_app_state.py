@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from bnviz.app.data import (activation, distribution, drift_table, overview_matrix, phase_mask,
-                            zone_intervals)
+from bnviz.app.data import activation, distribution, drift_table, overview_matrix, phase_mask
 from bnviz.app.state import Layout, ViewState
 from bnviz.app.stepping import advance, row_at_or_before, snap
 from bnviz.store import open_run
@@ -87,12 +85,6 @@ def test_stepping_snaps_to_recorded_steps_with_duplicates():
     assert advance(steps, 30, 1, loop=True) == (0, True)
     assert advance(steps, 0, -1, loop=False) == (0, False)
     assert advance(np.array([], int), 0, 1, loop=True) == (None, False)
-
-
-def test_zone_intervals_follow_the_analysis_definition():
-    assert zone_intervals("dead", 0.0) == [(-math.inf, 0.0)]
-    assert zone_intervals("saturated", 2.0) == [(-math.inf, -2.0), (2.0, math.inf)]
-    assert zone_intervals("dead", None) == []
 
 
 def test_activation_curves():

@@ -10,7 +10,8 @@ import pyqtgraph as pg
 from PySide6 import QtWidgets
 
 from bnviz.app import style
-from bnviz.app.data import Hist, activation, distribution, distribution_table, zone_intervals
+from bnviz.analysis.zones import zone_bounds
+from bnviz.app.data import Hist, activation, distribution, distribution_table
 from bnviz.app.views.base import BaseView, fmt
 from bnviz.store.schema import TENSORS
 
@@ -84,8 +85,7 @@ class DistributionView(BaseView):
     def _draw_activation(self, p: pg.PlotItem, li) -> None:
         """The zone (shaded) and the activation's curve (its own right-hand axis)."""
         word = ZONE_WORDS.get(li.zone_rule, "zone")
-        for lo, hi in zone_intervals(li.zone_rule, li.zone_threshold):
-            lo, hi = max(lo, -1e6), min(hi, 1e6)
+        for lo, hi in _zone_intervals(li):
             reg = pg.LinearRegionItem((lo, hi), movable=False, brush=style.ZONE, pen=pg.mkPen(None))
             reg.setZValue(-10)
             reg.setToolTip(f"{li.activation}'s {word}: {li.zone_rule} rule, threshold {li.zone_threshold}")
@@ -188,6 +188,16 @@ class DistributionView(BaseView):
                 mean = float((mid * w).sum() / w.sum()) if w.sum() > 0 else math.nan
                 parts.append(f"{(label + ' ') if label else ''}{tensor} mean≈{fmt(mean)}")
         return f"histograms {self.shown}: " + ", ".join(parts) if parts else ""
+
+
+def _zone_intervals(li) -> list[tuple[float, float]]:
+    """The shaded intervals of y: the activation's zone (``zone_bounds``), infinite ends cut
+    to a finite width so they can be drawn."""
+    t = li.zone_threshold
+    if li.zone_rule not in ZONE_WORDS or t is None or not math.isfinite(float(t)):
+        return []
+    lo, hi = zone_bounds(li.zone_rule, t)
+    return [(max(a, -1e6), min(b, 1e6)) for a, b in ((-math.inf, lo), (hi, math.inf)) if a < b]
 
 
 def _outside(h: Hist, label: str) -> list[str]:
