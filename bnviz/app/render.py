@@ -33,13 +33,22 @@ def check_output(path: str | os.PathLike) -> str:
     return ext
 
 
+def usual_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic(path, write) -> None:
-    """Write through a temporary file in the same folder, so a failure leaves nothing behind."""
+    """Write through a temporary file in the same folder, so a failure leaves nothing behind.
+    The result gets the usual mode, not mkstemp's private 0600."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.resolve().parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, usual_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
