@@ -12,7 +12,6 @@ from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard 
 from bnviz.app.main_window import MainWindow
 from PySide6 import QtCore
 
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 BLOCKS, ROWS = 30, 8
 WRITER = textwrap.dedent("""

@@ -16,8 +16,6 @@ from bnviz.store import open_run
 from bnviz.store.synthetic import write_synthetic_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Qt's offscreen platform says so whenever a window is shown; harmless.
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 
 @pytest.fixture(scope="module")
