@@ -21,8 +21,6 @@ from bnviz.store.synthetic import PATHOLOGIES, layer_table, write_synthetic_run
 from PySide6 import QtCore, QtGui, QtWidgets
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# The offscreen platform warns about every top-level window it shows.
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +240,50 @@ def test_csv_holds_the_stored_numbers(window, qtbot, runs, tmp_path):
     expected = run.summary(w.session.state.layer, "pre_var")[train]
     np.testing.assert_allclose([float(r["pre_var"]) for r in rows], expected, rtol=1e-6)
     assert [int(float(r["step"])) for r in rows] == run.steps[train].tolist()
+
+
+def test_csv_holds_the_shown_step_range(window, qtbot, runs, tmp_path):
+    w = opened(window, qtbot, runs[0])
+    run = w.session.primary.run
+    for view in ("drift", "gamma_beta", "channels"):
+        w.session.state.update(view=view, step_range=(50, 120))
+        assert w.export(str(tmp_path / f"{view}.csv"))
+        with open(tmp_path / f"{view}.csv", newline="") as f:
+            steps = [int(float(r["step"])) for r in csv.DictReader(f)]
+        every = run.steps[run.phases == 0] if view != "channels" else run.channel_steps[run.channel_phases == 0]
+        assert steps == [s for s in every.tolist() if 50 <= s <= 120], view
+    render.render_view(runs[0], tmp_path / "h.csv", ViewState(step_range=(10, 20)))
+    with open(tmp_path / "h.csv", newline="") as f:
+        assert [int(float(r["step"])) for r in csv.DictReader(f)] == list(range(10, 21))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o007])
+def test_exports_get_the_usual_file_mode(window, qtbot, runs, tmp_path, umask):
+    w = opened(window, qtbot, runs[0])
+    old = os.umask(umask)
+    try:
+        for ext in (".png", ".svg", ".csv"):
+            assert w.export(str(tmp_path / f"w{ext}")), w.last_error
+        render.render_view(runs[0], tmp_path / "h.csv")
+    finally:
+        os.umask(old)
+    for name in ("w.png", "w.svg", "w.csv", "h.csv"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def test_the_distribution_shades_the_zone_of_the_analysis(window, qtbot, runs):
+    import pyqtgraph as pg
+
+    from bnviz.analysis.zones import zone_bounds
+
+    w = opened(window, qtbot, runs[0])
+    for li in w.session.primary.run.layers:
+        w.session.state.update(view="distribution", layer=li.path)
+        plot = w.current_view().glw.getItem(0, 0)
+        shaded = sorted(r.getRegion() for r in plot.items if isinstance(r, pg.LinearRegionItem))
+        lo, hi = zone_bounds(li.zone_rule, li.zone_threshold)
+        expected = ([(-1e6, lo)] if np.isfinite(lo) else []) + ([(hi, 1e6)] if np.isfinite(hi) else [])
+        assert shaded == expected, li.path
 
 
 def test_export_to_a_bad_place_shows_an_error(window, qtbot, runs, tmp_path):

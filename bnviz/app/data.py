@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnviz.analysis.drift import band_drift
+from bnviz.analysis.findings import Thresholds
+from bnviz.analysis.ranks import aligned_rows, channel_divergence, iid_spread, rank_divergence
+from bnviz.store.ranks import rank_of
 from bnviz.store.schema import PHASE_NAMES, QUANTILE_NAMES, SUMMARY_FIELDS, TENSORS
 
 Table = dict[str, np.ndarray]
@@ -86,6 +89,15 @@ def at_steps(channel: Table, steps: np.ndarray, index: int) -> Table:
     i = np.clip(np.searchsorted(cs, steps, side="right") - 1, 0, max(len(cs) - 1, 0))
     return {f"channel{index}_{k}": (v[i] if len(cs) else np.full(len(steps), np.nan))
             for k, v in channel.items() if k != "step"}
+
+
+def rows_in_range(table: Table, step_range: tuple[int, int] | None, key: str = "step") -> Table:
+    """The rows of ``table`` whose ``key`` column lies in ``step_range`` (inclusive; None: all)."""
+    if step_range is None or key not in table:
+        return table
+    steps = np.asarray(table[key])
+    keep = (steps >= step_range[0]) & (steps <= step_range[1])
+    return {k: (np.asarray(v)[keep] if len(v) == len(steps) else v) for k, v in table.items()}
 
 
 def matrix_table(steps: np.ndarray, values: np.ndarray, prefix: str) -> Table:
@@ -214,14 +226,54 @@ def activation(name: str, y: np.ndarray) -> np.ndarray | None:
     return None if f is None else f()
 
 
-def zone_intervals(rule: str | None, threshold: float | None) -> list[tuple[float, float]]:
-    """Intervals of y in the activation's zone, as ``bnviz.analysis.zones`` defines it:
-    "dead" is y <= T (the ReLU family); "saturated" and "bound" are |y| >= T."""
-    if rule is None or threshold is None or not math.isfinite(float(threshold)):
-        return []
-    t = float(threshold)
-    if rule == "dead":
-        return [(-math.inf, t)]
-    if rule in ("saturated", "bound"):
-        return [(-math.inf, -abs(t)), (abs(t), math.inf)]
-    return []
+
+# --- ranks of a distributed job --------------------------------------------------------------
+
+@dataclass
+class RankData:
+    """What the Ranks view draws for one job: each rank's layer-mean batch mean over its own
+    steps, and the spreads across ranks (``bnviz.analysis.ranks``) over the steps all recorded."""
+
+    ranks: list[int]                                   # rank numbers, in the order of ``runs``
+    pre_mean: list[tuple[np.ndarray, np.ndarray]]      # (steps, values) per rank
+    mean_spread: tuple[np.ndarray, np.ndarray]         # rank_divergence("pre_mean"): in batch std
+    var_spread: tuple[np.ndarray, np.ndarray]          # rank_divergence("pre_var"): relative
+    channel_spread: tuple[np.ndarray, np.ndarray]      # channel_divergence, on the channel tier
+    iid: float                                         # what sampling alone gives (iid_spread)
+    flag: float                                        # above this the findings report the layer
+
+
+def rank_data(runs, layer: str, phase: str = "train", thresholds=None) -> RankData:
+    """The Ranks view's series for ``layer`` of a job's runs (``run.ranks``, rank 0 first)."""
+    thr = thresholds or Thresholds()
+    ph = None if phase == "all" else phase
+    per_rank = []
+    for run in runs:
+        steps, (rows,) = aligned_rows([run], ph)
+        per_rank.append((steps, np.asarray(run.summary(layer, "pre_mean", rows), np.float64)))
+    empty = (np.zeros(0, np.int64), np.zeros(0))
+    if len(runs) < 2:
+        return RankData([rank_of(r) for r in runs], per_rank, empty, empty, empty, math.nan, math.nan)
+    steps0, (rows0,) = aligned_rows(runs[:1], ph)
+    n = np.asarray(runs[0].summary(layer, "n", rows0), np.float64)
+    iid = float(iid_spread(len(runs), np.nanmedian(n))) if len(n) else math.nan
+    return RankData([rank_of(r) for r in runs], per_rank,
+                    rank_divergence(runs, "pre_mean", layer, ph), rank_divergence(runs, "pre_var", layer, ph),
+                    channel_divergence(runs, layer, ph), iid, max(thr.rank_divergence, thr.rank_iid_factor * iid))
+
+
+def rank_table(d: RankData) -> Table:
+    """``RankData`` as CSV columns on every step any rank recorded; NaN where a series has no
+    value at that step (a rank that stopped early, steps without channel rows)."""
+    series = {f"rank{r}_pre_mean": s for r, s in zip(d.ranks, d.pre_mean)}
+    if len(d.ranks) > 1:
+        series.update(pre_mean_spread=d.mean_spread, pre_var_spread=d.var_spread, channel_spread=d.channel_spread)
+    steps = np.unique(np.concatenate([np.asarray(s, np.int64) for s, _ in series.values()]))
+    out: Table = {"step": steps}
+    for name, (s, v) in series.items():
+        col = np.full(len(steps), np.nan)
+        col[np.searchsorted(steps, s)] = v
+        out[name] = col
+    if len(d.ranks) > 1:
+        out["channel_spread_iid"] = np.full(len(steps), d.iid)
+    return out

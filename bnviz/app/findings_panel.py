@@ -17,7 +17,8 @@ from bnviz.app.session import Session
 # Which view shows a finding best.
 VIEW_FOR_KIND = {"nonfinite": "drift", "dead": "gamma_beta", "saturated": "gamma_beta",
                  "gamma_beta_zone": "gamma_beta", "gamma_collapse": "gamma_beta",
-                 "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution"}
+                 "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution",
+                 "ranks_disagree": "ranks"}
 COLUMNS = ("", "Layer", "Finding")
 START_DELAY_MS = 300
 LIVE_EVERY_MS = 30_000

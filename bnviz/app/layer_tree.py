@@ -20,6 +20,7 @@ BADGES = (
     ("eval≠train", ("train_eval",), style.OKABE_ITO["purple"]),
     ("drift", ("drift",), style.OKABE_ITO["blue"]),
     ("tiny batch", ("small_batch",), style.OKABE_ITO["blue"]),
+    ("ranks≠", ("ranks_disagree",), style.OKABE_ITO["purple"]),
 )
 
 

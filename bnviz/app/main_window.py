@@ -73,7 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.split.setSizes([380, 1120])
         self.setCentralWidget(self.split)
 
-        self.status = {k: QtWidgets.QLabel() for k in ("file", "step", "phase", "writer")}
+        self.status = {k: QtWidgets.QLabel() for k in ("file", "step", "phase", "ranks", "writer")}
         for k, lab in self.status.items():
             lab.setTextFormat(QtCore.Qt.TextFormat.PlainText)
             if k == "file":
@@ -155,11 +155,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.info_box = box
 
     # --- files ---------------------------------------------------------------------------------
-    def open_files(self, path: str, compare: str | None = None) -> bool:
+    def open_files(self, path: str, compare: str | None = None, keep_state: bool = False) -> bool:
         """Open a recording (and one to compare); a bad file shows a message, never raises."""
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
         try:
-            self.session.open(path, compare)
+            self.session.open(path, compare, keep_state)
         except (RunFileError, OSError, ValueError) as e:
             self.show_error("Cannot open the recording", str(e))
             return False
@@ -212,7 +212,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.session.state.assign(layout.state)
         if layout.paths:
-            self.open_files(layout.paths[0], layout.compare)
+            self.open_files(layout.paths[0], layout.compare, keep_state=True)
 
     def export_dialog(self, ext: str) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, f"Export view as {ext[1:].upper()}",
@@ -271,10 +271,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.show_banner("")
         for v in self.views.values():
             v.needs_rebuild = True
+        self._show_ranks()
         self._guard(self._show_current)
         slot = self.session.primary
         self.setWindowTitle(f"bnviz — {os.path.basename(slot.path)}" if slot else "bnviz")
-        live = any(s.run.writer_state == "live" for s in self.session.slots)
+        live = any(s.live for s in self.session.slots)
         if live:
             self.live_timer.start()
         else:
@@ -283,6 +284,23 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_banner(f"{slot.path} has no recorded steps yet"
                              + (": waiting for the training run to write some." if live else "."))
         self._update_status()
+
+    def _show_ranks(self) -> None:
+        """A distributed job: the Ranks tab, its ranks in the status bar, missing ones in the banner."""
+        slot = self.session.primary
+        ranks = slot.ranks if slot else []
+        problems = getattr(slot.run, "rank_problems", {}) if slot else {}
+        multi = len(ranks) > 1
+        if not multi and self.session.state.view == "ranks":
+            self.session.state.update(view="drift")   # first: hiding the current tab picks a neighbour
+        self.tabs.setTabVisible(VIEWS.index("ranks"), multi)
+        self.actions["view_ranks"].setEnabled(multi)
+        world = len(ranks) + len(problems)
+        self.status["ranks"].setText(f"ranks: {len(ranks)} of {world}" if problems else
+                                     f"ranks: {world}" if multi else "")
+        if problems:
+            self.show_banner(f"This distributed job ran {world} ranks; {len(problems)} cannot be shown. "
+                             + " ".join(f"Rank {r}: {why}." for r, why in sorted(problems.items())))
 
     def _data_changed(self) -> None:
         for v in self.views.values():
@@ -343,7 +361,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_banner(f"The recording can no longer be read (deleted or truncated while open?): {e}. "
                              "The views show what was read before; File > Reload tries again.")
         try:
-            live = any(s.run.writer_state == "live" for s in self.session.slots)
+            live = any(s.live for s in self.session.slots)
         except (RunFileError, OSError):
             live = False
         if not live:
@@ -355,7 +373,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.status
         if slot is None:
             s["file"].setText("No recording open: File > Open (Ctrl+O) or drop a file here")
-            for k in ("step", "phase", "writer"):
+            for k in ("step", "phase", "ranks", "writer"):
                 s[k].setText("")
             return
         s["file"].setText(slot.path + (f"  ⟷  {self.session.compare.path}" if self.session.compare else ""))

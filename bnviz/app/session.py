@@ -10,6 +10,7 @@ import numpy as np
 from bnviz.app.state import Signal, ViewState
 from bnviz.app.stepping import snap
 from bnviz.store import open_run
+from bnviz.store.ranks import refresh_ranks
 
 
 @dataclass
@@ -29,6 +30,16 @@ class Slot:
                 return li
         return None
 
+    @property
+    def ranks(self) -> list:
+        """Every rank's run of this recording's job (``[run]`` for a single process)."""
+        return getattr(self.run, "ranks", None) or [self.run]
+
+    @property
+    def live(self) -> bool:
+        """A training process (any rank's) is still writing."""
+        return any(r.writer_state == "live" for r in self.ranks)
+
 
 class Session:
     """Holds the runs and the ``ViewState``; ``runs_changed`` fires on open/close/reload,
@@ -43,10 +54,12 @@ class Session:
         self.data_changed = Signal()
 
     # --- opening -------------------------------------------------------------------------
-    def open(self, path: str, compare: str | None = None) -> None:
+    def open(self, path: str, compare: str | None = None, keep_state: bool = False) -> None:
         """Open ``path`` (and ``compare``); raises the store's RunFileError on bad files.
 
         Both are opened before anything is replaced, so a bad file leaves the session as it was.
+        Another recording replacing an open one starts at its own latest step and whole range;
+        the first open and ``keep_state`` (layouts) keep the state's (where the run has them).
         """
         runs = [open_run(path)]
         try:
@@ -57,7 +70,7 @@ class Session:
             raise
         same = self.primary is not None and self.primary.path == os.path.abspath(path)
         self.close()
-        if not same:  # another recording: its steps have nothing to do with the old range/reference
+        if self.primary is not None and not same and not keep_state:  # another recording: its steps have nothing to do with the old range/reference
             self.state.update(step=None, step_range=None, reference_step=None)
         names = [path] + ([compare] if compare else [])
         labels = ["A", "B"] if compare else [""]
@@ -84,10 +97,10 @@ class Session:
         self.open(paths[0], paths[1] if len(paths) > 1 else None)
 
     def refresh(self) -> bool:
-        """Poll live runs for new rows; True when any grew."""
+        """Poll live runs (every rank of a distributed job) for new rows; True when any grew."""
         grew = False
         for s in self.slots:
-            grew |= bool(s.run.refresh())
+            grew |= bool(refresh_ranks(s.ranks))
         if grew:
             self._steps, self._phases = np.asarray(self.primary.run.steps), np.asarray(self.primary.run.phases)
             if self.state.follow_latest:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from bnviz.store.schema import CHANNEL_FIELDS, TENSORS
 
-VIEWS = ("drift", "channels", "distribution", "gamma_beta", "train_eval", "overview")
+VIEWS = ("drift", "channels", "distribution", "gamma_beta", "train_eval", "overview", "ranks")
 VIEW_TITLES = {
     "drift": "Drift",
     "channels": "Channels",
@@ -21,6 +21,7 @@ VIEW_TITLES = {
     "gamma_beta": "γ/β effect",
     "train_eval": "Train vs eval",
     "overview": "Overview",
+    "ranks": "Ranks",
 }
 # Per-channel statistics the channel heatmap can show.
 CHANNEL_METRICS = CHANNEL_FIELDS

@@ -129,3 +129,13 @@ def swatch_block(colour, alpha: int = 255) -> str:
 
 def swatch_marker(colour: str, symbol: str = "●") -> str:
     return f"<span style='color:{_blend(colour, 255)}'>{symbol}</span>"
+
+
+RANK_PALETTE = tuple(OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "black"))
+
+
+def rank_colour(i: int, n: int) -> str:
+    """The colour of the i-th of n ranks: Okabe & Ito's while they last, then evenly spaced hues."""
+    if n <= len(RANK_PALETTE):
+        return RANK_PALETTE[i]
+    return pg.intColor(i, hues=n, values=1, maxValue=200).name()

@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
-from bnviz.app.data import Table, nan_steps
+from bnviz.app.data import Table, nan_steps, rows_in_range
 from bnviz.app.session import Session, Slot
 from bnviz.store.decimate import decimate
 
@@ -359,11 +359,14 @@ class BaseView(QtWidgets.QWidget):
         return img
 
     def export_table(self) -> Table:
-        """The drawn data as CSV columns (compare runs prefixed with their label)."""
-        if len(self.tables) == 1:
-            return next(iter(self.tables.values()))
+        """The drawn data as CSV columns (compare runs prefixed with their label); time plots
+        give the rows of the shown step range, as the picture does."""
+        rng = self.session.state.step_range if self.time_axis else None
+        tables = {label: rows_in_range(t, rng) for label, t in self.tables.items()}
+        if len(tables) == 1:
+            return next(iter(tables.values()))
         out: Table = {}
-        for label, t in self.tables.items():
+        for label, t in tables.items():
             out.update({f"{label}.{k}": v for k, v in t.items()})
         return out
 
