@@ -134,21 +134,6 @@ class BaseView(QtWidgets.QWidget):
         box.setCurrentIndex(max(0, box.findData(value)))
         box.blockSignals(False)
 
-    def channel_spin(self) -> QtWidgets.QSpinBox:
-        spin = QtWidgets.QSpinBox()
-        spin.setRange(0, 0)
-        spin.valueChanged.connect(lambda v: self.session.state.update(channel=v))
-        self.add_control("Channel", spin, "The channel drawn on its own (click a heatmap cell to pick one)")
-        return spin
-
-    def sync_channel_spin(self, spin: QtWidgets.QSpinBox) -> None:
-        li = self.session.primary.layer(self.session.state.layer) if self.session.slots else None
-        n = li.num_features if li is not None else 1
-        spin.blockSignals(True)
-        spin.setRange(0, max(0, n - 1))
-        spin.setValue(self.current_channel())
-        spin.blockSignals(False)
-
     def current_channel(self) -> int:
         return self.session.state.channel or 0
 
@@ -370,6 +355,26 @@ class BaseView(QtWidgets.QWidget):
             out.update({f"{label}.{k}": v for k, v in t.items()})
         return out
 
+
+class ChannelView(BaseView):
+    """A view that also draws one channel on its own, chosen with a spin box (or the heatmaps)."""
+
+    depends = BaseView.depends | {"channel"}
+
+    def __init__(self, session: Session, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        self.spin = QtWidgets.QSpinBox()
+        self.spin.setRange(0, 0)
+        self.spin.valueChanged.connect(lambda v: self.session.state.update(channel=v))
+        self.add_control("Channel", self.spin, "The channel drawn on its own (click a heatmap cell to pick one)")
+        self.bar.addStretch(1)
+
+    def sync_controls(self) -> None:
+        li = self.session.primary.layer(self.session.state.layer) if self.session.slots else None
+        n = li.num_features if li is not None else 1
+        with QtCore.QSignalBlocker(self.spin):
+            self.spin.setRange(0, max(0, n - 1))
+            self.spin.setValue(self.current_channel())
 
 def _lod(item: pg.PlotDataItem) -> None:
     """Min/max per pixel column of what is visible (set once the item is in its ViewBox:

@@ -7,23 +7,14 @@ import numpy as np
 
 from bnviz.app import style
 from bnviz.app.data import at_steps, channel_table, gamma_beta_table
-from bnviz.app.views.base import BaseView
+from bnviz.app.views.base import ChannelView
 
 _ZONE_TITLE = {"dead": "dead fraction (y in the ReLU's dead zone)",
                "saturated": "saturated fraction", "bound": "fraction at the clipping bounds"}
 
 
-class GammaBetaView(BaseView):
+class GammaBetaView(ChannelView):
     key = "gamma_beta"
-    depends = BaseView.depends | {"channel"}
-
-    def __init__(self, session, parent=None):
-        super().__init__(session, parent)
-        self.spin = self.channel_spin()
-        self.bar.addStretch(1)
-
-    def sync_controls(self):
-        self.sync_channel_spin(self.spin)
 
     def make_plots(self, col, title):
         prefix = f"{title} · " if title else ""

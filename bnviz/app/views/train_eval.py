@@ -7,21 +7,12 @@ import pyqtgraph as pg
 
 from bnviz.app import style
 from bnviz.app.data import at_steps, channel_table, train_eval_table
-from bnviz.app.views.base import BaseView
+from bnviz.app.views.base import ChannelView
 from bnviz.store.schema import PHASE_EVAL
 
 
-class TrainEvalView(BaseView):
+class TrainEvalView(ChannelView):
     key = "train_eval"
-    depends = BaseView.depends | {"channel"}
-
-    def __init__(self, session, parent=None):
-        super().__init__(session, parent)
-        self.spin = self.channel_spin()
-        self.bar.addStretch(1)
-
-    def sync_controls(self):
-        self.sync_channel_spin(self.spin)
 
     def make_plots(self, col, title):
         prefix = f"{title} · " if title else ""
