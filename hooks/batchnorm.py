@@ -8,7 +8,9 @@ Forward without a sink (or on a forward the sink does not record) is torch's own
 A recorded forward repeats ``_BatchNorm.forward``'s bookkeeping line for line and calls the function
 ``F.batch_norm`` itself ends in (``torch._batch_norm_impl_index``, which picks the same native / cuDNN
 kernel), which also returns the batch mean and inverse std it computed: output, gradients and running statistics are
-bit-identical to torch, and the pre-BN statistics cost no extra pass.
+bit-identical to torch, and the pre-BN statistics cost no extra pass. A training SyncBatchNorm in an
+initialised process group runs torch's own ``forward`` (the sync, its errors and its world-of-one
+fallback are torch's) and reports the global statistics it normalised with when it synced.
 
 Pickling or deep-copying an instrumented module gives torch's class: the copy is not attached to any
 recorder and loads without bnviz.
@@ -21,12 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import synced_statistics
 from .reference import batch_norm_reference
 
 # How a recorded layer normalised, as reported to the sink.
 MODE_BATCH = 0  # batch statistics (training, or eval without running statistics)
 MODE_RUNNING = 1  # running statistics (eval)
 MODE_IDENTITY = 2  # a Probe: no normalisation at all
+MODE_SYNC = 3  # SyncBatchNorm synced across processes: the given mean / invstd are the global ones
 
 # A tensor inside vmap/grad/functional transforms: never recorded (it is not the real batch).
 is_transformed = torch._C._functorch.is_functorch_wrapped_tensor
@@ -70,26 +74,40 @@ def _forward_maybe_recording(m, input):
 _forward_outside_graph = torch.compiler.disable(_forward_maybe_recording)
 
 
-def _needs_sync(m, bn_training: bool) -> bool:
-    """SyncBatchNorm's own test for a cross-process reduction (only then does it differ from F.batch_norm)."""
-    if not (isinstance(m, nn.SyncBatchNorm) and bn_training and m.training):
-        return False
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return False
+def _torch_decides(m) -> bool:
+    """A training SyncBatchNorm in an initialised process group: torch's forward syncs, raises for
+    CPU input or falls back to F.batch_norm for a world of one, so it must make that choice itself."""
+    return (isinstance(m, nn.SyncBatchNorm) and m.training
+            and torch.distributed.is_available() and torch.distributed.is_initialized())
+
+
+def _forward_torch_decides(m, input, sink):
+    out = super(_Reporting, m).forward(input)
+    if sink is None:
+        return out
+    used = synced_statistics(out)
+    if used is not None:
+        _put(sink, m, input, used[0], used[1], MODE_SYNC)
+    elif not _synced(m):
+        _put(sink, m, input, None, None, MODE_BATCH)
+    # else synced without autograd (no_grad): the global statistics are out of reach, and the
+    # local ones would describe a normalisation that did not happen, so the row leaves it out
+    return out
+
+
+def _synced(m) -> bool:
+    """Whether torch's forward just synced (it did not raise, so the input was on a GPU)."""
     group = m.process_group or torch.distributed.group.WORLD
     return torch.distributed.get_world_size(group) > 1
 
 
 def _forward(m, input, sink):
     """``_BatchNorm.forward`` with the kernel call made here; reports to ``sink`` when given."""
+    if _torch_decides(m):
+        return _forward_torch_decides(m, input, sink)
     m._check_input_dim(input)
     if isinstance(m, nn.SyncBatchNorm):
         m._check_non_zero_input_channels(input)
-    if m.training and m.track_running_stats and m.num_batches_tracked is not None and _needs_sync(m, True):
-        # Cross-process statistics: torch's own path; the record takes this process's batch statistics.
-        out = super(_Reporting, m).forward(input)
-        _put(sink, m, input, None, None, MODE_BATCH)
-        return out
 
     factor = 0.0 if m.momentum is None else m.momentum
     if m.training and m.track_running_stats:

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from bnviz.hooks import batchnorm
-from bnviz.hooks.batchnorm import MODE_BATCH, MODE_RUNNING
+from bnviz.hooks.batchnorm import MODE_BATCH, MODE_RUNNING, MODE_SYNC
 
 
 class RecordAll:
@@ -117,6 +117,35 @@ def test_reported_batch_statistics_are_the_kernels():
     var = x.double().var((0, 2, 3), correction=0)
     torch.testing.assert_close(mean.double(), x.double().mean((0, 2, 3)), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close((1 / invstd.double() ** 2 - m.eps), var, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_training_syncbatchnorm_in_a_process_group_runs_torchs_forward(monkeypatch, track):
+    # torch syncs GPU tensors only: stand in for an initialised job and for what a synced forward saved
+    calls = []
+    torch_forward = nn.SyncBatchNorm.forward
+    monkeypatch.setattr(nn.SyncBatchNorm, "forward", lambda m, x: calls.append(x) or torch_forward(m, x))
+    monkeypatch.setattr(batchnorm, "_torch_decides", lambda m: m.training)
+    synced = (torch.randn(3), torch.rand(3), torch.tensor([16.0, 16.0]))
+    monkeypatch.setattr(batchnorm, "synced_statistics", lambda out: synced if out.requires_grad else None)
+    ref = make(nn.SyncBatchNorm, track_running_stats=track)
+    m, sink = own(ref)
+    x, g = data((4, 3, 5, 5))
+    assert_same(run(m, x, g, 2), run(ref, x, g, 2))
+    assert len(calls) == 4 and [p[0] for p in sink.puts] == [MODE_SYNC] * 2
+    assert sink.puts[0][1] is synced[0] and sink.puts[0][2] is synced[1]
+
+    # no autograd, so no saved statistics: a synced forward is left out, an unsynced one is local
+    sink.puts.clear()
+    for world_synced, expected in ((True, []), (False, [(MODE_BATCH, None, None)])):
+        monkeypatch.setattr(batchnorm, "_synced", lambda m: world_synced)
+        with torch.no_grad():
+            assert torch.equal(m(x), torch_forward(copy.deepcopy(ref), x))
+        assert sink.puts == expected
+        sink.puts.clear()
+    m.eval()  # torch never syncs in eval: the own path, which reports the kernel's statistics
+    m(x)
+    assert len(calls) == 6 and sink.puts[0][0] == (MODE_RUNNING if track else MODE_BATCH)
 
 
 def test_track_running_stats_flipped_after_construction():

@@ -142,14 +142,26 @@ def test_world_of_one_records_an_ordinary_file(tmp_path, world_of_one):
         assert list(run.steps) == [0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="hooks/batchnorm.py skips torch's SyncBatchNorm checks while "
-                                       "recording (tmp/requests-from-ddp.md, item 1)")
-def test_recorded_syncbatchnorm_raises_torchs_error_on_cpu(tmp_path, world_of_one):
-    model = nn.SyncBatchNorm(4)
+@pytest.mark.parametrize("track", [True, False])
+def test_recorded_syncbatchnorm_raises_torchs_error_on_cpu(tmp_path, world_of_one, track):
+    plain = nn.SyncBatchNorm(4, track_running_stats=track)
+    model = nn.SyncBatchNorm(4, track_running_stats=track)
     x = torch.randn(8, 4, 3, 3)
-    with pytest.raises(ValueError, match="expected input tensor to be on GPU") as plain:
-        model(x)
+    with pytest.raises(ValueError, match="expected input tensor to be on GPU") as expected:
+        plain(x)
     with bnviz.record(model, tmp_path / "run.h5"):
         with pytest.raises(ValueError) as recorded:
             model(x)
-    assert str(recorded.value) == str(plain.value)
+    assert str(recorded.value) == str(expected.value)
+    assert_same_state(model.state_dict(), plain.state_dict())  # torch counts the batch before it raises
+
+
+def test_syncbatchnorm_in_eval_is_recorded_in_a_process_group(tmp_path, world_of_one):
+    model = nn.SyncBatchNorm(4).eval()
+    x = torch.randn(8, 4, 3, 3)
+    with bnviz.record(model, tmp_path / "run.h5") as rec:
+        assert torch.equal(model(x), nn.SyncBatchNorm(4).eval()(x))
+        rec.step()
+    with open_run(tmp_path / "run.h5") as run:
+        np.testing.assert_allclose(run.summary(0, "pre_mean", 0), x.mean((0, 2, 3)).mean(), atol=1e-6)
+        np.testing.assert_allclose(run.channels(0, "used_var", 0), np.ones(4))  # the running variance
