@@ -28,6 +28,14 @@ class OverviewStrip(QtWidgets.QWidget):
         side = QtWidgets.QVBoxLayout()
         side.addWidget(self.choice)
         side.addWidget(self.whole)
+        # in compare mode: which curve is which (the axis label has no room for it)
+        self.key = QtWidgets.QLabel(f"<span style='color:{style.OKABE_ITO['blue']}'>━━</span> A &nbsp; "
+                                    f"<span style='color:{style.OKABE_ITO['vermillion']}'>╍╍</span> B")
+        self.key.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        # a rich-text label would ask for the width of a paragraph, widening the column
+        self.key.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.key.hide()
+        side.addWidget(self.key)
         side.addStretch(1)
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setFixedHeight(110)
@@ -90,9 +98,9 @@ class OverviewStrip(QtWidgets.QWidget):
         if other is not None and what in other.run.scalar_names:
             xb, yb = scalar_series(other.run, what)
             self.curve_b.setData(np.asarray(xb, dtype=np.float64), yb)
-            label += " (B dashed)"
         else:
             self.curve_b.setData([], [])
+        self.key.setVisible(other is not None and what in other.run.scalar_names)
         self.plot.getAxis("left").setLabel(style.plain(label))
         both = np.concatenate([y, self.curve_b.yData if self.curve_b.yData is not None else np.zeros(0)])
         finite = both[np.isfinite(both)]

@@ -86,13 +86,15 @@ def tooltip(text: str) -> str:
     return "<p style='white-space:pre'>" + html.escape(str(text)) + "</p>"
 
 
-def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str]) -> None:
-    """The plot's title with its legend on a line below (HTML built from escaped parts)."""
+def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str],
+              line_chars: int = LEGEND_LINE_CHARS) -> None:
+    """The plot's title with its legend on lines below, each about ``line_chars`` characters
+    (HTML built from escaped parts)."""
     html_text = f"<span style='font-size:{FONT_PT + 1}pt'>{plain(title)}</span>"
     lines, width = [[]], 0
     for entry in legend_entries:  # wrap, so a long legend does not widen the plot
         n = len(html.unescape(re.sub("<[^>]+>", "", entry)))
-        if lines[-1] and width + n > LEGEND_LINE_CHARS:
+        if lines[-1] and width + n > line_chars:
             lines.append([])
             width = 0
         lines[-1].append(entry)

@@ -16,6 +16,7 @@ METRIC_LABELS = {
     "gamma": "γ", "beta": "β", "running_mean": "running mean", "running_var": "running variance",
     "sat_y": "fraction of y in zone", "sat_xhat": "fraction of x-hat in zone",
     "grad_gamma": "∂loss/∂γ", "grad_beta": "∂loss/∂β",
+    "used_mean": "mean normalised with", "used_var": "variance normalised with",
 }
 ZONE_WORD = {"dead": "dead", "saturated": "saturated", "bound": "clipped"}
 
@@ -25,10 +26,10 @@ def metric_label(metric: str, layer_info) -> str:
     word = ZONE_WORD.get(getattr(layer_info, "zone_rule", None))
     if metric in ("sat_y", "sat_xhat") and word:
         return f"{word} fraction of {'y' if metric == 'sat_y' else 'x-hat'}"
-    return METRIC_LABELS[metric]
+    return METRIC_LABELS.get(metric, metric)   # a field of a newer format: its own name
 
 
-_SIGNED = {"pre_mean", "post_mean", "gamma", "beta", "running_mean", "grad_gamma", "grad_beta"}
+_SIGNED = {"pre_mean", "post_mean", "gamma", "beta", "running_mean", "grad_gamma", "grad_beta", "used_mean"}
 
 
 class ChannelsView(BaseView):
@@ -38,7 +39,7 @@ class ChannelsView(BaseView):
 
     def __init__(self, session, parent=None):
         super().__init__(session, parent)
-        self.metric_box = self.combo("Statistic", {m: METRIC_LABELS[m] for m in CHANNEL_METRICS},
+        self.metric_box = self.combo("Statistic", {m: metric_label(m, None) for m in CHANNEL_METRICS},
                                      "channel_metric", "Per-channel statistic shown as colour")
         self.bar.addStretch(1)
         self.glw.scene().sigMouseClicked.connect(self._clicked)

@@ -16,6 +16,7 @@ from bnviz.app.views.base import BaseView, fmt
 from bnviz.store.schema import TENSORS
 
 ZONE_WORDS = {"dead": "dead zone", "saturated": "saturated zone", "bound": "clipped zone"}
+WIDE_LEGEND_CHARS = 130
 
 
 class DistributionView(BaseView):
@@ -81,6 +82,13 @@ class DistributionView(BaseView):
         for t in self.session.state.tensors:
             self.legend(p, style.swatch_line(style.TENSOR_COLOURS[t], dashed), style.TENSOR_LABELS[t] + tag)
         return {}
+
+    def finish_legends(self):
+        """One plot spans the view (per run side by side): its legend may use the width, so it
+        takes two lines, not five, from the histograms' height."""
+        chars = WIDE_LEGEND_CHARS // max(1, len(self._columns))
+        for plot, entries in self._legends.items():
+            style.set_title(plot, getattr(plot, "bnviz_title", ""), entries, chars)
 
     def _draw_activation(self, p: pg.PlotItem, li) -> None:
         """The zone (shaded) and the activation's curve (its own right-hand axis)."""
