@@ -21,10 +21,13 @@ Definitions (per channel c; n = N * spatial size values; "sampled" = the S value
   pre_mean      batch mean of x (from the kernel; eval / probe / fallback: a separate pass)
   pre_var       biased batch variance of x: 1 / invstd^2 - eps in float64 from the kernel's invstd
   x-hat         x normalised as the layer did: (x - mean_used) * invstd_used, where mean/invstd
-                used are the batch statistics in training (or eval without running statistics)
-                and running_mean, 1 / sqrt(running_var + eps) in eval; a Probe uses its batch ones
+                used are the batch statistics in training (or eval without running statistics),
+                running_mean, 1 / sqrt(running_var + eps) in eval, and the global batch statistics
+                of a synced SyncBatchNorm (MODE_SYNC); a Probe uses its batch ones
+  used_mean, used_var   mean_used and the biased variance used (batch: pre_var; eval: running_var;
+                synced: 1 / invstd_used^2 - eps in float64); NaN for a Probe
   post_mean     mean of y = gamma * x-hat + beta, exactly: gamma (pre_mean - mean_used) invstd_used
-                + beta (= beta in training); a Probe: pre_mean
+                + beta (= beta in training without sync); a Probe: pre_mean
   post_var      gamma^2 pre_var invstd_used^2 (training: gamma^2 var / (var + eps)); a Probe: pre_var
   gamma, beta   the values the forward used (snapshot at the row's first forward); NaN when absent
   running_mean, running_var   the buffers before this row's forward updated them; NaN when absent
@@ -36,6 +39,7 @@ Per layer (summary): means over channels of the above; *_sd population standard 
 channels; *_min/_max over channels; gamma_abs_* / beta_abs_max of |gamma| / |beta|;
 run_mean_gap = mean |pre_mean - running_mean| / sqrt(running_var + eps);
 run_var_logratio = mean |log((pre_var + eps) / (running_var + eps))|;
+used_mean_gap = mean |pre_mean - used_mean| * invstd_used (0 for plain BN training);
 zone_channels = fraction of channels with sat_y >= 0.99; nonfinite_channels = count of channels
 whose pre_mean or pre_var is not finite; grad_*_norm = L2 norm of the gradient over channels;
 n = N * spatial size.
@@ -62,7 +66,7 @@ from bnviz.store import schema
 from bnviz.store.block import Block
 
 from . import sampling, stats
-from .batchnorm import MODE_IDENTITY, MODE_RUNNING
+from .batchnorm import MODE_IDENTITY, MODE_RUNNING, MODE_SYNC
 
 NB = schema.HIST_BINS
 NQ = len(schema.QUANTILES)
@@ -181,7 +185,9 @@ class StatsEngine:
 
     def put(self, index, x, mean, invstd, mode) -> None:
         """A recorded forward of layer ``index``: its input, the kernel's batch mean / invstd (None:
-        computed here in one extra pass) and how it normalised (``batchnorm.MODE_*``)."""
+        computed here in one extra pass) and how it normalised (``batchnorm.MODE_*``). MODE_SYNC:
+        ``mean`` / ``invstd`` are the global statistics the layer normalised with; this process's
+        batch statistics are computed here."""
         if self._device is None:  # a model of Probes only: no tensor to learn the device from earlier
             self._allocate(x.device)
             self._snapshot = self._cat_params()
@@ -196,6 +202,9 @@ class StatsEngine:
             if idx is None:
                 idx = self._index_cache[key] = sampling.sample_index(*key, self.samples, self._device)
             self._xs[index] = sampling.gather(x, idx[0])
+            if mode == MODE_SYNC:
+                self._gmean[index], self._ginv[index] = mean, invstd
+                mean = None
             q_is_var = mean is None
             if q_is_var:
                 dims = [0] + list(range(2, x.dim()))
@@ -316,6 +325,7 @@ class StatsEngine:
         self._seen = [False] * L
         self._xs = [None] * L
         self._mean, self._q = [None] * L, [None] * L
+        self._gmean, self._ginv = [None] * L, [None] * L
         self._meta = [None] * L
         self._n = [float("nan")] * L
 
@@ -444,11 +454,13 @@ class StatsEngine:
             "present_l": torch.tensor([k is not None for k in key]).to(dev),
             "running": per_channel([m == MODE_RUNNING for m in mode], torch.bool),
             "identity": per_channel([m == MODE_IDENTITY for m in mode], torch.bool),
+            "sync": per_channel([m == MODE_SYNC for m in mode], torch.bool),
             "q_is_var": per_channel([bool(k and k[2]) for k in key], torch.bool),
             "s": s,
             "valid": torch.arange(S, device=dev).view(1, -1) < s.view(-1, 1),
             "padded": any(k is None or k[1] < S for k in key),
             "any_identity": any(m == MODE_IDENTITY for m in mode),
+            "any_sync": any(m == MODE_SYNC for m in mode),
         }
         self._meta_cache[key] = got
         return got
@@ -463,13 +475,17 @@ class StatsEngine:
             torch.cat([_f32(x) if x is not None else z for x, z in zip(self._xs, self._zeros)], out=tensors[0])
             mean = torch.cat([v if v is not None else n for v, n in zip(self._mean, self._nan)]).float()
             q = torch.cat([v if v is not None else n for v, n in zip(self._q, self._nan)])
-            self._compute(row, mk, tensors, mean, q)
+            synced = None
+            if mk["any_sync"]:
+                synced = [torch.cat([v if v is not None else n for v, n in zip(vs, self._nan)]).float()
+                          for vs in (self._gmean, self._ginv)]
+            self._compute(row, mk, tensors, mean, q, synced)
         row.time = time.time()
         row.n = list(self._n)
         self._done_phases.add(self._phase)
         self._clear_open()
 
-    def _compute(self, row, mk, tensors, mean, q) -> None:
+    def _compute(self, row, mk, tensors, mean, q, synced) -> None:
         L, lid, eps = self.L, self._layer_id, self._eps32
         # var from the kernel's invstd in float64: 1/invstd^2 - eps loses digits in float32 when var << eps
         q64 = q.double()
@@ -482,6 +498,16 @@ class StatsEngine:
         running, identity = mk["running"], mk["identity"]
         um = torch.where(running, rm, mean)
         uinv = torch.where(running, torch.rsqrt(rv + eps), batch_inv)
+        uvar = torch.where(running, rv, var)
+        if synced is not None:
+            sync = mk["sync"]
+            g_mean, g_inv = synced
+            g_inv64 = g_inv.double()
+            um = torch.where(sync, g_mean, um)
+            uinv = torch.where(sync, g_inv, uinv)
+            uvar = torch.where(sync, (1.0 / (g_inv64 * g_inv64) - self._eps).float(), uvar)
+        used_mean = torch.where(identity, torch.nan, um)
+        used_var = torch.where(identity, torch.nan, uvar)
         post_mean = torch.where(identity, mean, g * (mean - um) * uinv + b)
         post_var = torch.where(identity, var, g * g * var * uinv * uinv)
         uinv_c = uinv.unsqueeze(1)
@@ -500,15 +526,19 @@ class StatsEngine:
         f = torch.float32
         pm, pv, qm, qv = mean, var, post_mean, post_var
         gap = (mean - rm).abs() * torch.rsqrt(rv + eps)
+        used_gap = (mean - used_mean).abs() * uinv
         logratio = torch.log((var + eps) / (rv + eps)).abs()
         zone_ch = torch.where(present, (sat_y >= ZONE_CHANNEL_FRACTION).to(f), torch.nan)
         nonfinite = torch.where(present, (~torch.isfinite(pm) | ~torch.isfinite(pv)).to(f), torch.nan)
         nan_c = self._nan_c
         if row.channel is not None:
-            self._chan[row.channel] = torch.where(present, torch.stack(
-                [pm, pv, qm, qv, gamma, beta, rm, rv, sat_y, sat_x, nan_c, nan_c]), torch.nan)
+            chan = {"pre_mean": pm, "pre_var": pv, "post_mean": qm, "post_var": qv, "gamma": gamma, "beta": beta,
+                    "running_mean": rm, "running_var": rv, "sat_y": sat_y, "sat_xhat": sat_x,
+                    "grad_gamma": nan_c, "grad_beta": nan_c, "used_mean": used_mean, "used_var": used_var}
+            self._chan[row.channel] = torch.where(
+                present, torch.stack([chan[name] for name in schema.CHANNEL_FIELDS]), torch.nan)
         sums = stats.segment_sum(torch.stack(
-            [pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite]), lid, L)
+            [pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite, used_gap]), lid, L)
         means = sums / self._counts
         dev = torch.stack([pm - means[0][lid], qm - means[2][lid]])
         sd = (stats.segment_sum(dev * dev, lid, L) / self._counts).sqrt()
@@ -524,7 +554,7 @@ class StatsEngine:
             "beta_mean": means[5], "beta_abs_max": maxs[5],
             "run_mean_gap": means[6], "run_var_logratio": means[7], "sat_y": means[8], "sat_xhat": means[9],
             "zone_channels": means[10], "nonfinite_channels": sums[11],
-            "grad_gamma_norm": nan_l, "grad_beta_norm": nan_l,
+            "grad_gamma_norm": nan_l, "grad_beta_norm": nan_l, "used_mean_gap": means[12],
         }
         summary = torch.stack([fields[name] for name in schema.SUMMARY_FIELDS], 1)
         self._sum[row.index] = torch.where(mk["present_l"].unsqueeze(1), summary, torch.nan)

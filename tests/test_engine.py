@@ -2,8 +2,6 @@
 
 import copy
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -11,11 +9,11 @@ import torch
 from torch import nn
 
 from bnviz.hooks import instrument
+from bnviz.hooks.batchnorm import MODE_BATCH, MODE_SYNC
 from bnviz.hooks.engine import StatsEngine
 from bnviz.store import schema
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import models  # noqa: E402
+import models  # tests/models.py (pytest's pythonpath)
 
 S, P = 32, 64
 SF = {n: i for i, n in enumerate(schema.SUMMARY_FIELDS)}
@@ -88,11 +86,15 @@ def expected(d, li):
     b = d["bias"] if d["bias"] is not None else np.zeros_like(mean)
     nan = np.full_like(mean, np.nan)
     if li.kind == "Probe":
-        um, uinv = mean, 1 / np.sqrt(var + eps)
+        um, uvar = mean, var
+    elif "global" in d:  # a synced SyncBatchNorm: (global mean, global biased variance)
+        um, uvar = d["global"]
     elif d["training"] or d["running_mean"] is None:
-        um, uinv = mean, 1 / np.sqrt(var + eps)
+        um, uvar = mean, var
     else:
-        um, uinv = d["running_mean"], 1 / np.sqrt(d["running_var"] + eps)
+        um, uvar = d["running_mean"], d["running_var"]
+    uinv = 1 / np.sqrt(uvar + eps)
+    used_mean, used_var = (nan, nan) if li.kind == "Probe" else (um, uvar)
     xs = samples(x)
     xh = (xs - um[:, None]) * uinv[:, None]
     # documented: sampled y = gamma * x-hat + beta from the sampled x (a Probe: y = x) ...
@@ -109,6 +111,7 @@ def expected(d, li):
         "running_mean": rm, "running_var": rv,
         "sat_y": in_zone(ys, li.zone_rule, li.zone_threshold).mean(1),
         "sat_xhat": in_zone(xh, li.zone_rule, li.zone_threshold).mean(1),
+        "used_mean": used_mean, "used_var": used_var,
     }
     summ = {
         "n": x.size // x.shape[1],
@@ -124,6 +127,7 @@ def expected(d, li):
         "run_var_logratio": np.abs(np.log((var + eps) / (rv + eps))).mean(),
         "sat_y": ch["sat_y"].mean(), "sat_xhat": ch["sat_xhat"].mean(),
         "zone_channels": (ch["sat_y"] >= 0.99).mean(), "nonfinite_channels": 0.0,
+        "used_mean_gap": (np.abs(mean - used_mean) / np.sqrt(used_var + eps)).mean(),
     }
     quant = [np.quantile(pooled(v), schema.QUANTILES) for v in (xs, xh, ys)]
     probes = [np.quantile(ys[c], schema.QUANTILES) for c in li.probe_channels]
@@ -420,3 +424,48 @@ def test_samples_follow_logical_positions_in_any_layout(layout):
     model(x)
     engine.end_step(0)
     check_row(engine.take_block().wait(), 0, cap.seen, ins)
+
+
+def test_synced_rows_normalise_with_the_global_statistics():
+    # A synced SyncBatchNorm reports the global mean / invstd (MODE_SYNC); torch syncs no CPU tensor,
+    # so each layer's report is made here, as from rank 0 of a job whose rank 1 saw another batch.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Tanh(),
+                          nn.Conv2d(4, 5, 1), nn.BatchNorm2d(5), nn.ReLU())
+    ins = instrument(model, probes=2)
+    engine = StatsEngine(ins, capacity_rows=4, samples=S, pool=P)
+    model(torch.randn(8, 3, 6, 6))  # step 0: activations detected
+    engine.end_step(0)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for li in ins.layers:
+            li.module.weight.uniform_(0.5, 2.0, generator=g)
+            li.module.bias.uniform_(-1.0, 1.0, generator=g)
+    seen = {}
+    for li, mode in zip(ins.layers, (MODE_SYNC, MODE_BATCH)):
+        m = li.module
+        c = m.num_features
+        x = torch.randn(8, c, 6, 6, generator=g) * 2 + 1
+        other = torch.randn(8, c, 6, 6, generator=g) * 0.5 - 1
+        d = {"x": x.double().numpy(), "training": True, "half": False,
+             **{n: getattr(m, n).detach().double().numpy().copy()
+                for n in ("weight", "bias", "running_mean", "running_var")}}
+        um, uvar = x.double().mean((0, 2, 3)), x.double().var((0, 2, 3), correction=0)
+        assert engine.wants(m._bnviz_index, True)
+        if mode == MODE_SYNC:
+            both = torch.cat([x, other]).double()
+            um, uvar = both.mean((0, 2, 3)), both.var((0, 2, 3), correction=0)
+            d["global"] = (um.numpy(), uvar.numpy())
+            engine.put(m._bnviz_index, x, um.float(), (uvar + m.eps).rsqrt().float(), MODE_SYNC)
+        else:
+            engine.put(m._bnviz_index, x, None, None, MODE_BATCH)
+        xhat = (d["x"] - um.numpy()[:, None, None]) / np.sqrt(uvar.numpy()[:, None, None] + m.eps)
+        d["y"] = d["weight"][:, None, None] * xhat + d["bias"][:, None, None]
+        seen[li.path] = d
+    engine.end_step(1)
+    b = engine.take_block().wait()
+    check_row(b, 1, seen, ins)
+    synced, local = ins.layers[0].index, ins.layers[1].index
+    # this rank's batch lies well off the global one: y is not centred on beta
+    assert b.summary[1, synced, SF["used_mean_gap"]] > 0.5 and b.summary[1, local, SF["used_mean_gap"]] == 0
+    assert np.abs(b.channels[synced][1, CF["post_mean"]] - seen["1"]["bias"]).min() > 0.1

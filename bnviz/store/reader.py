@@ -10,7 +10,7 @@ by path or index; ``field`` by name from ``schema``):
 
     run.path, run.meta (dict of the root attributes; user_meta and schedule parsed from JSON)
     run.layers (list of LayerInfo), run.layer(name_or_index) -> LayerInfo
-    run.format_version ("1.0"), run.writer_state ("live" | "closed" | "writer gone")
+    run.format_version ("1.1"), run.writer_state ("live" | "closed" | "writer gone")
     run.dropped_steps, run.recording_failed          from the writer's status record
     run.steps, run.phases, run.times                 summary tier, committed rows only
     run.rows(phase="train"|"eval"|None)              row indices of that phase
@@ -28,6 +28,9 @@ by path or index; ``field`` by name from ``schema``):
     run.decimated(layer, field, n_buckets=2000, rows) -> (x, lo, hi, mean)
     run.refresh() -> bool (True when new rows arrived)
     run.close(); Run is a context manager
+
+A file of an older minor version has fewer summary / channel fields (they are only ever
+appended): the ones it lacks read as NaN.
 
 Every failure to read is a ``RunFileError`` subclass naming the file and the problem, with
 the h5py error chained; nothing from the file is unpickled or executed (JSON text only).
@@ -374,6 +377,13 @@ class Run:
         except _READ_ERRORS as err:
             raise CorruptRunFile(self.path, f"cannot read {name} ({err}); the file is damaged") from err
 
+    def _lacks(self, name: str, axis: int, f: int) -> bool:
+        """Whether dataset ``name`` has no field ``f`` on ``axis`` (of a row): an older minor version's."""
+        try:
+            return f >= self._dataset(name).shape[axis + 1]
+        except _READ_ERRORS as err:
+            raise CorruptRunFile(self.path, f"cannot read {name} ({err}); the file is damaged") from err
+
     def _column(self, name: str, tier: str) -> np.ndarray:
         """A whole committed 1-D column, cached until the next refresh that brings rows."""
         key = (name, self._counts[tier])
@@ -421,7 +431,7 @@ class Run:
         return _phase_rows(self.phases, phase)
 
     def summary_layer(self, layer, rows=slice(None)) -> np.ndarray:
-        return self._read("summary", "summary", rows, self.layer(layer).index)
+        return _pad_fields(self._read("summary", "summary", rows, self.layer(layer).index), len(schema.SUMMARY_FIELDS))
 
     def summary(self, layer, field: str, rows=slice(None)) -> np.ndarray:
         f = self._index(schema.SUMMARY_FIELDS, field, "summary field")
@@ -430,6 +440,8 @@ class Run:
 
     def summary_all(self, field: str, rows=slice(None)) -> np.ndarray:
         f = self._index(schema.SUMMARY_FIELDS, field, "summary field")
+        if self._lacks("summary", 1, f):
+            return np.full_like(self._read("summary", "summary", rows, slice(None), 0), np.nan)
         return self._read("summary", "summary", rows, slice(None), f)
 
     def quantiles(self, layer, tensor: str, rows=slice(None)) -> np.ndarray:
@@ -447,7 +459,7 @@ class Run:
         if k < 0:
             return {}
         row = int(candidates[k])
-        summary = self._read("summary", "summary", row)
+        summary = _pad_fields(self._read("summary", "summary", row), len(schema.SUMMARY_FIELDS))
         quantiles = self._read("quantiles", "summary", row)
         out = {}
         for layer in self.layers:
@@ -484,6 +496,8 @@ class Run:
     def channels(self, layer, field: str, rows=slice(None)) -> np.ndarray:
         f = self._index(schema.CHANNEL_FIELDS, field, "channel field")
         name = f"{layout.CHANNEL_GROUP}/{self.layer(layer).index}"
+        if self._lacks(name, 0, f):
+            return np.full_like(self._read(name, "channels", rows, 0), np.nan)
         return self._read(name, "channels", rows, f)
 
     # -- histogram tier --------------------------------------------------------------------
@@ -546,6 +560,14 @@ class Run:
     def __repr__(self) -> str:
         return (f"<bnviz Run {self.path.name}: {len(self.layers)} layers, "
                 f"{self._counts['summary']} rows, format {self.format_version}>")
+
+
+def _pad_fields(values: np.ndarray, count: int) -> np.ndarray:
+    """``values`` (..., F) with NaN for the fields F..count-1 an older minor version did not write."""
+    missing = count - values.shape[-1]
+    if missing <= 0:
+        return values
+    return np.concatenate([values, np.full(values.shape[:-1] + (missing,), np.nan, values.dtype)], -1)
 
 
 def _phase_rows(phases: np.ndarray, phase: str | None) -> np.ndarray:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 FORMAT_NAME = "bnviz"
 # Bump the minor version for additions a v1 reader can ignore, the major for anything else.
-FORMAT_VERSION = (1, 0)
+# Fields are only ever appended: a file of an older minor version has fewer (the reader gives NaN).
+FORMAT_VERSION = (1, 1)
 
 PHASE_TRAIN = 0
 PHASE_EVAL = 1
@@ -46,6 +47,8 @@ SUMMARY_FIELDS = (
     "nonfinite_channels",  # channels whose batch mean or variance is NaN/Inf
     "grad_gamma_norm",     # L2 norm of gamma's gradient at the step's end (NaN where none)
     "grad_beta_norm",
+    # 1.1
+    "used_mean_gap",       # mean over channels of |pre_mean - used_mean| / sqrt(used_var + eps)
 )
 
 # Per layer, per channel, on the channel schedule.
@@ -62,6 +65,9 @@ CHANNEL_FIELDS = (
     "sat_xhat",
     "grad_gamma",
     "grad_beta",
+    # 1.1: the mean and biased variance the layer normalised with (NaN for probes)
+    "used_mean",
+    "used_var",
 )
 
 # Pooled quantiles of a layer's sampled values: the BN paper's Figure 1 uses 15/50/85,
