@@ -1,8 +1,6 @@
 """Which activation follows each BN, and the zone rules."""
 
 import math
-import pathlib
-import sys
 
 import pytest
 import torch
@@ -11,8 +9,7 @@ from torch import nn
 from bnviz.hooks import instrument
 from bnviz.hooks.activations import ZONES, check_activation
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import models  # noqa: E402
+import models  # tests/models.py (pytest's pythonpath)
 
 
 def detected(model, x):

@@ -1,7 +1,5 @@
 """Recording changes nothing: instrumented training is bit-identical to plain training on CPU."""
 
-import pathlib
-import sys
 
 import pytest
 import torch
@@ -9,8 +7,7 @@ import torch
 from bnviz.hooks import instrument
 from bnviz.hooks.engine import StatsEngine
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import models  # noqa: E402
+import models  # tests/models.py (pytest's pythonpath)
 
 STEPS = 30
 

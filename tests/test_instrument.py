@@ -2,8 +2,6 @@
 
 import copy
 import io
-import pathlib
-import sys
 import warnings
 
 import pytest
@@ -14,8 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from bnviz.hooks import Probe, instrument
 from bnviz.hooks.batchnorm import ORIGINAL
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import models  # noqa: E402
+import models  # tests/models.py (pytest's pythonpath)
 
 
 def test_swaps_in_place_and_detach_restores():
