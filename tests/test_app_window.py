@@ -196,6 +196,19 @@ def test_nan_is_marked_with_a_tooltip_and_named_in_the_readout(window, qtbot, ru
 
 # --- compare ------------------------------------------------------------------------------
 
+def test_a_probe_without_gamma_or_running_stats_gets_a_note_not_nan_marks(window, qtbot):
+    from bnviz.cli import demo_paths
+
+    with_bn, without_bn = demo_paths()
+    w = opened(window, qtbot, with_bn, without_bn)
+    for view, what in (("gamma_beta", "has no γ/β (a probe, no BN)"), ("train_eval", "keeps no running statistics")):
+        w.session.state.update(view=view, layer="7")
+        v = w.current_view()
+        assert f"Run B: 7 {what}" in v.note.text(), view
+        assert not [i for p in v.time_plots() for i in p.items if "NaN" in (i.toolTip() or "")], view
+        assert set(v.tables) == {"A", "B"}
+
+
 def test_compare_overlays_matching_layers_and_notes_missing_ones(window, qtbot, runs):
     w = opened(window, qtbot, runs[0], runs[1])
     view = w.current_view()

@@ -163,8 +163,7 @@ class BaseView(QtWidgets.QWidget):
             if self.time_axis:
                 self._add_time_plots(plots)
         if len(slots) > 1 and not side:
-            self.set_note((self.note.text() + "  " if self.note.isVisible() else "")
-                          + f"Solid lines: run A ({_short(slots[0].path)}); dashed: run B ({_short(slots[1].path)}).")
+            self.add_note(f"Solid lines: run A ({_short(slots[0].path)}); dashed: run B ({_short(slots[1].path)}).")
         self.finish_legends()
         self.apply_range()
         self.update_step()
@@ -172,6 +171,10 @@ class BaseView(QtWidgets.QWidget):
     def set_note(self, text: str) -> None:
         self.note.setText(text)
         self.note.setVisible(bool(text))
+
+    def add_note(self, text: str) -> None:
+        """Append to the note (each run of a comparison may add its own)."""
+        self.set_note(f"{self.note.text()}  {text}" if self.note.text() else text)
 
     def _add_time_plots(self, plots: list[pg.PlotItem]) -> None:
         for p in plots:
@@ -389,6 +392,11 @@ def _cached(item) -> None:
     """Paint once into a pixmap: a cursor move then repaints a thin strip by copying pixels
     instead of stroking every curve that crosses it again."""
     item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+def run_prefix(slot: Slot) -> str:
+    """"Run B: " in a comparison, nothing for a single run: the start of a note about one run."""
+    return f"Run {slot.label}: " if slot.label else ""
 
 
 def _short(path: str, n: int = 40) -> str:

@@ -7,7 +7,7 @@ import pyqtgraph as pg
 
 from bnviz.app import style
 from bnviz.app.data import at_steps, channel_table, train_eval_table
-from bnviz.app.views.base import ChannelView
+from bnviz.app.views.base import ChannelView, run_prefix
 from bnviz.store.schema import PHASE_EVAL
 
 
@@ -32,13 +32,21 @@ class TrainEvalView(ChannelView):
         ch = self.current_channel()
         pm, pv, pgap = plots
         ct = channel_table(slot.run, layer, ch, ("pre_mean", "running_mean", "pre_var", "running_var"), "train")
-        self.curve(pm, ct["step"], ct["pre_mean"], c["blue"], f"batch mean (train){tag}", dashed)
-        self.curve(pm, ct["step"], ct["running_mean"], c["vermillion"], f"running mean (eval uses){tag}", dashed, 2)
-        self.curve(pv, ct["step"], ct["pre_var"], c["blue"], f"batch variance (train){tag}", dashed)
-        self.curve(pv, ct["step"], ct["running_var"], c["vermillion"], f"running variance (eval uses){tag}", dashed, 2)
         t = train_eval_table(slot.run, layer, "all")
         x = t["step"]
         train = t["phase"] != PHASE_EVAL
+        self.curve(pm, ct["step"], ct["pre_mean"], c["blue"], f"batch mean (train){tag}", dashed)
+        self.curve(pv, ct["step"], ct["pre_var"], c["blue"], f"batch variance (train){tag}", dashed)
+        self.mark_nonfinite(pm, ct["step"], ct["pre_mean"])
+        self.mark_nonfinite(pv, ct["step"], ct["pre_var"])
+        li = slot.layer(layer)
+        if li.track_running_stats is False:   # NaN by design: a note, not NaN marks
+            self.add_note(f"{run_prefix(slot)}{layer} keeps no running statistics "
+                          f"({'a probe, no BN' if li.kind == 'Probe' else 'track_running_stats=False'}): "
+                          "eval normalises with batch statistics too; only the batch statistics are shown.")
+            return {**t, **at_steps(ct, x, ch)}
+        self.curve(pm, ct["step"], ct["running_mean"], c["vermillion"], f"running mean (eval uses){tag}", dashed, 2)
+        self.curve(pv, ct["step"], ct["running_var"], c["vermillion"], f"running variance (eval uses){tag}", dashed, 2)
         self.curve(pgap, x[train], t["run_mean_gap"][train], c["blue"],
                    f"|batch − running mean| / running σ{tag}", dashed)
         self.curve(pgap, x[train], t["run_var_logratio"][train], c["orange"],
@@ -49,8 +57,8 @@ class TrainEvalView(ChannelView):
                                     brush=style.brush(c["purple"], 200), pen=None)
             pgap.addItem(sp)
             self.legend(pgap, style.swatch_marker(c["purple"]), "eval rows (mean gap)")
-        for p, cols in ((pm, (ct["pre_mean"], ct["running_mean"])), (pv, (ct["pre_var"], ct["running_var"]))):
-            self.mark_nonfinite(p, ct["step"], *cols)
+        self.mark_nonfinite(pm, ct["step"], ct["running_mean"])
+        self.mark_nonfinite(pv, ct["step"], ct["running_var"])
         self.mark_nonfinite(pgap, x, t["run_mean_gap"])
         return {**t, **at_steps(ct, x, ch)}
 
