@@ -222,6 +222,18 @@ def test_compare_overlays_matching_layers_and_notes_missing_ones(window, qtbot, 
     assert "no layer named" in w.current_view().note.text()
 
 
+def test_side_by_side_heatmaps_share_one_colour_scale_and_fit_the_window(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0], runs[1])
+    w.resize(1000, 800)
+    for view in ("overview", "channels"):
+        w.session.state.update(view=view)
+        v = w.current_view()
+        qtbot.wait(20)
+        assert len(v._bars) == 2 and v._bars[0].levels() == v._bars[1].levels(), view
+        plots = [p for p in v.glw.ci.items if hasattr(p, "vb")]
+        assert max(p.sceneBoundingRect().right() for p in plots) <= v.glw.viewport().width() + 1, view
+
+
 # --- export -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("view", VIEWS)

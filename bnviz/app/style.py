@@ -108,8 +108,22 @@ def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str],
         h = plot.titleLabel.item.boundingRect().height() + 2
         plot.titleLabel.setMaximumHeight(h)
         plot.layout.setRowFixedHeight(0, h)
-    # a long title must not push the plot grid wider than its window: let it clip instead
-    plot.titleLabel.setMinimumWidth(0)
+    _narrow(plot.titleLabel)
+
+
+def _narrow(label: pg.LabelItem) -> None:
+    """A long title must not push the plot grid wider than its window: let it clip instead.
+    pyqtgraph's LabelItem re-asserts its text's width as its minimum on every resize
+    (``updateMin``), so the minimum is set back to 0 each time."""
+    if not getattr(label, "bnviz_narrow", False):
+        base = label.updateMin
+
+        def update_min() -> None:
+            base()
+            label.setMinimumWidth(0)
+        label.updateMin = update_min
+        label.bnviz_narrow = True
+    label.setMinimumWidth(0)
 
 
 def _blend(colour: str, alpha: int) -> str:

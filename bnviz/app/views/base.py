@@ -70,6 +70,7 @@ class BaseView(QtWidgets.QWidget):
         self._time_plots: list[pg.PlotItem] = []
         self._legends: dict[pg.PlotItem, list[str]] = {}
         self._heatmaps: dict[pg.PlotItem, tuple] = {}
+        self._bars: list[pg.ColorBarItem] = []
         self.glw.scene().sigMouseMoved.connect(self._hover)
         self._cursors: list[pg.InfiniteLine] = []
         self._refs: list[pg.InfiniteLine] = []
@@ -144,7 +145,7 @@ class BaseView(QtWidgets.QWidget):
         self.sync_controls()
         self.glw.clear()
         self._time_plots, self._cursors, self._refs, self.tables = [], [], [], {}
-        self._legends, self._heatmaps = {}, {}
+        self._legends, self._heatmaps, self._bars = {}, {}, []
         slots = self.session.slots
         layer = self.session.state.layer
         if not slots or layer is None:
@@ -165,8 +166,17 @@ class BaseView(QtWidgets.QWidget):
         if len(slots) > 1 and not side:
             self.add_note(f"Solid lines: run A ({_short(slots[0].path)}); dashed: run B ({_short(slots[1].path)}).")
         self.finish_legends()
+        self._share_colour_limits()
         self.apply_range()
         self.update_step()
+
+    def _share_colour_limits(self) -> None:
+        """Runs side by side get one colour scale: the same colour must mean the same value."""
+        if len(self._bars) > 1:
+            levels = [bar.levels() for bar in self._bars]
+            lo, hi = min(lv[0] for lv in levels), max(lv[1] for lv in levels)
+            for bar in self._bars:
+                bar.setLevels((lo, hi))
 
     def set_note(self, text: str) -> None:
         self.note.setText(text)
@@ -333,6 +343,7 @@ class BaseView(QtWidgets.QWidget):
         bar = pg.ColorBarItem(values=(float(lo), float(hi)), colorMap=style.colormap(signed), label=label,
                               interactive=False, width=14)
         bar.setImageItem(img, insert_in=plot)
+        self._bars.append(bar)
         bad = ~np.isfinite(values)
         if bad.any():
             rgba = np.zeros(values.shape + (4,), np.uint8)
