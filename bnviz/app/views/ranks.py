@@ -12,6 +12,18 @@ from bnviz.app import style
 from bnviz.app.data import rank_data, rank_table
 from bnviz.app.views.base import BaseView, fmt
 
+# (title, y label, what it is in words)
+_PLOTS = (
+    ("batch mean of x per rank (mean over channels)", "mean",
+     "Each rank's batch mean of the layer's input x, averaged over channels: what that rank normalised with."),
+    ("spread across ranks: batch mean (in std), variance (relative)", "spread",
+     "Per step, max − min over ranks of the layer's batch mean (in batch standard deviations) and of its "
+     "batch variance (relative to the ranks' mean variance)."),
+    ("channel divergence: spread of channel means / global std", "spread",
+     "Per channel, max − min over ranks of the batch mean in units of the global batch standard deviation, "
+     "averaged over channels. Random sampling of the same data alone gives about the black line; the "
+     "findings flag the layer when the median is above the purple one."),
+)
 LEGEND_RANKS = 8   # more ranks are drawn, but named in the legend only up to this many
 
 
@@ -22,13 +34,10 @@ class RanksView(BaseView):
     def make_plots(self, col, title):
         prefix = f"{title} · " if title else ""
         plots = []
-        for r, (t, y) in enumerate((("batch mean of x per rank (mean over channels)", "mean"),
-                                    ("spread across ranks: batch mean (in batch std), batch variance "
-                                     "(relative)", "spread"),
-                                    ("per-channel spread of the ranks' batch means / global batch std, "
-                                     "mean over channels", "spread"))):
+        for r, (t, y, tip) in enumerate(_PLOTS):
             p = self.glw.addPlot(row=r, col=col)
             style.style_plot(p, prefix + t, "step", y)
+            p.setToolTip(tip)
             plots.append(p)
         return plots
 
