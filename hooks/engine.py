@@ -134,7 +134,7 @@ class StatsEngine:
     probes: the probe channels come from ``instrument(probes=...)``; an int given here must match.
     Buffers live on the device of the model's first BN tensor at the first recorded forward:
     create the engine after moving the model. Device memory: capacity_rows x (L x (F_S + 9 x (3 + K)
-    + 3 x 69) + 12 x Ctot) float32 values, plus 3 x Ctot x samples for the working set.
+    + 3 x 69) + F_C x Ctot) float32 values, plus 3 x Ctot x samples for the working set.
     """
 
     def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
@@ -461,6 +461,7 @@ class StatsEngine:
             "padded": any(k is None or k[1] < S for k in key),
             "any_identity": any(m == MODE_IDENTITY for m in mode),
             "any_sync": any(m == MODE_SYNC for m in mode),
+            "any_running": any(m == MODE_RUNNING for m in mode),
         }
         self._meta_cache[key] = got
         return got
@@ -498,7 +499,7 @@ class StatsEngine:
         running, identity = mk["running"], mk["identity"]
         um = torch.where(running, rm, mean)
         uinv = torch.where(running, torch.rsqrt(rv + eps), batch_inv)
-        uvar = torch.where(running, rv, var)
+        uvar = torch.where(running, rv, var) if mk["any_running"] else var
         if synced is not None:
             sync = mk["sync"]
             g_mean, g_inv = synced
@@ -506,8 +507,9 @@ class StatsEngine:
             um = torch.where(sync, g_mean, um)
             uinv = torch.where(sync, g_inv, uinv)
             uvar = torch.where(sync, (1.0 / (g_inv64 * g_inv64) - self._eps).float(), uvar)
-        used_mean = torch.where(identity, torch.nan, um)
-        used_var = torch.where(identity, torch.nan, uvar)
+        used_mean, used_var = um, uvar
+        if mk["any_identity"]:
+            used_mean, used_var = (torch.where(identity, torch.nan, t) for t in (um, uvar))
         post_mean = torch.where(identity, mean, g * (mean - um) * uinv + b)
         post_var = torch.where(identity, var, g * g * var * uinv * uinv)
         uinv_c = uinv.unsqueeze(1)
