@@ -187,6 +187,7 @@ class _Generator:
             "sat_xhat": _zone_mass(xh_mean, np.sqrt(xh_var), tanh),
             "grad_gamma": grad_scale * self.rng.standard_normal(bm.shape),
             "grad_beta": grad_scale * self.rng.standard_normal(bm.shape),
+            "used_mean": np.where(train, bm, rm), "used_var": np.where(train, bv, rv),
             "xhat_mean": xh_mean, "xhat_var": xh_var,
         }
         broken = (step >= NAN_AT * self.steps)[:, None] & (m.lid >= m.nan_layer)
@@ -216,6 +217,7 @@ class _Generator:
             "beta_abs_max": red(np.maximum, np.abs(beta)),
             "run_mean_gap": mean(np.abs(s["pre_mean"] - s["running_mean"]) / np.sqrt(s["running_var"] + EPS)),
             "run_var_logratio": mean(np.abs(np.log((s["pre_var"] + EPS) / (s["running_var"] + EPS)))),
+            "used_mean_gap": mean(np.abs(s["pre_mean"] - s["used_mean"]) / np.sqrt(s["used_var"] + EPS)),
             "sat_y": mean(s["sat_y"]), "sat_xhat": mean(s["sat_xhat"]),
             "zone_channels": mean((s["sat_y"] >= 0.99).astype(float)),
             "nonfinite_channels": red(np.add, (~np.isfinite(s["pre_mean"] + s["pre_var"])).astype(float)),
