@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bnviz.store import open_run
+from bnviz.store import CorruptRunFile, open_run
 from bnviz.store.pack import pack_run
 from bnviz.store.synthetic import write_synthetic_run
 
@@ -31,3 +31,13 @@ def test_pack_refuses_a_file_that_is_not_a_run(tmp_path):
     with pytest.raises(Exception, match="notes.h5"):
         pack_run(bad, tmp_path / "out.h5")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_truncated_copy_of_a_packed_run_is_reported_as_truncated(tmp_path):
+    src, packed = tmp_path / "run.h5", tmp_path / "packed.h5"
+    write_synthetic_run(src, layers=3, channels=8, steps=150)
+    pack_run(src, packed)
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 3])
+    with pytest.raises(CorruptRunFile, match="truncated"):
+        open_run(cut)

@@ -207,6 +207,11 @@ class Run:
             raise CorruptRunFile(self.path, f"cannot read the root attributes ({err})") from err
         if isinstance(fmt, bytes):
             fmt = fmt.decode("utf-8", "replace")
+        size, eoa = self.path.stat().st_size, _stored_end_address(self.path)
+        if fmt != schema.FORMAT_NAME and eoa is not None and size < eoa:
+            # a cut-short file can lose the root attributes too (a packed run keeps them last)
+            raise CorruptRunFile(self.path, f"the file is truncated ({size} bytes, HDF5 expects {eoa}); "
+                                            "it was cut short, e.g. by an incomplete copy")
         if fmt != schema.FORMAT_NAME:
             raise NotBnvizRun(self.path, "an HDF5 file, but not a bnviz recording "
                                          f"(no {layout.ATTR_FORMAT}={schema.FORMAT_NAME!r} attribute)")
