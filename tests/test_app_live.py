@@ -6,8 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
 from bnviz.app.main_window import MainWindow
 from PySide6 import QtCore
