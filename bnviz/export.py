@@ -23,7 +23,7 @@ from typing import Callable
 
 FORMATS = ("png", "svg", "csv")
 # The CLI spells views with hyphens; the view state with underscores.
-VIEWS = ("drift", "channels", "distribution", "gamma-beta", "train-eval", "overview")
+VIEWS = ("drift", "channels", "distribution", "gamma-beta", "train-eval", "overview", "ranks")
 # Marks an index page as ours, so a later export may replace its folder.
 _GENERATOR = '<meta name="generator" content="bnviz export">'
 
@@ -211,11 +211,12 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
 
 def _give_usual_modes(folder: Path) -> None:
     """Temporary files are private (0600/0700); the results get what a plain open() would give."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    from bnviz.app.render import usual_file_mode
+
+    mode = usual_file_mode()
+    folder.chmod(mode | ((mode & 0o444) >> 2))  # a folder also gets x wherever it gets r
     for f in folder.iterdir():
-        f.chmod(0o666 & ~umask)
+        f.chmod(mode)
 
 
 def _state(view: str, layer: str | None, step_range: tuple[int, int] | None):

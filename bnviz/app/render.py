@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -129,10 +130,23 @@ def ensure_app(antialias: bool = False):
     if app is None:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        _quiet_offscreen_notes()
         app = QtWidgets.QApplication([])
     from bnviz.app import style
     style.configure(antialias)
     return app
+
+
+def _quiet_offscreen_notes() -> None:
+    """The offscreen platform says, once per window, that it cannot propagate size hints: noise
+    on every headless export's stderr. Everything else Qt says still goes to stderr."""
+    from PySide6 import QtCore
+
+    def handler(mode, context, message):
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    QtCore.qInstallMessageHandler(handler)
 
 
 def render_view(path, out, state=None, compare=None, size=(1400, 900)) -> None:
