@@ -214,3 +214,20 @@ def test_the_public_api_resolves_lazily_and_export_stays_a_function():
     assert (bnviz.findings, bnviz.Thresholds, bnviz.open_run, bnviz.record) == (findings, Thresholds, open_run, record)
     with pytest.raises(AttributeError, match="no attribute 'exprot'"):
         bnviz.exprot
+
+
+def test_exported_pictures_say_what_they_show(qapp, run_path, out, tmp_path):
+    other = tmp_path / "other.h5"
+    write_synthetic_run(other, layers=4, channels=8, steps=60, seed=3)
+    layer = open_run(run_path).layers[1].path
+    svg = out / "d.svg"
+    bnviz.export(run_path, svg, layer=layer, view="drift", compare=other)
+    title = ET.parse(svg).getroot().find("{http://www.w3.org/2000/svg}title").text
+    assert run_path.name in title and f"layer {layer}" in title
+    assert "run A" in title and other.name in title
+    from PySide6 import QtGui
+
+    png = out / "d.png"
+    bnviz.export(run_path, png, layer=layer, view="drift")
+    image = QtGui.QImage(str(png))
+    assert image.height() == 900 + bnviz.app.render.CAPTION_HEIGHT

@@ -82,9 +82,43 @@ def write_csv(table: dict, path) -> None:
     _atomic(path, write)
 
 
+CAPTION_HEIGHT = 28
+
+
+def caption(view) -> str:
+    """What an exported picture is of: the file, the layer, and the view's note (which run is
+    solid, which dashed; what is missing). The window shows the same above its plots."""
+    session = view.session
+    parts = [os.path.basename(session.primary.path)]
+    if session.state.layer and session.state.view != "overview":
+        parts.append(f"layer {session.state.layer}")
+    head = " · ".join(parts)
+    note = view.note.text()
+    return f"{head}.  {note}" if note else head
+
+
+def _paint_caption(painter, view, width: int) -> None:
+    from PySide6 import QtCore, QtGui
+
+    painter.fillRect(QtCore.QRect(0, 0, width, CAPTION_HEIGHT), QtGui.QColor("white"))
+    painter.setPen(QtGui.QColor("black"))
+    painter.drawText(QtCore.QRect(8, 0, width - 16, CAPTION_HEIGHT),
+                     int(QtCore.Qt.AlignLeft | QtCore.Qt.AlignVCenter), caption(view))
+
+
 def write_png(view, path) -> None:
+    from PySide6 import QtCore, QtGui
+
     def write(tmp):
-        if not view.glw.grab().save(tmp, "PNG"):
+        plots = view.glw.grab()
+        image = QtGui.QImage(plots.width(), plots.height() + CAPTION_HEIGHT, QtGui.QImage.Format_RGB32)
+        painter = QtGui.QPainter(image)
+        try:
+            _paint_caption(painter, view, plots.width())
+            painter.drawPixmap(QtCore.QPoint(0, CAPTION_HEIGHT), plots)
+        finally:
+            painter.end()
+        if not image.save(tmp, "PNG"):
             raise ExportError(f"{path}: Qt could not write the PNG")
     _atomic(path, write)
 
@@ -98,14 +132,16 @@ def write_svg(view, path) -> None:
         rect = view.glw.viewport().rect()
         gen = QtSvg.QSvgGenerator()
         gen.setFileName(tmp)
-        gen.setSize(rect.size())
-        gen.setViewBox(QtCore.QRect(0, 0, rect.width(), rect.height()))
-        gen.setTitle("bnviz view")
+        height = rect.height() + CAPTION_HEIGHT
+        gen.setSize(QtCore.QSize(rect.width(), height))
+        gen.setViewBox(QtCore.QRect(0, 0, rect.width(), height))
+        gen.setTitle(caption(view))
         painter = QtGui.QPainter()
         if not painter.begin(gen):
             raise ExportError(f"{path}: Qt could not start the SVG")
         try:
-            scene.render(painter, QtCore.QRectF(0, 0, rect.width(), rect.height()),
+            _paint_caption(painter, view, rect.width())
+            scene.render(painter, QtCore.QRectF(0, CAPTION_HEIGHT, rect.width(), rect.height()),
                          view.glw.mapToScene(rect).boundingRect())
         finally:
             painter.end()
