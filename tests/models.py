@@ -9,6 +9,17 @@ from torch import nn
 from bnviz.hooks import Probe
 
 
+def small_cnn() -> nn.Sequential:
+    """A seeded Sequential CNN: BN+ReLU, BN+sigmoid, and a last BatchNorm1d with nothing after it
+    (layer paths "1", "4", "9")."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 6, 3, padding=1), nn.BatchNorm2d(6), nn.Sigmoid(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4), nn.BatchNorm1d(4),
+    )
+
+
 class SmallCNN(nn.Module):
     """Conv-BN-ReLU (in-place) twice, then a BatchNorm1d feeding a linear head."""
 

@@ -11,17 +11,9 @@ from torch import nn
 
 import bnviz
 from bnviz.store import RecordingWarning, open_run
+from models import small_cnn
 
 STEPS = 6
-
-
-def small_cnn():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 6, 3, padding=1), nn.BatchNorm2d(6), nn.Sigmoid(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4), nn.BatchNorm1d(4),
-    )
 
 
 def train(model, rec=None, steps=STEPS, convert_at=None, inputs=None):

@@ -15,15 +15,7 @@ from torch import nn
 
 import bnviz
 from bnviz.store import RecordingWarning, open_run
-
-
-def small_cnn():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 6, 3, padding=1), nn.BatchNorm2d(6), nn.Sigmoid(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4), nn.BatchNorm1d(4),
-    )
+from models import small_cnn
 
 
 def train(model, rec, steps, *, opt=None, eval_at=(), call_step=True, seed=0):

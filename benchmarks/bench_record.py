@@ -1,0 +1,87 @@
+"""End to end: a training step with `bnviz.record` writing an HDF5 file vs plain, interleaved.
+
+The same ResNet-20 as bench_instrument.py (21 BN layers, batch 64, 3x32x32, 2 threads). Each
+recorded variant is a real `bnviz.record` (engine, flushes every 64 steps, background writer
+thread, file on disk); variants take turns step by step and each ratio pairs a step with the
+plain step of the same turn. Prints median, quartiles and the file size per step.
+
+    python benchmarks/bench_record.py [--turns 150] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import bnviz
+from bench_instrument import ResNet20
+
+
+class Variant:
+    def __init__(self, name, model, folder: Path, record_kw=None):
+        self.name, self.model = name, model
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        self.path = folder / f"{name.replace(' ', '_')}.h5"
+        self.rec = None if record_kw is None else bnviz.record(model, self.path, **record_kw)
+
+    def step(self, x, y):
+        loss = F.cross_entropy(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.rec is not None:
+            self.rec.log(loss=loss)
+            self.rec.step()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--turns", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    base = ResNet20()
+    data = [(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))) for _ in range(4)]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        variants = [
+            Variant("plain", copy.deepcopy(base), folder),
+            Variant("record defaults", copy.deepcopy(base), folder, {}),
+            Variant("record everything every step", copy.deepcopy(base), folder,
+                    {"channel_every": 1, "hist_every": 1}),
+        ]
+        for v in variants:  # warm-up: first-forward observation, file creation at the first flush
+            for i in range(2):
+                v.step(*data[i])
+        times = {v.name: [] for v in variants}
+        for r in range(args.turns):
+            k = r % len(variants)
+            for v in variants[k:] + variants[:k]:
+                t = time.perf_counter()
+                v.step(*data[r % len(data)])
+                times[v.name].append(time.perf_counter() - t)
+        for v in variants[1:]:
+            v.rec.close()
+        plain = times["plain"]
+        print(f"training step with bnviz.record, ResNet-20 (21 BN), batch 64, {args.threads} threads, "
+              f"{args.turns} turns; plain median {statistics.median(plain) * 1e3:.1f} ms/step")
+        for v in variants[1:]:
+            ratios = sorted(t / p for t, p in zip(times[v.name], plain))
+            q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
+            size = os.path.getsize(v.path) / (args.turns + 2)
+            print(f"  {v.name:30s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
+                  f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
+                  f"file {size / 1024:.1f} KB/step (unpacked, includes the chunk floor)")
+
+
+if __name__ == "__main__":
+    main()
