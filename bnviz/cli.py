@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("view", help="open recordings in the viewer (also: bnviz FILE)")
     v.add_argument("files", nargs="*", metavar="FILE", help="recordings to open")
     v.add_argument("--compare", metavar="OTHER", help="open OTHER beside the first file (compare mode)")
+    v.add_argument("--layer", metavar="NAME", help="the layer to show first (default: the first layer)")
     v.set_defaults(func=_view)
 
     d = sub.add_parser("demo", help="open the shipped BN-paper pair (with vs without BN) in compare mode")
@@ -101,7 +102,10 @@ def _view(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     from bnviz.app import run_viewer
 
-    return int(run_viewer(files, compare=args.compare) or 0)
+    return int(run_viewer(files, compare=args.compare, layer=args.layer) or 0)
+
+
+DEMO_LAYER = "7"
 
 
 def sample_runs_folder() -> Path:
@@ -123,7 +127,8 @@ def demo_paths() -> list[Path]:
 
 def _demo(args: argparse.Namespace) -> int:
     first, second = demo_paths()
-    return _view(argparse.Namespace(files=[str(first)], compare=str(second)))
+    # the last hidden layer: where the BN paper's Figure 1 looks
+    return _view(argparse.Namespace(files=[str(first)], compare=str(second), layer=DEMO_LAYER))
 
 
 def _info(args: argparse.Namespace) -> int:

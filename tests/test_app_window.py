@@ -16,7 +16,7 @@ import pytest
 from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
 from bnviz.app.main_window import MainWindow
 from bnviz.app.state import VIEWS, ViewState
-from bnviz.store import RunWriter
+from bnviz.store import RunWriter, open_run
 from bnviz.store.synthetic import PATHOLOGIES, layer_table, write_synthetic_run
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -503,12 +503,15 @@ def test_run_viewer_opens_the_files_and_returns_when_closed(qapp, runs, tmp_path
     def close_all():
         w = next(x for x in qapp.topLevelWidgets() if isinstance(x, MainWindow) and x.isVisible())
         seen["paths"] = [s.path for s in w.session.slots]
+        seen["layer"] = w.session.state.layer
         w.findings.shutdown()
         w.close()
     QtCore.QTimer.singleShot(300, close_all)
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    assert run_viewer([str(runs[0])], compare=str(runs[1]), settings=settings) == 0
-    assert seen["paths"] == [str(runs[0]), str(runs[1])]
+    with open_run(runs[0]) as run:
+        last = run.layers[-1].path
+    assert run_viewer([str(runs[0])], compare=str(runs[1]), settings=settings, layer=last) == 0
+    assert seen["paths"] == [str(runs[0]), str(runs[1])] and seen["layer"] == last
 
 
 def test_main_refuses_too_many_files(capsys):

@@ -26,7 +26,8 @@ def runs(tmp_path_factory):
 @pytest.fixture
 def viewer(monkeypatch):
     calls = []
-    monkeypatch.setattr(bnviz.app, "run_viewer", lambda paths, compare=None: calls.append((paths, compare)) or 0)
+    monkeypatch.setattr(bnviz.app, "run_viewer",
+                        lambda paths, compare=None, layer=None: calls.append((paths, compare, layer)) or 0)
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     return calls
 
@@ -45,8 +46,8 @@ def test_no_arguments_prints_help(capsys):
 def test_a_bare_file_opens_the_viewer(runs, viewer):
     healthy, sick = runs
     assert cli.main([str(healthy)]) == 0
-    assert cli.main(["view", str(healthy), "--compare", str(sick)]) == 0
-    assert viewer == [([str(healthy)], None), ([str(healthy)], str(sick))]
+    assert cli.main(["view", str(healthy), "--compare", str(sick), "--layer", "layer1.1.bn2"]) == 0
+    assert viewer == [([str(healthy)], None, None), ([str(healthy)], str(sick), "layer1.1.bn2")]
 
 
 def test_view_refuses_missing_files_and_too_many_files(runs, viewer, capsys):
@@ -70,7 +71,8 @@ def test_demo_opens_the_bn_paper_pair_in_compare_mode(tmp_path, viewer, monkeypa
         write_synthetic_run(tmp_path / name, layers=2, channels=4, steps=5)
     monkeypatch.setattr(cli, "sample_runs_folder", lambda: tmp_path)
     assert cli.main(["demo"]) == 0
-    assert viewer == [([str(tmp_path / cli.DEMO_RUNS[0])], str(tmp_path / cli.DEMO_RUNS[1]))]
+    # the BN paper's last hidden layer, where its Figure 1 looks
+    assert viewer == [([str(tmp_path / cli.DEMO_RUNS[0])], str(tmp_path / cli.DEMO_RUNS[1]), cli.DEMO_LAYER)]
 
 
 def test_demo_without_recordings_says_how_to_make_them(tmp_path, viewer, monkeypatch, capsys):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 
 
-def run_viewer(paths: list[str], compare: str | None = None, settings=None) -> int:
+def run_viewer(paths: list[str], compare: str | None = None, settings=None, layer: str | None = None) -> int:
     """Show the window with ``paths[0]`` open (a second path, or ``compare``, opens as the run
-    to compare) and run the event loop; returns the exit status."""
+    to compare), ``layer`` selected if given, and run the event loop; returns the exit status."""
     from bnviz.app.main_window import MainWindow
     from bnviz.app.render import ensure_app
 
@@ -22,6 +22,8 @@ def run_viewer(paths: list[str], compare: str | None = None, settings=None) -> i
     window.show()
     if paths:
         window.open_files(paths[0], compare or (paths[1] if len(paths) > 1 else None))
+        if layer is not None and window.session.primary is not None:
+            window.session.state.update(layer=layer)
     return int(app.exec())
 
 
