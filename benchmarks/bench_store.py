@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from bnviz.store import RunWriter, open_run, schema
 from bnviz.store.synthetic import synthetic_blocks, write_synthetic_run

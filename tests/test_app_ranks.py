@@ -9,11 +9,9 @@ import pytest
 
 from bnviz.analysis.ranks import channel_divergence, rank_divergence
 from bnviz.app import render
-from bnviz.app.main_window import MainWindow
 from bnviz.app.state import VIEWS, ViewState
 from bnviz.store.ranks import rank_path
 from bnviz.store.synthetic import write_synthetic_run
-from PySide6 import QtCore
 
 WORLD = 3
 RANKS_TAB = VIEWS.index("ranks")
@@ -38,18 +36,6 @@ def single(tmp_path_factory):
     path = tmp_path_factory.mktemp("single") / "one.h5"
     write_synthetic_run(path, layers=3, channels=6, steps=80)
     return path
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.resize(1300, 900)
-    w.show()
-    yield w
-    w.timeline.stop()
-    w.live_timer.stop()
-    w.findings.shutdown()
 
 
 def opened(w, path):

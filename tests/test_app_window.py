@@ -33,19 +33,6 @@ def runs(tmp_path_factory):
     return a, b
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.resize(1300, 900)
-    w.show()
-    yield w
-    w.timeline.stop()
-    w.live_timer.stop()
-    w.findings.shutdown()
-
-
 def opened(w, qtbot, path, compare=None):
     assert w.open_files(str(path), str(compare) if compare else None), w.last_error
     assert w.findings.wait()

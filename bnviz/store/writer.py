@@ -297,7 +297,7 @@ class RunWriter:
 
     def _tier_arrays(self, block: Block) -> dict:
         """The block's arrays by tier and dataset name, shapes and step order checked."""
-        L, K = len(self.layers), self.n_probes
+        L = len(self.layers)
         b = block
         scalar_values = np.asarray(b.scalar_values, np.float64)
         rs = len(b.scalar_step)
