@@ -85,10 +85,15 @@ def _forward_torch_decides(m, input, sink):
     out = super(_Reporting, m).forward(input)
     if sink is None:
         return out
-    used = synced_statistics(out)
+    try:  # reads torch's autograd internals: whatever goes wrong there stops the recording only
+        used = synced_statistics(out)
+        synced = used is None and _synced(m)
+    except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
+        sink.fail(err)
+        return out
     if used is not None:
         _put(sink, m, input, used[0], used[1], MODE_SYNC)
-    elif not _synced(m):
+    elif not synced:
         _put(sink, m, input, None, None, MODE_BATCH)
     # else synced without autograd (no_grad): the global statistics are out of reach, and the
     # local ones would describe a normalisation that did not happen, so the row leaves it out

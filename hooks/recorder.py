@@ -28,12 +28,14 @@ from bnviz.store import schema
 from bnviz.store.block import Block
 from bnviz.store.errors import RecordingWarning
 from bnviz.store.ranks import rank_path
-from bnviz.store.writer import AsyncWriter, RunWriter, check_target
+from bnviz.store.writer import AsyncWriter, RunWriter, check_target, encode_scalar_name
 
 # Per-channel rows are large (len(CHANNEL_FIELDS) float32 per channel); by default they are
 # written only often enough to average this many bytes per training step, and histograms
 # this many bytes, so a 100k-step ResNet-50 run stays under 2 GB (docs/format.md).
 CHANNEL_BYTES_PER_STEP = 4096
+# The longest the training thread waits for the writer: at close, and for a flush that must land.
+WRITER_WAIT_S = 60.0
 HIST_BYTES_PER_STEP = 1024
 
 
@@ -78,14 +80,6 @@ class _ScalarLog:
     def log(self, step: int, values: dict) -> None:
         row = self._rows.setdefault(step, {})
         for name, value in values.items():
-            if name not in self.names:
-                if len(self.names) >= schema.MAX_SCALARS:
-                    raise ValueError(f"bnviz records at most {schema.MAX_SCALARS} scalar names; "
-                                     f"{name!r} would be one more")
-                if not name or len(name.encode()) > schema.SCALAR_NAME_BYTES:
-                    raise ValueError(f"scalar name {name!r} must be 1 to "
-                                     f"{schema.SCALAR_NAME_BYTES} bytes of UTF-8")
-                self.names.append(name)
             if isinstance(value, torch.Tensor):
                 if value.numel() != 1:
                     raise ValueError(f"scalar {name!r} must be a single number, got shape "
@@ -94,6 +88,12 @@ class _ScalarLog:
             elif not isinstance(value, (int, float, np.number)):
                 raise TypeError(f"scalar {name!r} must be a number or a one-element tensor, "
                                 f"got {type(value).__name__}")
+            if name not in self.names:
+                if len(self.names) >= schema.MAX_SCALARS:
+                    raise ValueError(f"bnviz records at most {schema.MAX_SCALARS} scalar names; "
+                                     f"{name!r} would be one more")
+                encode_scalar_name(name)
+                self.names.append(name)
             row[self.names.index(name)] = value
 
     def take(self):
@@ -131,8 +131,8 @@ class Recorder:
         if self.rank_info:
             path = rank_path(path, self.rank_info["rank"])
         self.path = check_target(path, overwrite)
-        if flush_every < 1 or flush_seconds <= 0:
-            raise ValueError("flush_every must be >= 1 and flush_seconds > 0")
+        if flush_every < 1 or flush_seconds <= 0 or max_pending < 1:
+            raise ValueError("flush_every and max_pending must be >= 1 and flush_seconds > 0")
         self._overwrite = overwrite
         self._run_name = run_name
         self._user_meta = dict(meta or {})
@@ -143,14 +143,19 @@ class Recorder:
         self._max_pending = max_pending
         self._options = dict(activations=activations, probes=probes, kernel=kernel, every=every,
                              channel_every=channel_every, hist_every=hist_every)
-        self._attach()
         self._scalars = _ScalarLog()
+        self._bad_scalars: set[str] = set()
         self._writer: AsyncWriter | None = None
         self._step = 0
         self._last_flush = time.monotonic()
         self._stopped = False
         self._closed = False
-        self._hook = optimizer.register_step_post_hook(lambda *_: self.step()) if optimizer else None
+        self._attach()
+        try:
+            self._hook = optimizer.register_step_post_hook(lambda *_: self.step()) if optimizer else None
+        except BaseException:
+            self._release()
+            raise
 
     def _attach(self) -> None:
         o = self._options
@@ -187,9 +192,19 @@ class Recorder:
         self._step += 1
 
     def log(self, **scalars) -> None:
-        """Record user scalars (loss, accuracy, lr, ...) at the current step."""
-        if self.recording:
-            self._scalars.log(self._step, scalars)
+        """Record user scalars (loss, accuracy, lr, ...) at the current step.
+
+        A value that cannot be recorded (not a number, a tensor of several elements, a 33rd
+        name) is skipped with one warning per name: logging never stops the training."""
+        if not self.recording:
+            return
+        for name, value in scalars.items():
+            try:
+                self._scalars.log(self._step, {name: value})
+            except (TypeError, ValueError) as err:
+                if name not in self._bad_scalars:
+                    self._bad_scalars.add(name)
+                    _warn(f"bnviz does not record scalar {name!r}: {err}")
 
     def close(self) -> None:
         """Write everything gathered, close the file and restore the model's BN modules."""
@@ -202,6 +217,7 @@ class Recorder:
             if not self._stopped:
                 self._guard(self._finish)
         finally:
+            self._stop_writer()
             self._release()
 
     def __enter__(self):
@@ -231,6 +247,7 @@ class Recorder:
             self._flush(wait=True)
         self._release()
         self._attach()
+        self.engine.end_step(self._step)  # the new engine goes on from the next step (every=k)
         shown = ", ".join(replaced[:3]) + (f" and {len(replaced) - 3} more" if len(replaced) > 3 else "")
         why = (f"bnviz: layers {shown} were replaced in the model after bnviz.record() started "
                "(torch.nn.SyncBatchNorm.convert_sync_batchnorm builds new modules without bnviz's "
@@ -243,15 +260,12 @@ class Recorder:
                 raise RuntimeError(f"{why}; the model's BN layers no longer match the file's layer "
                                    f"table. {fix}")
             why += "; the file's layer table keeps the old layer kinds"
-        warnings.warn(f"{why}. Recording goes on with the new layers from step {self._step + 1}. {fix}",
-                      RecordingWarning, stacklevel=5)
+        _warn(f"{why}. Recording goes on with the new layers from step {self._step + 1}. {fix}")
 
     def _finish(self) -> None:
         self.engine.finish()
         if self.engine.rows_pending or self._writer is None:
             self._flush(wait=True)
-        if self._writer is not None:
-            self._writer.close()
 
     def _flush(self, wait: bool) -> None:
         if self._writer is None:
@@ -260,8 +274,14 @@ class Recorder:
             return  # writer behind: rows stay in the engine, which drops and counts the overflow
         names, rows = self._scalars.take()
         item = _PendingWithScalars(self.engine.take_block(), names, rows)
-        if not self._writer.submit(item, timeout=60.0 if wait else 0.0):
-            self._stopped = self._writer.error is not None
+        if not self._writer.submit(item, timeout=WRITER_WAIT_S if wait else 0.0):
+            if self._writer.error is not None:  # the writer has said why, once: stop quietly
+                self._stopped = True
+                self._release()
+                self._stop_writer()
+                return
+            _warn(f"bnviz: the writer of {self.path} did not take the last rows within "
+                  f"{WRITER_WAIT_S:.0f} s (a slow or hung disk?); they are not in the file")
         self._last_flush = time.monotonic()
 
     def _open_file(self) -> RunWriter:
@@ -274,6 +294,7 @@ class Recorder:
             "user_meta": self._user_meta,
             "flush_every": self._flush_every,
             "flush_seconds": self._flush_seconds,
+            "engine": self.engine.meta,
         }
         if self._run_name:
             meta["run_name"] = self._run_name
@@ -287,16 +308,35 @@ class Recorder:
             fn()
         except Exception as err:  # noqa: BLE001 - never break the training we watch
             self._stopped = True
-            warnings.warn(f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
-                          "Training goes on without recording.", RecordingWarning, stacklevel=3)
             self._release()
-            if self._writer is not None:
-                self._writer.close(timeout=30)
+            self._stop_writer()
+            _warn(f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
+                  "Training goes on without recording.")
+
+    def _stop_writer(self) -> None:
+        """Close the file with every row handed over; never blocks longer than WRITER_WAIT_S."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            if not writer.close(timeout=WRITER_WAIT_S):
+                _warn(f"bnviz: the writer of {self.path} did not finish within {WRITER_WAIT_S:.0f} s; "
+                      "it goes on in the background (committed rows are safe)")
+        except Exception:  # noqa: BLE001 - its own warning raised (warnings as errors): nothing to add
+            pass
 
     def _release(self) -> None:
         if self.instrumentation.attached:
             self.engine.close()
             self.instrumentation.detach()
+
+
+def _warn(message: str) -> None:
+    """A RecordingWarning that cannot stop the training, even where warnings are errors."""
+    try:
+        warnings.warn(message, RecordingWarning, stacklevel=4)
+    except Warning:
+        pass
 
 
 def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, overwrite: bool = False,

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 
@@ -211,3 +212,54 @@ def test_sigkilled_training_leaves_every_flushed_step_readable(tmp_path, rows_be
         for field in ("pre_mean", "running_var"):
             assert np.all(np.isfinite(run.channels("1", field, slice(None))))
         assert run.hist_steps[-1] <= steps[-1]
+
+
+def test_the_file_says_how_distributions_were_sampled(tmp_path):
+    model = small_cnn()
+    with bnviz.record(model, tmp_path / "run.h5") as rec:
+        train(model, rec, 2)
+    with open_run(tmp_path / "run.h5") as run:
+        engine = run.meta["engine"]
+        assert engine["samples_per_channel"] >= 1 and engine["pooled_per_layer"] >= 1
+
+
+def test_a_failing_writer_releases_the_model_at_once_even_where_warnings_are_errors(tmp_path, monkeypatch):
+    from bnviz.store import writer as writer_mod
+
+    def failing_append(self, block):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer_mod.RunWriter, "append", failing_append)
+    model = small_cnn()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with bnviz.record(model, tmp_path / "run.h5", flush_every=2) as rec:
+            train(model, rec, 8)  # must not raise
+            assert not rec.recording
+            assert type(model[1]) is nn.BatchNorm2d  # detached without waiting for close()
+    assert not [t for t in threading.enumerate() if t.name == "bnviz-writer"]
+
+
+def test_bad_scalars_are_skipped_with_one_warning_each(tmp_path):
+    model = small_cnn()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with bnviz.record(model, tmp_path / "run.h5") as rec:
+            for _ in range(3):
+                rec.log(loss=1.0, vector=torch.ones(3), text="high")
+                rec.step()
+    ours = [str(w.message) for w in caught if issubclass(w.category, RecordingWarning)]
+    assert len(ours) == 2 and any("'vector'" in m for m in ours) and any("'text'" in m for m in ours)
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.scalar_names == ["loss"]
+        assert list(run.scalar("loss")[1]) == [1.0, 1.0, 1.0]
+
+
+def test_an_optimizer_without_step_hooks_is_refused_and_leaves_the_model_as_it_was(tmp_path):
+    class OldOptimizer:
+        pass
+
+    model = small_cnn()
+    with pytest.raises(AttributeError):
+        bnviz.record(model, tmp_path / "run.h5", optimizer=OldOptimizer())
+    assert type(model[1]) is nn.BatchNorm2d

@@ -41,7 +41,7 @@ CHANNEL_GROUP = "channels"     # one dataset per layer, named by its index: chan
 # may add further plain keys (flush_every, flush_seconds).
 META_KEYS = ("model_class", "torch_version", "bnviz_version", "command_line", "host", "pid",
              "start_time", "run_name", "user_meta", "schedule")
-JSON_META_KEYS = ("user_meta", "schedule")
+JSON_META_KEYS = ("user_meta", "schedule", "engine")
 
 
 @dataclass(frozen=True)

@@ -405,6 +405,8 @@ class AsyncWriter:
             try:
                 item = self._queue.get(timeout=self.heartbeat_s)
             except queue.Empty:
+                if self._closing:  # close() timed out queueing the stop: the queue is drained now
+                    break
                 self._guarded(self.writer.heartbeat)
                 continue
             if item is self._STOP:
