@@ -213,6 +213,11 @@ def swap_in(module: nn.Module, index: int, kernel: str) -> None:
 
 def swap_out(module: nn.Module) -> None:
     module.__class__ = ORIGINAL[type(module)]
+    forget(module)
+
+
+def forget(module: nn.Module) -> None:
+    """Drop every bnviz attribute from the module (index, sink)."""
     for key in [k for k in module.__dict__ if k.startswith("_bnviz")]:
         del module.__dict__[key]
 

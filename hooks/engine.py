@@ -117,7 +117,7 @@ class PendingBlock:
 
 
 class _Row:
-    __slots__ = ("index", "step", "phase", "channel", "hist", "time", "n", "train_index")
+    __slots__ = ("index", "step", "phase", "channel", "hist", "time", "n")
 
     def __init__(self, index, step, phase, channel, hist):
         self.index, self.step, self.phase, self.channel, self.hist = index, step, phase, channel, hist

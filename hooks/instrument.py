@@ -188,7 +188,7 @@ class Instrumentation:
         if not self._attached:
             return
         for m in self.modules:
-            object.__setattr__(m, "_bnviz_sink", sink)
+            batchnorm.set_sink(m, sink)
 
     def detach(self) -> None:
         """Swap every layer back to torch's class; the modules keep all their state. Idempotent."""
@@ -198,8 +198,7 @@ class Instrumentation:
         for li in self._layers:
             m = li.module
             if isinstance(m, Probe):
-                for key in [k for k in m.__dict__ if k.startswith("_bnviz")]:
-                    del m.__dict__[key]
+                batchnorm.forget(m)
             elif batchnorm.is_instrumented(m):
                 batchnorm.swap_out(m)
         self._attached = False
