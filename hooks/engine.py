@@ -396,6 +396,7 @@ class StatsEngine:
         has_b = [getattr(m, "bias", None) is not None for m in mods]
         self._has_w = torch.repeat_interleave(torch.tensor(has_w), torch.tensor(feats)).to(dev)
         self._has_b = torch.repeat_interleave(torch.tensor(has_b), torch.tensor(feats)).to(dev)
+        self._all_wb = all(has_w) and all(has_b)
         self._nan = [torch.full((c,), torch.nan, **f32) for c in feats]
         self._zeros = [torch.zeros((c, S), **f32) for c in feats]
         self._tensors = torch.empty((3, ctot, S), **f32)
@@ -429,6 +430,7 @@ class StatsEngine:
                 use_abs.append(torch.full((c,), li.zone_rule != "dead", device=self._device))
                 thr.append(torch.full((c,), li.zone_threshold, device=self._device))
             self._zone_abs = torch.cat(use_abs).unsqueeze(1)
+            self._zone_any_abs = any(li.zone_rule != "dead" for li in self.instrumentation.layers)
             self._zone_thr = torch.cat(thr).unsqueeze(1)
             self._zone_version = self.instrumentation.version
         return self._zone_abs, self._zone_thr
@@ -462,6 +464,9 @@ class StatsEngine:
             "any_identity": any(m == MODE_IDENTITY for m in mode),
             "any_sync": any(m == MODE_SYNC for m in mode),
             "any_running": any(m == MODE_RUNNING for m in mode),
+            # constant masks that are all True / all False select one side: skip the torch.where
+            "any_q_is_var": any(bool(k and k[2]) for k in key),
+            "all_present": all(k is not None for k in key),
         }
         self._meta_cache[key] = got
         return got
@@ -490,15 +495,25 @@ class StatsEngine:
         L, lid, eps = self.L, self._layer_id, self._eps32
         # var from the kernel's invstd in float64: 1/invstd^2 - eps loses digits in float32 when var << eps
         q64 = q.double()
-        var = torch.where(mk["q_is_var"], q64, 1.0 / (q64 * q64) - self._eps).float()
         q = q.float()
-        batch_inv = torch.where(mk["q_is_var"], torch.rsqrt(q + eps), q)
+        if mk["any_q_is_var"]:
+            var = torch.where(mk["q_is_var"], q64, 1.0 / (q64 * q64) - self._eps).float()
+            batch_inv = torch.where(mk["q_is_var"], torch.rsqrt(q + eps), q)
+        else:
+            var = (1.0 / (q64 * q64) - self._eps).float()
+            batch_inv = q
         gamma, beta, rm, rv = self._snapshot.unbind(0)
-        g = torch.where(self._has_w, gamma, 1.0)
-        b = torch.where(self._has_b, beta, 0.0)
+        if self._all_wb:
+            g, b = gamma, beta
+        else:
+            g = torch.where(self._has_w, gamma, 1.0)
+            b = torch.where(self._has_b, beta, 0.0)
         running, identity = mk["running"], mk["identity"]
-        um = torch.where(running, rm, mean)
-        uinv = torch.where(running, torch.rsqrt(rv + eps), batch_inv)
+        if mk["any_running"]:
+            um = torch.where(running, rm, mean)
+            uinv = torch.where(running, torch.rsqrt(rv + eps), batch_inv)
+        else:
+            um, uinv = mean, batch_inv
         uvar = torch.where(running, rv, var) if mk["any_running"] else var
         if synced is not None:
             sync = mk["sync"]
@@ -510,8 +525,11 @@ class StatsEngine:
         used_mean, used_var = um, uvar
         if mk["any_identity"]:
             used_mean, used_var = (torch.where(identity, torch.nan, t) for t in (um, uvar))
-        post_mean = torch.where(identity, mean, g * (mean - um) * uinv + b)
-        post_var = torch.where(identity, var, g * g * var * uinv * uinv)
+        post_mean = g * (mean - um) * uinv + b
+        post_var = g * g * var * uinv * uinv
+        if mk["any_identity"]:
+            post_mean = torch.where(identity, mean, post_mean)
+            post_var = torch.where(identity, var, post_var)
         uinv_c = uinv.unsqueeze(1)
         # broadcasting addcmul is slower on CPU than a multiply and an in-place add
         torch.mul(tensors[0], uinv_c, out=tensors[1]).sub_((um * uinv).unsqueeze(1))  # x-hat
@@ -520,7 +538,10 @@ class StatsEngine:
             torch.where(identity.unsqueeze(1), tensors[0], tensors[2], out=tensors[2])  # a Probe: y = x
         use_abs, thr = self._zone()
         valid, s = mk["valid"], mk["s"]
-        zone = stats.in_zone(tensors[1:], use_abs, thr)  # x-hat, y
+        if self._zone_any_abs:
+            zone = stats.in_zone(tensors[1:], use_abs, thr)  # x-hat, y
+        else:  # every rule "dead": in_zone's v <= t for all channels, without the |v| side
+            zone = tensors[1:] <= thr
         if mk["padded"]:
             zone &= valid
         sat_x, sat_y = zone.sum(-1, dtype=torch.float32) / s
@@ -530,15 +551,19 @@ class StatsEngine:
         gap = (mean - rm).abs() * torch.rsqrt(rv + eps)
         used_gap = (mean - used_mean).abs() * uinv
         logratio = torch.log((var + eps) / (rv + eps)).abs()
-        zone_ch = torch.where(present, (sat_y >= ZONE_CHANNEL_FRACTION).to(f), torch.nan)
-        nonfinite = torch.where(present, (~torch.isfinite(pm) | ~torch.isfinite(pv)).to(f), torch.nan)
+        all_present = mk["all_present"]
+        zone_ch = (sat_y >= ZONE_CHANNEL_FRACTION).to(f)
+        nonfinite = (~torch.isfinite(pm) | ~torch.isfinite(pv)).to(f)
+        if not all_present:
+            zone_ch = torch.where(present, zone_ch, torch.nan)
+            nonfinite = torch.where(present, nonfinite, torch.nan)
         nan_c = self._nan_c
         if row.channel is not None:
             chan = {"pre_mean": pm, "pre_var": pv, "post_mean": qm, "post_var": qv, "gamma": gamma, "beta": beta,
                     "running_mean": rm, "running_var": rv, "sat_y": sat_y, "sat_xhat": sat_x,
                     "grad_gamma": nan_c, "grad_beta": nan_c, "used_mean": used_mean, "used_var": used_var}
-            self._chan[row.channel] = torch.where(
-                present, torch.stack([chan[name] for name in schema.CHANNEL_FIELDS]), torch.nan)
+            chan = torch.stack([chan[name] for name in schema.CHANNEL_FIELDS])
+            self._chan[row.channel] = chan if all_present else torch.where(present, chan, torch.nan)
         sums = stats.segment_sum(torch.stack(
             [pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite, used_gap]), lid, L)
         means = sums / self._counts
@@ -559,17 +584,17 @@ class StatsEngine:
             "grad_gamma_norm": nan_l, "grad_beta_norm": nan_l, "used_mean_gap": means[12],
         }
         summary = torch.stack([fields[name] for name in schema.SUMMARY_FIELDS], 1)
-        self._sum[row.index] = torch.where(mk["present_l"].unsqueeze(1), summary, torch.nan)
+        self._sum[row.index] = summary if all_present else torch.where(mk["present_l"].unsqueeze(1), summary, torch.nan)
 
         finite = (tensors * 0) == 0  # isfinite in two ops instead of four
         ok = finite & valid if mk["padded"] else finite
         pool, pad = mk["pool"], mk["pool_pad"]
         pooled = torch.where(ok.flatten(1)[:, pool] & ~pad, tensors.flatten(1)[:, pool], torch.nan)
-        pooled = pooled.sort(-1).values  # (3, L, P), excluded values (NaN) last
+        pooled = stats.sort_last(pooled)  # (3, L, P), excluded values (NaN) last
         quant = stats.sorted_quantiles(pooled, self._qs)  # (3, L, NQ)
         self._quant[row.index] = quant.transpose(0, 1)
         probe_ok = ok[2][self._probe_idx]
-        probe = torch.where(probe_ok, tensors[2][self._probe_idx], torch.nan).sort(-1).values.view(L, self.probes, -1)
+        probe = stats.sort_last(torch.where(probe_ok, tensors[2][self._probe_idx], torch.nan)).view(L, self.probes, -1)
         self._prob[row.index] = torch.where(self._probe_ok, stats.sorted_quantiles(probe, self._qs), torch.nan)
 
         if row.hist is not None:
