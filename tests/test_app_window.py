@@ -183,6 +183,27 @@ def test_nan_is_marked_with_a_tooltip_and_named_in_the_readout(window, qtbot, ru
 
 # --- compare ------------------------------------------------------------------------------
 
+
+def test_compare_findings_list_run_b_tagged_and_clickable(window, qtbot, tmp_path):
+    healthy, sick = tmp_path / "healthy.h5", tmp_path / "sick.h5"
+    write_synthetic_run(healthy, layers=4, channels=8, steps=120)
+    write_synthetic_run(sick, layers=4, channels=8, steps=120, pathologies=("dead_relu",))
+    w = opened(window, qtbot, healthy, sick)
+    assert set(w.findings.item_runs) == {"B"}, "only the sick run B has findings"
+    header = w.findings.label.text()
+    assert "A none" in header and f"B {len(w.findings.items)}" in header
+    row = next(i for i, f in enumerate(w.findings.items) if f.kind == "dead")
+    assert w.findings.table.item(row, 1).text() == "B"
+    f = w.findings.items[row]
+    assert w.findings.table.item(row, 2).text() == f.layer
+    w.findings._clicked(row, 3)
+    assert w.session.state.layer == f.layer
+    assert not w.tree._leaves[f.layer].text(3), "A's tree gets no badge for B's finding"
+    w.findings.start()
+    w.reload()
+    w.findings.shutdown()
+    assert not w.findings._procs, "both analyses stopped"
+
 def test_a_probe_without_gamma_or_running_stats_gets_a_note_not_nan_marks(window, qtbot):
     from bnviz.cli import demo_paths
 

@@ -1,7 +1,8 @@
 """The findings panel: ``bnviz.analysis.findings`` ranked; a click selects layer, step and view.
 
-Findings read every layer, so they run in a separate process (``findings_job``): the window
-stays responsive and the analysis's memory is not the viewer's.
+Findings read every layer, so they run in a separate process (``findings_job``), one per open
+run (A and B in compare mode): the window stays responsive and the analysis's memory is not the
+viewer's. Both runs' findings share the table, most severe first, each row tagged with its run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ VIEW_FOR_KIND = {"nonfinite": "drift", "dead": "gamma_beta", "saturated": "gamma
                  "gamma_beta_zone": "gamma_beta", "gamma_collapse": "gamma_beta",
                  "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution",
                  "ranks_disagree": "ranks"}
-COLUMNS = ("", "Layer", "Finding")
+COLUMNS = ("", "Run", "Layer", "Finding")
 START_DELAY_MS = 300
 LIVE_EVERY_MS = 30_000
 SEVERITY_COLOURS = ((0.75, style.OKABE_ITO["vermillion"]), (0.55, style.OKABE_ITO["orange"]),
@@ -33,6 +34,7 @@ class FindingsPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.session = session
         self.items: list = []
+        self.item_runs: list[str] = []   # each item's run label ("A", "B"; "" with one run open)
         self.label = QtWidgets.QLabel("Findings")
         self.label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
@@ -47,7 +49,8 @@ class FindingsPanel(QtWidgets.QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.label)
         box.addWidget(self.table)
-        self._proc: QtCore.QProcess | None = None
+        self._procs: dict[str, QtCore.QProcess] = {}   # run label -> its running analysis
+        self._results: dict[str, list | str] = {}      # run label -> findings, or why there are none
         self.info: dict | None = None   # bnviz info's description of the run, once analysed
         self._started = QtCore.QElapsedTimer()
         # start after the first plot is painted: the analysis must not slow the first picture
@@ -64,74 +67,99 @@ class FindingsPanel(QtWidgets.QWidget):
 
     def _grown(self) -> None:
         """A live run grew: analyse again, at most every LIVE_EVERY_MS."""
-        idle = self._proc is None and not self._start_timer.isActive()
+        idle = not self._procs and not self._start_timer.isActive()
         if idle and (not self._started.isValid() or self._started.elapsed() > LIVE_EVERY_MS):
             self._start_timer.start()
 
     def start(self) -> None:
-        slot = self.session.primary
-        if slot is None:
+        slots = [s for s in (self.session.primary, self.session.compare) if s is not None]
+        if not slots:
             return
         self.shutdown(0)
         self._started.start()
+        self._results = {}
         self.label.setText("Findings: analysing…")
-        proc = QtCore.QProcess(self)
-        proc.setProgram(sys.executable)
-        proc.setArguments(["-m", "bnviz.app.findings_job", slot.path])
-        proc.finished.connect(lambda code, _status, p=proc: self._finished(p, code))
-        self._proc = proc
-        proc.start()
+        for slot in slots:
+            proc = QtCore.QProcess(self)
+            proc.setProgram(sys.executable)
+            proc.setArguments(["-m", "bnviz.app.findings_job", slot.path])
+            proc.finished.connect(lambda code, _status, p=proc, k=slot.label: self._finished(k, p, code))
+            self._procs[slot.label] = proc
+        for proc in list(self._procs.values()):
+            proc.start()
 
     def wait(self, ms: int = 60000) -> bool:
         """Start a pending analysis now and block until it ended and is shown (tests, benchmarks)."""
         if self._start_timer.isActive():
             self._start_timer.stop()
             self.start()
-        proc = self._proc
-        if proc is None:
-            return True
-        if proc.state() != QtCore.QProcess.ProcessState.NotRunning and not proc.waitForFinished(ms):
-            return False
-        if self._proc is proc:   # finished() not delivered yet: show the result now
-            self._finished(proc, proc.exitCode())
+        for key, proc in list(self._procs.items()):
+            if proc.state() != QtCore.QProcess.ProcessState.NotRunning and not proc.waitForFinished(ms):
+                return False
+            if self._procs.get(key) is proc:   # finished() not delivered yet: take the result now
+                self._finished(key, proc, proc.exitCode())
         return True
 
     def shutdown(self, ms: int = 3000) -> None:
-        """Drop a pending or running analysis (window close, another file opened)."""
+        """Drop pending or running analyses (window close, another file opened)."""
         self._start_timer.stop()
-        proc, self._proc = self._proc, None
-        if proc is not None:
+        procs, self._procs = list(self._procs.values()), {}
+        for proc in procs:
             proc.finished.disconnect()
             proc.kill()
             proc.waitForFinished(ms)
             proc.deleteLater()
 
-    def _finished(self, proc: QtCore.QProcess, code: int) -> None:
-        if proc is not self._proc:
+    def _finished(self, key: str, proc: QtCore.QProcess, code: int) -> None:
+        if self._procs.get(key) is not proc:
             return
-        self._proc = None
+        del self._procs[key]
         out = bytes(proc.readAllStandardOutput()).decode("utf-8", "replace")
         err = bytes(proc.readAllStandardError()).decode("utf-8", "replace").strip()
         proc.deleteLater()
         if code != 0:
-            self.show_findings([], f"Findings could not be computed: {err.splitlines()[-1] if err else code}")
-            return
-        try:
-            self.info, found = parse(out)
-        except (ValueError, TypeError, KeyError) as e:
-            self.show_findings([], f"Findings could not be read: {e}")
-            return
-        self.show_findings(found)
+            self._results[key] = f"could not be computed: {err.splitlines()[-1] if err else code}"
+        else:
+            try:
+                info, self._results[key] = parse(out)
+                if key in ("", "A"):
+                    self.info = info
+            except (ValueError, TypeError, KeyError) as e:
+                self._results[key] = f"could not be read: {e}"
+        if not self._procs:
+            self._show_results()
 
-    def show_findings(self, result, error: str = "") -> None:
+    def _show_results(self) -> None:
+        """Every run's findings in one table; the header counts them per run."""
+        keys = sorted(self._results)
+        rows = [(f, k) for k in keys if isinstance(self._results[k], list) for f in self._results[k]]
+        rows.sort(key=lambda fk: -fk[0].severity)   # stable: equal severities keep A before B
+        errors = [f"{k + ' ' if k else ''}{v}" for k, v in self._results.items() if isinstance(v, str)]
+        header = ""
+        if keys != [""]:   # compare mode: "Findings: A none, B 2"
+            header = "Findings: " + ", ".join(
+                f"{k} {len(v) if v else 'none'}" if isinstance(v, list) else f"{k} failed"
+                for k, v in ((k, self._results[k]) for k in keys))
+            if rows:
+                header += " — most severe first (click to show)"
+        if errors:
+            header = (header + "; " if header else "Findings ") + "; ".join(errors)
+        self.show_findings([f for f, _ in rows], header, [k for _, k in rows])
+
+    def show_findings(self, result, error: str = "", runs: list[str] | None = None) -> None:
         self.items = list(result)
+        self.item_runs = list(runs) if runs is not None else [""] * len(self.items)
+        self.table.setColumnHidden(1, not any(self.item_runs))
         self.table.setRowCount(len(self.items))
-        for r, f in enumerate(self.items):
+        for r, (f, run) in enumerate(zip(self.items, self.item_runs)):
             steps = "" if f.first_step is None else f"steps {f.first_step}–{f.last_step}"
             tip = style.tooltip(f"{f.kind} (severity {f.severity:.2f}) in {f.layer}"
                                 + (f", {steps}" if steps else "") + f"\n{f.message}")
             colour = next(c for limit, c in SEVERITY_COLOURS if f.severity >= limit)
-            for c, text in enumerate(("●", f.layer, f.message)):
+            if run:
+                tip = style.tooltip(f"Run {run}: {f.kind} (severity {f.severity:.2f}) in {f.layer}"
+                                    + (f", {steps}" if steps else "") + f"\n{f.message}")
+            for c, text in enumerate(("●", run, f.layer, f.message)):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setToolTip(tip)
                 if c == 0:
@@ -140,11 +168,15 @@ class FindingsPanel(QtWidgets.QWidget):
         self.table.resizeColumnsToContents()
         self.label.setText(error or (f"Findings: {len(self.items)}, most severe first (click to show)"
                                      if self.items else "Findings: none — this run looks healthy"))
-        self.found.emit(self.items)
+        # the layer tree shows the primary run: only its findings badge it
+        self.found.emit([f for f, run in zip(self.items, self.item_runs) if run in ("", "A")])
 
     def _clicked(self, row: int, _col: int) -> None:
         f = self.items[row]
-        changes = {"layer": f.layer, "view": VIEW_FOR_KIND.get(f.kind, "drift")}
+        primary = self.session.primary
+        # a B finding: the layer of that name in A, as compare mode matches layers
+        layer = f.layer if primary is None or primary.layer(f.layer) is not None else self.session.state.layer
+        changes = {"layer": layer, "view": VIEW_FOR_KIND.get(f.kind, "drift")}
         if f.channels:
             changes["channel"] = f.channels[0]
         steps = self.session.steps
