@@ -10,8 +10,9 @@ steps with step % k == 0; the channel and histogram tiers take every ``channel_e
 ``hist_every``-th recorded train row and every eval row. A layer that did not run in a row is NaN.
 
 What the recording forward does per layer: keeps the batch mean and inverse std the BN kernel
-returned and gathers S values per channel of the input x (``sampling.py``: the same S evenly
-spread positions of batch x spatial for every channel; one ``torch.take``). Everything else runs
+returned and gathers S values per channel of the input x (``sampling.py``: a stratified,
+hashed sample of batch x spatial positions, its own for each channel, all of them when there are
+at most S; one ``torch.take`` with an index built once per shape). Everything else runs
 once per row, batched over all layers, in float32 (float64 for the variance derivation), whatever
 the input dtype. The sampled y are computed from the sampled x as the layer does,
 y = gamma * x-hat + beta (to float rounding; before rounding to a half-precision output), so an
@@ -45,8 +46,8 @@ whose pre_mean or pre_var is not finite; grad_*_norm = L2 norm of the gradient o
 n = N * spatial size.
 Quantiles (schema.QUANTILES, numpy 'linear' definition) of pre / x-hat / post: over a pooled
 subset of at most ``pool`` (default 256) of the layer's sampled values (``sampling.pool_index``:
-the layer's C * s samples in channel-major order, index c * s + k, at the centres of equal
-segments), non-finite values excluded. Probe quantiles: over the s sampled y of each probe channel.
+the same stratified rule over the layer's C * s samples in channel-major order), non-finite
+values excluded. Probe quantiles: over the s sampled y of each probe channel.
 Histograms (``stats.histogram`` gives the exact binning): all sampled values; x-hat on
 schema.XHAT_RANGE; pre and post on a per-layer range set from the first histogram row's pooled
 min / max (plus 10% of the spread on each side) and widened, never narrowed, when more than 1% of
@@ -302,9 +303,10 @@ class StatsEngine:
         return {
             "samples_per_channel": self.samples,
             "pooled_per_layer": self.pool,
-            "sample_rule": "p_k = ((2k+1) M) // (2s), s = min(S, M), M = N * spatial size; same positions "
-                           "for every channel",
-            "pool_rule": "index c*s+k of the layer's C*s samples at ((2j+1) C s) // (2P), j < P (all if C*s <= P)",
+            "estimator": sampling.ESTIMATOR,
+            "sample_rule": "channel c: one position in each of s = min(S, M) equal strata of 0..M-1 rotated by "
+                           "r_c, at a hashed offset (docs/format.md); M = N * spatial size; all of them if M <= S",
+            "pool_rule": "the same rule over the layer's C*s samples (channel-major), min(P, C*s) of them",
             "hist_range": f"pre/post: sticky per layer, margin {RANGE_MARGIN} of the spread, widened when more than "
                           f"{RANGE_TOLERANCE:.0%} of pooled values fall outside; xhat: {list(schema.XHAT_RANGE)}",
             "zone_channel_fraction": ZONE_CHANNEL_FRACTION,

@@ -50,9 +50,30 @@ class Capture:
         self.seen = {}
 
 
-def sample_positions(m, s_max):
-    s = min(s_max, m)
-    return np.array([((2 * k + 1) * m) // (2 * s) for k in range(s)])
+M32 = 0xFFFFFFFF
+
+
+def mix(x):
+    """The documented 32-bit hash (docs/format.md, Sampled quantities)."""
+    for _ in range(2):
+        x = (((x >> 16) ^ x) * 0x45D9F3B) & M32
+    return (x >> 16) ^ x
+
+
+def salt(*sizes):
+    out = 0
+    for v in sizes:
+        out = (out * 1_000_003 + v) & M32
+    return out
+
+
+def stratified(m, s, rows, seed):
+    """The documented positions: row r, stratum k of the rotated 0..m-1, a hashed offset inside."""
+    k, r = np.arange(s, dtype=np.int64), np.arange(rows, dtype=np.int64)[:, None]
+    lo, size = k * m // s, (k + 1) * m // s - k * m // s
+    h_row = mix((r + seed) & M32)
+    offset = np.floor(mix(h_row ^ mix((k + 0x9E3779B9) & M32)) * 2.0**-32 * size).astype(np.int64)
+    return (np.floor(h_row * 2.0**-32 * m).astype(np.int64) + lo + offset) % m
 
 
 def samples(a):
@@ -60,8 +81,9 @@ def samples(a):
     n, c = a.shape[:2]
     flat = a.reshape(n, c, -1)
     hw = flat.shape[2]
-    p = sample_positions(n * hw, S)
-    return flat[p // hw, :, p % hw].T
+    m = n * hw
+    p = stratified(m, min(S, m), c, salt(n, c, hw))
+    return flat[p // hw, np.arange(c)[:, None], p % hw]
 
 
 def in_zone(v, rule, t):
@@ -71,9 +93,8 @@ def in_zone(v, rule, t):
 def pooled(a):
     """The layer's pooled subset of its (C, s) samples (channel-major), as documented."""
     flat = a.reshape(-1)
-    count = flat.size
-    idx = np.arange(count) if count <= P else np.array([((2 * j + 1) * count) // (2 * P) for j in range(P)])
-    vals = flat[idx]
+    c, s = a.shape
+    vals = flat[stratified(flat.size, min(P, flat.size), 1, salt(c, s))[0]]
     return vals[np.isfinite(vals)]
 
 
