@@ -152,12 +152,14 @@ class ForwardObserver:
     """Watches the first forward pass of ``root``; then calls ``done(order, found)`` and removes itself.
 
     ``layers`` maps module -> layer index. ``done`` gets the layer indices in order of first call and
-    {layer index: (activation, source)} for the layers whose output met an activation.
+    {layer index: (activation, source)} for the layers whose output met an activation; ``calls`` then
+    holds how often each layer ran in that forward.
     """
 
     def __init__(self, root, layers: dict, done):
         self.layers, self.done = layers, done
         self.order: list[int] = []
+        self.calls: dict[int, int] = {}  # layer index -> calls in the observed forward (a reused module: > 1)
         self.found: dict[int, tuple[str, str]] = {}
         self.tracked: dict[int, tuple[int, torch.Tensor]] = {}
         self.in_activation_module = 0
@@ -174,7 +176,7 @@ class ForwardObserver:
             if isinstance(m, _ACTIVATION_MODULES):
                 self.temp.append(m.register_forward_pre_hook(self._act_enter))
                 self.temp.append(m.register_forward_hook(self._act_leave))
-        self.order, self.found, self.tracked = [], {}, {}
+        self.order, self.calls, self.found, self.tracked = [], {}, {}, {}
         self.mode = _FollowMode(self)
         self.mode.__enter__()
 
@@ -204,6 +206,7 @@ class ForwardObserver:
         def hook(module, args, output):
             if idx not in self.order:
                 self.order.append(idx)
+            self.calls[idx] = self.calls.get(idx, 0) + 1
             if isinstance(output, torch.Tensor):
                 self.tracked[id(output)] = (idx, output)
 

@@ -133,13 +133,15 @@ class StatsEngine:
         comes when they are full is dropped and its step counted in ``dropped_steps``.
     samples: S values per channel per row; pool: values per layer for the pooled quantiles.
     probes: the probe channels come from ``instrument(probes=...)``; an int given here must match.
+    first_step: the number of the first step (a resumed recording goes on from its checkpoint).
     Buffers live on the device of the model's first BN tensor at the first recorded forward:
     create the engine after moving the model. Device memory: capacity_rows x (L x (F_S + 9 x (3 + K)
     + 3 x 69) + F_C x Ctot) float32 values, plus 3 x Ctot x samples for the working set.
     """
 
     def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
-                 every: int = 1, probes=None, samples: int = 64, pool: int = 256):
+                 every: int = 1, probes=None, samples: int = 64, pool: int = 256, first_step: int = 0,
+                 no_step_calls: int = 0, on_no_step=None):
         if min(capacity_rows, channel_every, hist_every, every, samples, pool) < 1:
             raise ValueError("capacity_rows, channel_every, hist_every, every, samples and pool must be >= 1")
         self.instrumentation = instrumentation
@@ -155,7 +157,11 @@ class StatsEngine:
         self._offsets = np.concatenate([[0], np.cumsum(self._features)]).tolist()
         self.dropped_steps = 0
         self._device = None
-        self._step = 0
+        self._step = first_step
+        # BN forwards per phase since the last end_step: the recorder places rec.log by them, and
+        # ``on_no_step()`` runs once when ``no_step_calls`` training forwards came without a step
+        self.calls = [0, 0]
+        self._no_step_calls, self._on_no_step = no_step_calls, on_no_step
         self._last_dropped = None
         self._train_rows = 0
         self._reset_rows()
@@ -171,6 +177,9 @@ class StatsEngine:
     def wants(self, index: int, training: bool) -> bool:
         """Whether layer ``index`` (registration order) records this forward; opens the row if so."""
         phase = 0 if training else 1
+        self.calls[phase] += 1
+        if training and self.calls[0] == self._no_step_calls:
+            self._on_no_step()
         if phase == self._phase:
             return not self._seen[index]
         if phase in self._done_phases or (phase == 0 and self._step % self.every):
@@ -240,6 +249,7 @@ class StatsEngine:
         self._step_train_row = None
         self._done_phases = set()
         self._step = step + 1
+        self.calls = [0, 0]
 
     @property
     def rows_pending(self) -> int:

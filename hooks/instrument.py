@@ -34,7 +34,10 @@ class LayerInfo:
     zone_rule: str
     zone_threshold: float
     probe_channels: list[int]
-    module: nn.Module = field(repr=False, compare=False)
+    # Calls of the layer in one forward of the model (a module reused in a forward: > 1; only the
+    # first call of each step is recorded). 1 until the first forward has been observed.
+    calls_per_forward: int = 1
+    module: nn.Module = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "module"}
@@ -157,6 +160,7 @@ class Instrumentation:
                 li.activation = "none" if li.index in order else "unknown"
                 li.activation_source = "none"
             li.zone_rule, li.zone_threshold = zone_of(li.activation)
+            li.calls_per_forward = self._observer.calls.get(li.index, 1)
         self.observed = True
         self.version += 1
 

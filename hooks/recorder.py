@@ -37,6 +37,9 @@ CHANNEL_BYTES_PER_STEP = 4096
 # The longest the training thread waits for the writer: at close, and for a flush that must land.
 WRITER_WAIT_S = 60.0
 HIST_BYTES_PER_STEP = 1024
+# This many training forwards of the whole model with no step in between means steps are not being
+# marked (no optimizer=, no rec.step()): everything would be one row. Warn once.
+NO_STEP_FORWARDS = 100
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,11 @@ class _ScalarLog:
     def __init__(self):
         self.names: list[str] = []
         self._rows: dict[int, dict[int, object]] = {}
+        self._current: dict[int, object] = {}  # the step in progress: numbered when it ends
 
-    def log(self, step: int, values: dict) -> None:
-        row = self._rows.setdefault(step, {})
+    def log(self, step: int | None, values: dict) -> None:
+        """Keep ``values`` for ``step``, or for the step in progress when None."""
+        row = self._current if step is None else self._rows.setdefault(step, {})
         for name, value in values.items():
             if isinstance(value, torch.Tensor):
                 if value.numel() != 1:
@@ -95,6 +100,12 @@ class _ScalarLog:
                 encode_scalar_name(name)
                 self.names.append(name)
             row[self.names.index(name)] = value
+
+    def end(self, step: int) -> None:
+        """The step in progress ended as ``step``."""
+        if self._current:
+            self._rows.setdefault(step, {}).update(self._current)
+            self._current = {}
 
     def take(self):
         rows, self._rows = self._rows, {}
@@ -146,13 +157,16 @@ class Recorder:
         self._scalars = _ScalarLog()
         self._bad_scalars: set[str] = set()
         self._writer: AsyncWriter | None = None
-        self._step = 0
+        self._step = 0  # the step in progress
+        self._ended = False  # whether a step ended since the recording began
+        self._ran = False  # whether BN layers ran in the step that ended last
+        self._told: set[str] = set()  # one-time warnings given
         self._last_flush = time.monotonic()
         self._stopped = False
         self._closed = False
         self._attach()
         try:
-            self._hook = optimizer.register_step_post_hook(lambda *_: self.step()) if optimizer else None
+            self._hook = step_hook(optimizer, lambda *_: self.step()) if optimizer is not None else None
         except BaseException:
             self._release()
             raise
@@ -168,7 +182,9 @@ class Recorder:
             self.engine = StatsEngine(self.instrumentation, capacity_rows=2 * self._flush_every,
                                       every=self.schedule.every,
                                       channel_every=self.schedule.channel_every,
-                                      hist_every=self.schedule.hist_every, probes=o["probes"])
+                                      hist_every=self.schedule.hist_every, probes=o["probes"],
+                                      first_step=self._step, no_step_calls=NO_STEP_FORWARDS * len(layers),
+                                      on_no_step=self._no_step)
             self._watch = distributed.LayerWatch(self._model, layers)
         except BaseException:
             self.instrumentation.detach()
@@ -183,24 +199,46 @@ class Recorder:
     def recording(self) -> bool:
         return not (self._stopped or self._closed)
 
-    def step(self) -> None:
-        """Mark the end of a training step (called for you when ``optimizer=`` was given)."""
-        if not self.recording:
-            self._step += 1
-            return
-        self._guard(self._end_step)
-        self._step += 1
+    def step(self, n: int | None = None) -> None:
+        """Mark the end of a training step (called for you when ``optimizer=`` was given).
+
+        n: the number of the step that just ended, for loops that own the step counter (a
+        framework's global step, a resumed run's step); default: the step after the previous one.
+        Steps only go forward: an n at or before the last ended step changes nothing (an n
+        before it warns once), so calling it again with the same n is harmless."""
+        if n is not None:
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+                self._tell("step-type", f"bnviz: rec.step(n) needs a step number >= 0, got {n!r}; "
+                                        "this call counts as the next step")
+                n = None
+            elif n < self._step:
+                if n < self._step - 1:
+                    self._tell("step-back", f"bnviz: rec.step({n}) after step {self._step - 1} ended: "
+                                            "steps only go forward, so this call changes nothing")
+                return
+        n = self._step if n is None else int(n)
+        # rec.log right after this goes to step n if the model ran in it (and not since)
+        self._ran = self.recording and self.engine.calls != [0, 0]
+        self._scalars.end(n)
+        if self.recording:
+            self._guard(lambda: self._end_step(n))
+        self._step = n + 1
+        self._ended = True
 
     def log(self, **scalars) -> None:
-        """Record user scalars (loss, accuracy, lr, ...) at the current step.
+        """Record user scalars (loss, accuracy, lr, ...) at the step they belong to.
 
+        That is the step in progress, or the step that just ended when no BN layer has run since
+        it ended: ``rec.log(loss=loss)`` lands on the loss's own step whether it is called before
+        or after ``opt.step()`` / ``rec.step()``; after an eval pass it lands with the eval rows.
         A value that cannot be recorded (not a number, a tensor of several elements, a 33rd
         name) is skipped with one warning per name: logging never stops the training."""
         if not self.recording:
             return
+        step = self._step - 1 if self._ran and self.engine.calls == [0, 0] else None
         for name, value in scalars.items():
             try:
-                self._scalars.log(self._step, {name: value})
+                self._scalars.log(step, {name: value})
             except (TypeError, ValueError) as err:
                 if name not in self._bad_scalars:
                     self._bad_scalars.add(name)
@@ -228,30 +266,32 @@ class Recorder:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _end_step(self) -> None:
+    def _end_step(self, step: int) -> None:
         replaced = self._watch.replaced()
         if replaced:
-            self._reattach(replaced)
+            self._reattach(replaced, step)
             return
-        self.engine.end_step(self._step)
+        self.engine.end_step(step)
+        if self.instrumentation.observed and "reused" not in self._told:
+            self._tell_reused()
         due = (self.engine.rows_pending >= self._flush_every
                or time.monotonic() - self._last_flush >= self._flush_seconds)
         if due and self.engine.rows_pending:
             self._flush(wait=False)
 
-    def _reattach(self, replaced: list[str]) -> None:
+    def _reattach(self, replaced: list[str], step: int) -> None:
         """Layers were swapped out of the model (convert_sync_batchnorm): keep what the old
         layers recorded, then instrument the model as it is now, if it still fits the file."""
-        self.engine.end_step(self._step)
+        self.engine.end_step(step)
         if self.engine.rows_pending:
             self._flush(wait=True)
         self._release()
-        self._attach()
-        self.engine.end_step(self._step)  # the new engine goes on from the next step (every=k)
+        self._step = step + 1
+        self._attach()  # the new engine goes on from the next step
         shown = ", ".join(replaced[:3]) + (f" and {len(replaced) - 3} more" if len(replaced) > 3 else "")
         why = (f"bnviz: layers {shown} were replaced in the model after bnviz.record() started "
                "(torch.nn.SyncBatchNorm.convert_sync_batchnorm builds new modules without bnviz's "
-               f"instrumentation), so their statistics of step {self._step} were not recorded")
+               f"instrumentation), so their statistics of step {step} were not recorded")
         fix = "To record every step, convert the model first, then call bnviz.record()."
         if self._writer is not None:
             table = {(l["path"], l["num_features"]) for l in self._writer.writer.layers}
@@ -260,9 +300,33 @@ class Recorder:
                 raise RuntimeError(f"{why}; the model's BN layers no longer match the file's layer "
                                    f"table. {fix}")
             why += "; the file's layer table keeps the old layer kinds"
-        _warn(f"{why}. Recording goes on with the new layers from step {self._step + 1}. {fix}")
+        _warn(f"{why}. Recording goes on with the new layers from step {step + 1}. {fix}")
+
+    def _tell(self, key: str, message: str) -> None:
+        """Warn once per recording for each kind of problem."""
+        if key not in self._told:
+            self._told.add(key)
+            _warn(message)
+
+    def _no_step(self) -> None:
+        since = f"step {self._step - 1} ended" if self._ended else "the recording began"
+        self._tell("no-step", f"bnviz: {NO_STEP_FORWARDS} training forwards of the model since {since} "
+                              "and no step marked: they all belong to one step, of which bnviz records "
+                              "the first forward. Pass optimizer= to bnviz.record, or call rec.step() "
+                              "after each optimizer step.")
+
+    def _tell_reused(self) -> None:
+        reused = [f"{li.path} ({li.calls_per_forward} calls)" for li in self.instrumentation.layers
+                  if li.calls_per_forward > 1]
+        self._told.add("reused")
+        if reused:
+            _warn("bnviz: these BN layers run more than once in one forward of the model: "
+                  f"{', '.join(reused)}. bnviz records the first call of each step (the layer table "
+                  "says how many calls there are in calls_per_forward); to see every call, give each "
+                  "use its own BN module.")
 
     def _finish(self) -> None:
+        self._scalars.end(self._step)
         self.engine.finish()
         if self.engine.rows_pending or self._writer is None:
             self._flush(wait=True)
@@ -331,6 +395,24 @@ class Recorder:
             self.instrumentation.detach()
 
 
+def step_hook(optimizer, fn):
+    """Register ``fn`` as ``optimizer``'s step post-hook. A wrapper (accelerate's
+    AcceleratedOptimizer, Lightning's LightningOptimizer, ...) is unwrapped through its
+    ``.optimizer`` chain to the torch optimizer whose real updates are counted."""
+    seen, inner = [], optimizer
+    # a torch optimizer set up by Optimizer.__init__ (AcceleratedOptimizer subclasses it without that)
+    while not (isinstance(inner, torch.optim.Optimizer) and hasattr(inner, "_optimizer_step_post_hooks")):
+        seen.append(type(inner).__name__)
+        nxt = getattr(inner, "optimizer", None)
+        if nxt is None or nxt is inner or len(seen) > 8:
+            chain = " -> ".join(seen)
+            raise TypeError(f"optimizer={chain}: bnviz counts steps with a torch.optim.Optimizer's step "
+                            "hook and found none (nor one in its .optimizer chain). Pass the torch "
+                            "optimizer, or leave optimizer= out and call rec.step() after each step.")
+        inner = nxt
+    return inner.register_step_post_hook(fn)
+
+
 def _warn(message: str) -> None:
     """A RecordingWarning that cannot stop the training, even where warnings are errors."""
     try:
@@ -346,7 +428,10 @@ def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, over
     """Instrument ``model`` and record its BatchNorm statistics to the HDF5 file ``path``.
 
     Use as a context manager, or call ``close()``. Call ``rec.step()`` after each optimizer
-    step, or pass ``optimizer=`` and steps are counted from its step hook.
+    step (``rec.step(n)`` where the loop owns the step counter), or pass ``optimizer=`` and steps
+    are counted from its step hook (a wrapped optimizer, e.g. accelerate's, is unwrapped through
+    ``.optimizer``; the hook counts real updates, so a step a GradScaler skipped is not one).
+    ``rec.log(name=value)`` records scalars at the step they belong to.
 
     every: record every k-th training step (eval passes are always recorded).
     channel_every / hist_every: per-channel and histogram rows on every k-th recorded row;
@@ -355,7 +440,9 @@ def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, over
         or this many seconds, whichever comes first. A kill loses at most the rows since the
         last flush that reached the file.
     activations: {"layer.path": "tanh", ...} overrides the detected following activation.
-    probes: per-layer probe channels whose own quantiles are recorded (an int: the first k).
+    probes: per-layer probe channels whose own quantiles are recorded: an int k picks k channels
+        evenly spread (the centres of k equal segments: 1 is the middle channel), or
+        {layer path: [channels]}.
     kernel: "native" (bit-identical to torch) or "reference" (the from-scratch oracle).
 
     Distributed jobs: call it on every rank with the same ``path``; rank 0 writes ``path``, rank

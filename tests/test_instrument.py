@@ -78,7 +78,7 @@ def test_layer_table_keys():
     table = instrument(model, probes=2).layer_table()
     assert list(table[0]) == ["index", "path", "kind", "num_features", "eps", "momentum", "affine",
                               "track_running_stats", "activation", "activation_source", "zone_rule",
-                              "zone_threshold", "probe_channels"]
+                              "zone_threshold", "probe_channels", "calls_per_forward"]
     assert table[0]["kind"] == "BatchNorm2d" and table[2]["kind"] == "BatchNorm1d"
     assert table[0]["probe_channels"] == [2, 6]
 

@@ -260,6 +260,6 @@ def test_an_optimizer_without_step_hooks_is_refused_and_leaves_the_model_as_it_w
         pass
 
     model = small_cnn()
-    with pytest.raises(AttributeError):
+    with pytest.raises(TypeError, match="OldOptimizer"):
         bnviz.record(model, tmp_path / "run.h5", optimizer=OldOptimizer())
     assert type(model[1]) is nn.BatchNorm2d
