@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 COMMANDS = ("view", "demo", "info", "export")
-DEMO_RUNS = ("bn_paper_with_bn.h5", "bn_paper_without_bn.h5")
 EXIT_ERROR, EXIT_FINDINGS = 1, 3
 
 
@@ -27,15 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from bnviz.store import RunFileError
     from bnviz.export import ExportError
+    from bnviz.store import RunFileError
+    from bnviz.viewer_deps import ViewerMissing
 
     try:
         return args.func(args)
     except BrokenPipeError:  # `bnviz info RUN | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
-    except (RunFileError, ExportError, OSError) as e:
+    except (RunFileError, ExportError, ViewerMissing, OSError) as e:
         print(f"bnviz {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -65,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                    help="override a findings threshold (repeatable; see docs/cli.md)")
     i.add_argument("--all", action="store_true", help="list every layer and finding (text output)")
-    i.add_argument("--fail-on", type=float, metavar="SEVERITY",
+    i.add_argument("--fail-on", type=_severity, metavar="SEVERITY",
                    help=f"exit with status {EXIT_FINDINGS} if a finding has at least this severity (0-1)")
     i.set_defaults(func=_info)
 
@@ -86,48 +85,47 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _severity(text: str) -> float:
+    """A severity for --fail-on: findings' severities lie in [0, 1], so 2 could never fire."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a severity from 0 to 1") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-1, where severities lie, so it could never "
+                                         f"fire; give a severity from 0 to 1 (e.g. 0.8)")
+    return value
+
+
 def _view(args: argparse.Namespace) -> int:
     files = [str(f) for f in args.files]
     if len(files) + bool(args.compare) > 2:
         print("bnviz view: error: give at most two recordings: FILE [OTHER] or FILE --compare OTHER",
               file=sys.stderr)
         return EXIT_ERROR
+    from bnviz.store import open_run
+
     for f in files + ([args.compare] if args.compare else []):
         if not os.path.exists(f):
             raise FileNotFoundError(f"{f}: no such file")
+        open_run(f).close()  # not a recording: say so here, not in a dialog of an opened window
     if sys.platform.startswith("linux") and not any(
             os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         print("bnviz view: error: no display (DISPLAY is not set); on a server use `bnviz info` or "
               "`bnviz export`, or copy the recording to a machine with a screen", file=sys.stderr)
         return EXIT_ERROR
+    from bnviz.viewer_deps import check_window_system
+
+    check_window_system()
     from bnviz.app import run_viewer
 
     return int(run_viewer(files, compare=args.compare, layer=args.layer) or 0)
 
 
-DEMO_LAYER = "7"
-
-
-def sample_runs_folder() -> Path:
-    """sample_runs/ of the repository checkout this bnviz runs from."""
-    return Path(__file__).resolve().parent.parent / "sample_runs"
-
-
-def demo_paths() -> list[Path]:
-    """The shipped BN-paper recordings (with BN, without BN)."""
-    folder = sample_runs_folder()
-    paths = [folder / name for name in DEMO_RUNS]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"the demo recordings {' and '.join(missing)} are not in {folder}; make "
-                                f"them with `python {folder / 'bn_paper.py'}` (about a minute; needs "
-                                f"torch and scikit-learn) from a checkout of the bnviz repository")
-    return paths
-
-
 def _demo(args: argparse.Namespace) -> int:
+    from bnviz.demo import DEMO_LAYER, demo_paths
+
     first, second = demo_paths()
-    # the last hidden layer: where the BN paper's Figure 1 looks
     return _view(argparse.Namespace(files=[str(first)], compare=str(second), layer=DEMO_LAYER))
 
 

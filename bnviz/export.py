@@ -180,6 +180,9 @@ def file_name(layer: str | None, view: str, fmt: str) -> str:
 
 def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: bool,
            progress: Progress | None) -> list[Path]:
+    from bnviz.viewer_deps import require_viewer
+
+    require_viewer(f"{fmt.upper()} export")
     # Headless: no window ever shows, with or without a display (a caller may still choose).
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from bnviz.app.render import render_view

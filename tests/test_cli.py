@@ -8,7 +8,7 @@ import pytest
 
 import bnviz
 import bnviz.app
-from bnviz import cli
+from bnviz import cli, demo
 from bnviz.analysis.findings import Thresholds, findings
 from bnviz.store import open_run
 from bnviz.store.synthetic import NAN_AT, pathology_layers, write_synthetic_run
@@ -67,19 +67,41 @@ def test_view_without_a_display_says_so_instead_of_hiding_a_window(runs, viewer,
 
 
 def test_demo_opens_the_bn_paper_pair_in_compare_mode(tmp_path, viewer, monkeypatch):
-    for name in cli.DEMO_RUNS:
+    for name in demo.DEMO_RUNS:
         write_synthetic_run(tmp_path / name, layers=2, channels=4, steps=5)
-    monkeypatch.setattr(cli, "sample_runs_folder", lambda: tmp_path)
+    monkeypatch.setattr(demo, "demo_folders", lambda: [tmp_path / "not-installed", tmp_path])
     assert cli.main(["demo"]) == 0
     # the BN paper's last hidden layer, where its Figure 1 looks
-    assert viewer == [([str(tmp_path / cli.DEMO_RUNS[0])], str(tmp_path / cli.DEMO_RUNS[1]), cli.DEMO_LAYER)]
+    assert viewer == [([str(tmp_path / demo.DEMO_RUNS[0])], str(tmp_path / demo.DEMO_RUNS[1]), demo.DEMO_LAYER)]
 
 
-def test_demo_without_recordings_says_how_to_make_them(tmp_path, viewer, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "sample_runs_folder", lambda: tmp_path)
+def test_demo_from_a_checkout_uses_the_sample_runs():
+    # an editable install has no packaged copy; the checkout's sample_runs/ holds the pair
+    assert [p.parent.name for p in demo.demo_paths()] == ["sample_runs"] * 2
+
+
+def test_demo_without_recordings_says_how_to_get_them(tmp_path, viewer, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "demo_folders", lambda: [tmp_path / "a", tmp_path / "b"])
     assert cli.main(["demo"]) == 1
     err = capsys.readouterr().err
-    assert "bn_paper_with_bn.h5" in err and "bn_paper.py" in err and viewer == []
+    assert err.count("\n") == 1 and "bn_paper_with_bn.h5" in err and "bn_paper.py" in err
+    assert "pip install" in err and viewer == []
+
+
+def test_view_refuses_a_file_that_is_not_a_recording_before_any_window(tmp_path, viewer, capsys):
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"PK\x03\x04 a torch checkpoint, not a recording")
+    assert cli.main(["view", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bnviz view: error: ") and err.count("\n") == 1 and "model.pt" in err
+    assert viewer == []
+
+
+@pytest.mark.parametrize("value, why", [("2", "outside 0-1"), ("-0.1", "outside 0-1"), ("high", "not a number")])
+def test_fail_on_outside_the_severity_range_is_a_usage_error(runs, capsys, value, why):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["info", str(runs[0]), "--fail-on", value])
+    assert e.value.code == 2 and why in capsys.readouterr().err
 
 
 def test_info_text_names_the_run_and_its_findings(runs, capsys):

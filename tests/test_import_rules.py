@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "bnviz.app")
 TORCH = ("torch", "bnviz.hooks")
 VIEWER_PACKAGES = ("bnviz.store", "bnviz.analysis", "bnviz.app")
-VIEWER_SOURCES = [ROOT / "bnviz" / "__init__.py", ROOT / "bnviz" / "cli.py", ROOT / "bnviz" / "export.py",
+VIEWER_SOURCES = [*(ROOT / "bnviz").glob("*.py"),
                   *(p for pkg in ("store", "analysis", "app") for p in (ROOT / "bnviz" / pkg).rglob("*.py"))]
 TRAINING_SOURCES = sorted((ROOT / "hooks").rglob("*.py"))
 

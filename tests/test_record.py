@@ -263,3 +263,17 @@ def test_an_optimizer_without_step_hooks_is_refused_and_leaves_the_model_as_it_w
     with pytest.raises(TypeError, match="OldOptimizer"):
         bnviz.record(model, tmp_path / "run.h5", optimizer=OldOptimizer())
     assert type(model[1]) is nn.BatchNorm2d
+
+
+def test_probes_record_evenly_spread_channels_as_documented(tmp_path):
+    # bnviz.record's docstring: an int k gives the centres of k equal segments (1: the middle).
+    # small_cnn's layers have 8, 6 and 4 channels.
+    expected = {1: [[4], [3], [2]], 2: [[2, 6], [1, 4], [1, 3]]}
+    x = torch.randn(4, 3, 8, 8)
+    for k, channels in expected.items():
+        model = small_cnn()
+        with bnviz.record(model, tmp_path / f"p{k}.h5", probes=k) as rec:
+            model(x)
+            rec.step()
+        with open_run(tmp_path / f"p{k}.h5") as run:
+            assert [list(li.probe_channels) for li in run.layers] == channels
