@@ -18,6 +18,8 @@ _LAZY = {
     "open_run": ("bnviz.store", "open_run"),
     "findings": ("bnviz.analysis.findings", "findings"),
     "Thresholds": ("bnviz.analysis.findings", "Thresholds"),
+    "show": ("bnviz.notebook", "show"),
+    "findings_frame": ("bnviz.notebook", "findings_frame"),
 }
 __all__ = ["__version__", "export", *_LAZY]
 

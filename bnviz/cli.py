@@ -1,8 +1,8 @@
-"""The ``bnviz`` command: view, demo, info and export (docs/cli.md).
+"""The ``bnviz`` command: view, demo, info, export and report (docs/cli.md).
 
 Exit status: 0 success, 1 bad input or an unreadable file (the message says which and why),
 2 a usage error (argparse), 3 ``info --fail-on`` found a finding at or above that severity.
-Only ``view``/``demo`` and picture exports load Qt; nothing here loads torch.
+Only ``view``/``demo``, picture exports and reports load Qt; nothing here loads torch.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-COMMANDS = ("view", "demo", "info", "export")
+COMMANDS = ("view", "demo", "info", "export", "report")
 EXIT_ERROR, EXIT_FINDINGS = 1, 3
 
 
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     from bnviz.export import ExportError
+    from bnviz.report import ReportError
     from bnviz.store import RunFileError
     from bnviz.viewer_deps import ViewerMissing
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `bnviz info RUN | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
-    except (RunFileError, ExportError, ViewerMissing, OSError) as e:
+    except (RunFileError, ExportError, ReportError, ViewerMissing, OSError) as e:
         print(f"bnviz {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -82,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--compare", metavar="OTHER", help="overlay a second recording, layers matched by name")
     e.add_argument("--format", choices=("png", "svg", "csv"), help="format when OUT is a folder")
     e.set_defaults(func=_export)
+
+    r = sub.add_parser("report", help="write one self-contained HTML page: summary, findings with pictures, "
+                       "drift of every layer")
+    r.add_argument("run", metavar="RUN")
+    r.add_argument("-o", "--output", required=True, metavar="OUT.html")
+    r.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a findings threshold (repeatable; see docs/cli.md)")
+    r.set_defaults(func=_report)
     return p
 
 
@@ -129,15 +138,22 @@ def _demo(args: argparse.Namespace) -> int:
     return _view(argparse.Namespace(files=[str(first)], compare=str(second), layer=DEMO_LAYER))
 
 
-def _info(args: argparse.Namespace) -> int:
+def _thresholds(args: argparse.Namespace):
     from bnviz.analysis.findings import Thresholds
+
+    try:
+        return Thresholds.parse(args.threshold)
+    except ValueError as e:
+        print(f"bnviz {args.command}: error: {e}", file=sys.stderr)
+        return None
+
+
+def _info(args: argparse.Namespace) -> int:
     from bnviz.analysis.runinfo import describe, format_text
     from bnviz.store import open_run
 
-    try:
-        thresholds = Thresholds.parse(args.threshold)
-    except ValueError as e:
-        print(f"bnviz info: error: {e}", file=sys.stderr)
+    thresholds = _thresholds(args)
+    if thresholds is None:
         return EXIT_ERROR
     with open_run(args.run) as run:
         info = describe(run, thresholds)
@@ -160,4 +176,16 @@ def _export(args: argparse.Namespace) -> int:
     folder = written[0].parent
     where = written[0] if len(written) == 1 else f"{len(written)} files in {folder} (open {folder / 'index.html'})"
     print(f"wrote {where}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bnviz.export import stderr_progress
+    from bnviz.report import write_report
+
+    thresholds = _thresholds(args)
+    if thresholds is None:
+        return EXIT_ERROR
+    out = write_report(args.run, args.output, thresholds, progress=stderr_progress)
+    print(f"wrote {out}", file=sys.stderr)
     return 0

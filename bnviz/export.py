@@ -47,7 +47,7 @@ def export(run, out, *, layer: str | list[str] | None = None, view: str = "drift
     layer and an ``index.html``. Raises ``ExportError`` on bad input, ``bnviz.store.RunFileError``
     on unreadable files.
     """
-    view = _check_view(view)
+    view = check_view(view)
     out = Path(out)
     fmt, single = _format(out, fmt)
     from bnviz.store import open_run
@@ -68,7 +68,7 @@ def export(run, out, *, layer: str | list[str] | None = None, view: str = "drift
         return _write(main, other, view, names, step_range, fmt, target, folder is not None, progress)
 
 
-def _check_view(view: str) -> str:
+def check_view(view: str) -> str:
     v = view.replace("_", "-")
     if v not in VIEWS:
         raise ExportError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
@@ -184,7 +184,8 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
 
     require_viewer(f"{fmt.upper()} export")
     # Headless: no window ever shows, with or without a display (a caller may still choose).
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("QT_QPA_PLATFORM"):  # unset or empty
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from bnviz.app.render import render_view
 
     parent = target.resolve().parent

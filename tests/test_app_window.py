@@ -205,7 +205,7 @@ def test_compare_findings_list_run_b_tagged_and_clickable(window, qtbot, tmp_pat
     assert not w.findings._procs, "both analyses stopped"
 
 def test_a_probe_without_gamma_or_running_stats_gets_a_note_not_nan_marks(window, qtbot):
-    from bnviz.cli import demo_paths
+    from bnviz.demo import demo_paths
 
     with_bn, without_bn = demo_paths()
     w = opened(window, qtbot, with_bn, without_bn)

@@ -12,14 +12,10 @@ import sys
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
+from bnviz.app.finding_view import finding_changes
 from bnviz.app.findings_job import parse
 from bnviz.app.session import Session
 
-# Which view shows a finding best.
-VIEW_FOR_KIND = {"nonfinite": "drift", "dead": "gamma_beta", "saturated": "gamma_beta",
-                 "gamma_beta_zone": "gamma_beta", "gamma_collapse": "gamma_beta",
-                 "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution",
-                 "ranks_disagree": "ranks"}
 COLUMNS = ("", "Run", "Layer", "Finding")
 START_DELAY_MS = 300
 LIVE_EVERY_MS = 30_000
@@ -176,15 +172,7 @@ class FindingsPanel(QtWidgets.QWidget):
         primary = self.session.primary
         # a B finding: the layer of that name in A, as compare mode matches layers
         layer = f.layer if primary is None or primary.layer(f.layer) is not None else self.session.state.layer
-        changes = {"layer": layer, "view": VIEW_FOR_KIND.get(f.kind, "drift")}
-        if f.channels:
-            changes["channel"] = f.channels[0]
-        steps = self.session.steps
-        if f.kind == "drift" and len(steps):
-            changes["reference_step"] = int(steps[0])
-            changes["step"] = f.last_step
-        elif f.first_step is not None:
-            changes["step"] = f.first_step
-        if f.kind in ("dead", "saturated") and self.session.state.view != "channels":
-            changes["channel_metric"] = "sat_y"
+        changes = {**finding_changes(f, self.session.steps), "layer": layer}
+        if self.session.state.view == "channels":  # keep the metric the user chose there
+            changes.pop("channel_metric", None)
         self.session.state.update(**changes)

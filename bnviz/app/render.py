@@ -41,7 +41,7 @@ def usual_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _atomic(path, write) -> None:
+def write_atomically(path, write) -> None:
     """Write through a temporary file in the same folder, so a failure leaves nothing behind.
     The result gets the usual mode, not mkstemp's private 0600."""
     path = Path(path)
@@ -79,7 +79,7 @@ def write_csv(table: dict, path) -> None:
             w.writerow(names)
             for i in range(n_rows):
                 w.writerow([cell(c, i) for c in cols])
-    _atomic(path, write)
+    write_atomically(path, write)
 
 
 CAPTION_HEIGHT = 28
@@ -120,7 +120,7 @@ def write_png(view, path) -> None:
             painter.end()
         if not image.save(tmp, "PNG"):
             raise ExportError(f"{path}: Qt could not write the PNG")
-    _atomic(path, write)
+    write_atomically(path, write)
 
 
 def write_svg(view, path) -> None:
@@ -145,7 +145,7 @@ def write_svg(view, path) -> None:
                          view.glw.mapToScene(rect).boundingRect())
         finally:
             painter.end()
-    _atomic(path, write)
+    write_atomically(path, write)
 
 
 def export_view(view, path) -> None:

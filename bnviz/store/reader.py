@@ -562,6 +562,11 @@ class Run:
     def __exit__(self, *exc):
         self.close()
 
+    def _repr_html_(self) -> str:  # what a notebook shows for a run: bnviz/notebook.py
+        from bnviz.notebook import run_html
+
+        return run_html(self)
+
     def __repr__(self) -> str:
         return (f"<bnviz Run {self.path.name}: {len(self.layers)} layers, "
                 f"{self._counts['summary']} rows, format {self.format_version}>")
