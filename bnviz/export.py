@@ -180,14 +180,7 @@ def file_name(layer: str | None, view: str, fmt: str) -> str:
 
 def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: bool,
            progress: Progress | None) -> list[Path]:
-    from bnviz.viewer_deps import require_viewer
-
-    require_viewer(f"{fmt.upper()} export")
-    # Headless: no window ever shows, with or without a display (a caller may still choose).
-    if not os.environ.get("QT_QPA_PLATFORM"):  # unset or empty
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from bnviz.app.render import render_view
-
+    draw = _csv_writer(main, other) if fmt == "csv" else _picture_writer(main, other, fmt)
     parent = target.resolve().parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
@@ -196,8 +189,7 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
             if progress is not None:
                 progress(i, len(names), name or view)
             path = tmp / (file_name(name, view, fmt) if as_folder else target.name)
-            render_view(main.path, path, state=_state(view, name, step_range),
-                        compare=None if other is None else other.path)
+            draw(_state(view, name, step_range), path)
             written.append(path.name)
         if progress is not None:
             progress(len(names), len(names), "")
@@ -211,6 +203,27 @@ def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: b
         return [target]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _csv_writer(main, other):
+    """CSV needs no Qt: the views' tables come from the open runs (bnviz.app.tables)."""
+    from bnviz.app.render import write_csv
+    from bnviz.app.tables import export_table
+
+    return lambda state, path: write_csv(export_table(state, main, other), path)
+
+
+def _picture_writer(main, other, fmt: str):
+    from bnviz.viewer_deps import require_viewer
+
+    require_viewer(f"{fmt.upper()} export")
+    # Headless: no window ever shows, with or without a display (a caller may still choose).
+    if not os.environ.get("QT_QPA_PLATFORM"):  # unset or empty
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from bnviz.app.render import render_view
+
+    compare = None if other is None else other.path
+    return lambda state, path: render_view(main.path, path, state=state, compare=compare)
 
 
 def _give_usual_modes(folder: Path) -> None:

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import bnviz
 from bnviz import cli, viewer_deps
 from bnviz.store.synthetic import write_synthetic_run
 
@@ -31,6 +32,17 @@ def test_info_works_without_qt(run):
     out = bnviz_without_qt("info", run, cwd=run.parent)
     assert out.returncode == 0, out.stderr
     assert "findings" in out.stdout
+
+
+@pytest.mark.parametrize("view", ["drift", "channels", "distribution"])
+def test_csv_export_works_without_qt_and_gives_the_same_file(run, tmp_path, view):
+    out = bnviz_without_qt("export", run, "--view", view, "--layer", "layer1.0.bn1", "-o", tmp_path / "a.csv",
+                           cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    bnviz.export(run, tmp_path / "b.csv", layer="layer1.0.bn1", view=view)  # Qt is importable here
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert len((tmp_path / "a.csv").read_text().splitlines()) > 5
 
 
 @pytest.mark.parametrize("args", [["export", "{run}", "-o", "x.png"], ["export", "{run}", "-o", "x.svg"],

@@ -1,0 +1,59 @@
+"""The numbers a view exports as CSV, without Qt: what each view's ``draw`` returns and
+``BaseView.export_table`` joins, computed from a ``ViewState`` and the open runs.
+
+``bnviz export -o x.csv`` uses this, so CSV works on a base install (no PySide6); the test
+suite checks, view by view, that it equals the live view's table.
+"""
+
+from __future__ import annotations
+
+from bnviz.app.data import (Table, at_steps, channel_matrix, channel_table, distribution, distribution_table,
+                            drift_table, gamma_beta_table, matrix_table, overview_matrix, rank_data, rank_table,
+                            rows_in_range, train_eval_table)
+from bnviz.app.stepping import snap
+
+TIME_AXIS = {"drift", "channels", "gamma_beta", "train_eval", "overview", "ranks"}  # not: distribution
+
+
+def run_table(view: str, run, layer: str, state, step: int | None) -> Table:
+    """One run's table for ``view`` of ``layer``; ``step``: the cursor step (distribution)."""
+    ch = state.channel or 0
+    if view == "drift":
+        return drift_table(run, layer, state.phase)
+    if view == "gamma_beta":
+        t = gamma_beta_table(run, layer, state.phase)
+        return {**t, **at_steps(channel_table(run, layer, ch, ("gamma", "beta"), state.phase), t["step"], ch)}
+    if view == "train_eval":
+        t = train_eval_table(run, layer, "all")
+        ct = channel_table(run, layer, ch, ("pre_mean", "running_mean", "pre_var", "running_var"), "train")
+        return {**t, **at_steps(ct, t["step"], ch)}
+    if view == "channels":
+        steps, m = channel_matrix(run, layer, state.channel_metric, state.phase)
+        return matrix_table(steps, m, f"{state.channel_metric}_c") if len(steps) else {"step": steps}
+    if view == "overview":
+        steps, m = overview_matrix(run, state.overview_metric, state.phase)
+        if not len(steps):
+            return {"step": steps}
+        return {"step": steps, **{li.path: m[:, i] for i, li in enumerate(run.layers)}}
+    if view == "ranks":
+        return rank_table(rank_data(getattr(run, "ranks", [run]), layer, state.phase))
+    if view == "distribution":
+        return distribution_table(distribution(run, layer, step, state.tensors))
+    raise ValueError(f"unknown view {view!r}")
+
+
+def export_table(state, main, other=None) -> Table:
+    """The CSV of ``state``'s view for ``main`` (and ``other``, compared: columns prefixed
+    ``A.``/``B.``, a run without the layer left out), as the window would export it."""
+    names = [li.path for li in main.layers]
+    layer = state.layer if state.layer in names else (names[0] if names else None)
+    slots = [("", main)] if other is None else [("A", main), ("B", other)]
+    steps = main.steps
+    step = state.step if state.step is not None and len(steps) and steps[0] <= state.step <= steps[-1] else None
+    step = snap(steps, step)
+    rng = state.step_range if state.view in TIME_AXIS else None
+    tables = {label: rows_in_range(run_table(state.view, run, layer, state, step), rng)
+              for label, run in slots if layer is not None and any(li.path == layer for li in run.layers)}
+    if len(tables) == 1:
+        return next(iter(tables.values()))
+    return {f"{label}.{k}": v for label, t in tables.items() for k, v in t.items()}
