@@ -5,7 +5,9 @@ first instrumented forward pass only, a ``TorchFunctionMode`` watches every torc
 follows the data: a layer's activation is the first recognised activation function applied to the
 layer's output tensor, directly or through shape-only ops and dropout (view, reshape, flatten,
 permute, contiguous, dropout...). Module activations (nn.ReLU, nn.Sigmoid...) are seen through the
-functional call they make and reported with source "module". Consequences, by construction:
+functional call they make and reported with source "module". Inside a BN subclass whose forward
+adds its own activation (timm's BatchNormAct2d), the output of its batch_norm call is followed the
+same way and the activation reported with source "fused". Consequences, by construction:
 BN placed after an activation gets the activation after it, not the one before; a BN whose output
 first meets anything else (a residual add, a linear layer) gets "none"; a layer that did not run in
 the observed pass stays "unknown". The observation costs nothing after the first pass.
@@ -108,6 +110,7 @@ _TRANSPARENT = {
     torch.Tensor.float, torch.Tensor.to, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
     F.feature_alpha_dropout,
 }
+_BATCH_NORMS = {F.batch_norm, torch.batch_norm}
 _ACTIVATION_MODULES = (
     torch.nn.ReLU, torch.nn.ReLU6, torch.nn.Hardtanh, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU,
     torch.nn.SiLU, torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.SELU, torch.nn.CELU, torch.nn.Mish,
@@ -156,8 +159,12 @@ class ForwardObserver:
     holds how often each layer ran in that forward.
     """
 
-    def __init__(self, root, layers: dict, done):
+    def __init__(self, root, layers: dict, done, fused=()):
         self.layers, self.done = layers, done
+        # Layers whose own forward may apply an activation (BN subclasses): inside them, the output
+        # of the batch_norm call on the layer's input is followed; ``normalised`` gets those seen.
+        self.fused, self.normalised = set(fused), set()
+        self.inside: list[tuple[int, object]] = []
         self.order: list[int] = []
         self.calls: dict[int, int] = {}  # layer index -> calls in the observed forward (a reused module: > 1)
         self.found: dict[int, tuple[str, str]] = {}
@@ -171,12 +178,14 @@ class ForwardObserver:
         if self.mode is not None:  # a previous observed forward raised: start over
             self._exit()
         for m, idx in self.layers.items():
+            if idx in self.fused:
+                self.temp.append(m.register_forward_pre_hook(self._fused_enter(idx)))
             self.temp.append(m.register_forward_hook(self._layer_hook(idx)))
         for m in module.modules():
             if isinstance(m, _ACTIVATION_MODULES):
                 self.temp.append(m.register_forward_pre_hook(self._act_enter))
                 self.temp.append(m.register_forward_hook(self._act_leave))
-        self.order, self.calls, self.found, self.tracked = [], {}, {}, {}
+        self.order, self.calls, self.found, self.tracked, self.inside = [], {}, {}, {}, []
         self.mode = _FollowMode(self)
         self.mode.__enter__()
 
@@ -204,11 +213,19 @@ class ForwardObserver:
 
     def _layer_hook(self, idx):
         def hook(module, args, output):
+            if self.inside and self.inside[-1][0] == idx:
+                self.inside.pop()
             if idx not in self.order:
                 self.order.append(idx)
             self.calls[idx] = self.calls.get(idx, 0) + 1
             if isinstance(output, torch.Tensor):
                 self.tracked[id(output)] = (idx, output)
+
+        return hook
+
+    def _fused_enter(self, idx):
+        def hook(module, args):
+            self.inside.append((idx, args[0] if args else None))
 
         return hook
 
@@ -220,6 +237,12 @@ class ForwardObserver:
 
     def see(self, func, args, kwargs, out):
         x = _first_tensor(args, kwargs)
+        if self.inside and func in _BATCH_NORMS:
+            idx, layer_input = self.inside[-1]
+            if x is layer_input and isinstance(out, torch.Tensor):
+                self.normalised.add(idx)
+                self.tracked[id(out)] = (idx, out)
+            return
         entry = self.tracked.get(id(x)) if isinstance(x, torch.Tensor) else None
         if entry is None or entry[1] is not x:
             return
@@ -227,6 +250,7 @@ class ForwardObserver:
         name = _classify(func, args, kwargs)
         if name is not None:
             if idx not in self.found:
-                self.found[idx] = (name, "module" if self.in_activation_module else "functional")
+                fused = self.inside and self.inside[-1][0] == idx
+                self.found[idx] = (name, "fused" if fused else "module" if self.in_activation_module else "functional")
         elif func in _TRANSPARENT and isinstance(out, torch.Tensor):
             self.tracked[id(out)] = (idx, out)

@@ -152,7 +152,7 @@ class StatsEngine:
         self.every, self.channel_every, self.hist_every = every, channel_every, hist_every
         self.samples, self.pool = samples, pool
         self._modules = instrumentation.modules
-        self._features = [int(m.num_features) for m in self._modules]
+        self._features = instrumentation.features
         self.L = len(self._modules)
         self._offsets = np.concatenate([[0], np.cumsum(self._features)]).tolist()
         self.dropped_steps = 0
@@ -373,6 +373,8 @@ class StatsEngine:
                            ("_buffers", "running_mean"), ("_buffers", "running_var")):
             for m, nan in zip(self._modules, self._nan):
                 t = getattr(m, kind).get(name)
+                if t is None and kind == "_parameters":
+                    t = m._buffers.get(name)  # a frozen BN's gamma and beta are buffers
                 parts.append(t.detach() if t is not None else nan)
         return torch.cat(parts).float().view(4, -1)
 

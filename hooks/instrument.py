@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm, _LazyNormBase
 
-from . import batchnorm
+from . import batchnorm, foreign
 from .activations import ForwardObserver, check_activation, zone_of
 from .probe import Probe
 
@@ -37,6 +37,8 @@ class LayerInfo:
     # Calls of the layer in one forward of the model (a module reused in a forward: > 1; only the
     # first call of each step is recorded). 1 until the first forward has been observed.
     calls_per_forward: int = 1
+    # A frozen BN (buffers only): recorded as a BN in eval mode.
+    frozen: bool = False
     module: nn.Module = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
@@ -62,9 +64,9 @@ class Instrumentation:
                 "Instrument the model once, outside any transform."
             )
         self.model = model
-        found, unknown = [], []
+        found = []
         for path, m in model.named_modules():
-            if batchnorm.is_instrumented(m) or (isinstance(m, Probe) and "_bnviz_index" in m.__dict__):
+            if batchnorm.is_instrumented(m) or "_bnviz_index" in m.__dict__ or foreign.is_attached(m):
                 raise RuntimeError(
                     f"{type(model).__name__} is already instrumented (layer {path!r}): call detach() on the "
                     "first Instrumentation (or leave its with-block) before instrumenting again."
@@ -74,48 +76,49 @@ class Instrumentation:
                     f"layer {path!r} is a {type(m).__name__} that has not seen data yet: run one forward pass "
                     "so it becomes a plain BatchNorm, then instrument the model."
                 )
-            if type(m) in batchnorm.OWN or isinstance(m, Probe):
+            if isinstance(m, (_BatchNorm, Probe)) or foreign.is_frozen_bn(m):
                 found.append((path, m))
-            elif isinstance(m, _BatchNorm):
-                unknown.append(f"{path} ({type(m).__name__})")
-        if unknown:
-            warnings.warn(
-                "bnviz does not record these BatchNorm subclasses (their forward may differ from torch's), "
-                "they are left as they are: " + ", ".join(unknown),
-                stacklevel=3,
-            )
         if not found:
             raise ValueError(
-                f"{type(model).__name__} has no BatchNorm1d/2d/3d, SyncBatchNorm or bnviz.hooks.Probe layer to record."
+                f"{type(model).__name__} has no BatchNorm layer (torch's BatchNorm1d/2d/3d, SyncBatchNorm or "
+                "a subclass, a frozen BN) or bnviz.hooks.Probe layer to record."
             )
         self._user = self._check_activations(activations, [p for p, _ in found])
         k, chosen = self._check_probes(probes, found)
         self._layers = []
+        fused = set()  # BN subclasses: their forward may add an activation (recorded from outside)
         for i, (path, m) in enumerate(found):
-            probe = isinstance(m, Probe)
+            probe, frozen = isinstance(m, Probe), foreign.is_frozen_bn(m)
+            bn = not (probe or frozen)
+            features = int(m.num_features) if hasattr(m, "num_features") else m.weight.numel()
             act = self._user.get(path, "unknown")
             rule, thr = zone_of(act)
             self._layers.append(LayerInfo(
                 index=i, path=path, kind="Probe" if probe else type(m).__name__,
-                num_features=int(m.num_features), eps=float(m.eps),
-                momentum=None if probe or m.momentum is None else float(m.momentum),
-                affine=False if probe else bool(m.affine),
-                track_running_stats=False if probe else bool(m.track_running_stats),
+                num_features=features, eps=float(m.eps),
+                momentum=float(m.momentum) if bn and m.momentum is not None else None,
+                affine=frozen or (bn and bool(m.affine)),
+                track_running_stats=frozen or (bn and bool(m.track_running_stats)),
                 activation=act, activation_source="user" if path in self._user else "none",
                 zone_rule=rule, zone_threshold=thr,
-                probe_channels=chosen.get(path, _spread(k, int(m.num_features))), module=m,
+                probe_channels=chosen.get(path, _spread(k, features)), frozen=frozen, module=m,
             ))
             if probe:
                 object.__setattr__(m, "_bnviz_index", i)
-            else:
+            elif type(m) in batchnorm.OWN:
                 batchnorm.swap_in(m, i, kernel)
+            else:
+                foreign.attach(m, i, frozen)
+                if bn:
+                    fused.add(i)
         self._found = found
         self.kernel = kernel
         self.probes_per_layer = k
         self.version = 0  # bumped when the layer order or activations change (after the first forward)
         self.observed = False
         self._order = list(range(len(found)))
-        self._observer = ForwardObserver(model, {li.module: li.index for li in self._layers}, self._observed)
+        self.unchecked: list[str] = []  # subclass layers whose forward was not seen to batch-normalise their input
+        self._observer = ForwardObserver(model, {li.module: li.index for li in self._layers}, self._observed, fused)
         self._attached = True
 
     @staticmethod
@@ -161,6 +164,9 @@ class Instrumentation:
                 li.activation_source = "none"
             li.zone_rule, li.zone_threshold = zone_of(li.activation)
             li.calls_per_forward = self._observer.calls.get(li.index, 1)
+        self.unchecked = [f"{li.path} ({li.kind})" for li in self._layers
+                          if li.index in self._observer.fused and li.index in order
+                          and li.index not in self._observer.normalised]
         self.observed = True
         self.version += 1
 
@@ -180,6 +186,11 @@ class Instrumentation:
         return list(self._order)
 
     @property
+    def features(self) -> list[int]:
+        """Channels of each module of ``modules`` (a frozen BN may have no ``num_features``)."""
+        return [li.num_features for li in self._layers]
+
+    @property
     def modules(self) -> list[nn.Module]:
         """Modules in registration order (index = internal layer number)."""
         return [m for _, m in self._found]
@@ -192,7 +203,7 @@ class Instrumentation:
         if not self._attached:
             return
         for m in self.modules:
-            batchnorm.set_sink(m, sink)
+            (foreign.set_sink if foreign.is_attached(m) else batchnorm.set_sink)(m, sink)
 
     def detach(self) -> None:
         """Swap every layer back to torch's class; the modules keep all their state. Idempotent."""
@@ -205,6 +216,8 @@ class Instrumentation:
                 batchnorm.forget(m)
             elif batchnorm.is_instrumented(m):
                 batchnorm.swap_out(m)
+            elif foreign.is_attached(m):
+                foreign.detach(m)
         self._attached = False
 
     @property
@@ -219,7 +232,12 @@ class Instrumentation:
 
 
 def instrument(model: nn.Module, activations=None, probes=1, kernel: str = "native") -> Instrumentation:
-    """Instrument every BatchNorm1d/2d/3d, SyncBatchNorm and Probe layer of ``model`` in place.
+    """Instrument every BatchNorm layer and Probe of ``model`` in place.
+
+    torch's BatchNorm1d/2d/3d and SyncBatchNorm are swapped to bnviz's reporting classes; a subclass
+    of torch's BN (timm's BatchNormAct2d: BN with a fused activation) and a frozen BN
+    (FrozenBatchNorm2d: buffers only, recorded as eval-mode BN) keep their own forward and are
+    recorded from a forward pre-hook (``foreign.py``).
 
     activations: {layer path: activation name} overrides detection (names in ``activations.ACTIVATIONS``).
     probes: channels per layer whose y quantiles are recorded: an int k (k channels evenly spread) or

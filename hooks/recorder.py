@@ -272,8 +272,8 @@ class Recorder:
             self._reattach(replaced, step)
             return
         self.engine.end_step(step)
-        if self.instrumentation.observed and "reused" not in self._told:
-            self._tell_reused()
+        if self.instrumentation.observed and "layers" not in self._told:
+            self._tell_layers()
         due = (self.engine.rows_pending >= self._flush_every
                or time.monotonic() - self._last_flush >= self._flush_seconds)
         if due and self.engine.rows_pending:
@@ -315,10 +315,16 @@ class Recorder:
                               "the first forward. Pass optimizer= to bnviz.record, or call rec.step() "
                               "after each optimizer step.")
 
-    def _tell_reused(self) -> None:
+    def _tell_layers(self) -> None:
+        """What the first observed forward showed about layers bnviz cannot record as asked."""
+        self._told.add("layers")
+        unchecked = self.instrumentation.unchecked
+        if unchecked:
+            _warn("bnviz: these BatchNorm subclasses did not normalise their input with F.batch_norm in "
+                  f"their forward: {', '.join(unchecked)}. bnviz records their input and their own "
+                  "weight, bias and running statistics as a BN's; check that this is what they compute.")
         reused = [f"{li.path} ({li.calls_per_forward} calls)" for li in self.instrumentation.layers
                   if li.calls_per_forward > 1]
-        self._told.add("reused")
         if reused:
             _warn("bnviz: these BN layers run more than once in one forward of the model: "
                   f"{', '.join(reused)}. bnviz records the first call of each step (the layer table "

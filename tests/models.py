@@ -130,3 +130,66 @@ class ReusedBN(nn.Module):
 
 def cnn_batch(n: int = 8, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm's BatchNormAct2d, its forward as timm writes it: BN bookkeeping, F.batch_norm, drop, act."""
+
+    def __init__(self, num_features, act_layer=nn.ReLU, drop: float = 0.0, momentum=0.1):
+        super().__init__(num_features, momentum=momentum)
+        self.drop = nn.Dropout(drop) if drop else nn.Identity()
+        self.act = act_layer()
+
+    def forward(self, x):
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        bn_training = self.training or (self.running_mean is None and self.running_var is None)
+        use = not self.training or self.track_running_stats
+        x = F.batch_norm(x, self.running_mean if use else None, self.running_var if use else None,
+                         self.weight, self.bias, bn_training, factor, self.eps)
+        return self.act(self.drop(x))
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """torchvision.ops.FrozenBatchNorm2d: fixed statistics and affine parameters, as buffers."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x):
+        scale = self.weight.reshape(1, -1, 1, 1) * (self.running_var.reshape(1, -1, 1, 1) + self.eps).rsqrt()
+        bias = self.bias.reshape(1, -1, 1, 1) - self.running_mean.reshape(1, -1, 1, 1) * scale
+        return x * scale + bias
+
+
+class TimmStyleNet(nn.Module):
+    """A frozen stem (detection-backbone style), then conv + BatchNormAct2d blocks with SiLU and dropout."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv2d(3, 6, 3, padding=1, bias=False)
+        self.stem_bn = FrozenBatchNorm2d(6)
+        with torch.no_grad():
+            self.stem_bn.weight.uniform_(0.5, 1.5)
+            self.stem_bn.bias.uniform_(-0.2, 0.2)
+            self.stem_bn.running_mean.uniform_(-0.1, 0.1)
+            self.stem_bn.running_var.uniform_(0.5, 2.0)
+        self.conv1 = nn.Conv2d(6, 8, 3, padding=1, bias=False)
+        self.bn1 = BatchNormAct2d(8, act_layer=nn.SiLU, drop=0.1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = BatchNormAct2d(8, act_layer=nn.Identity)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = F.relu(self.stem_bn(self.stem(x)))
+        x = self.bn1(self.conv1(x))
+        x = torch.tanh(self.bn2(self.conv2(x)))
+        return self.head(x.mean(dim=(2, 3)))

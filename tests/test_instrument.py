@@ -78,7 +78,7 @@ def test_layer_table_keys():
     table = instrument(model, probes=2).layer_table()
     assert list(table[0]) == ["index", "path", "kind", "num_features", "eps", "momentum", "affine",
                               "track_running_stats", "activation", "activation_source", "zone_rule",
-                              "zone_threshold", "probe_channels", "calls_per_forward"]
+                              "zone_threshold", "probe_channels", "calls_per_forward", "frozen"]
     assert table[0]["kind"] == "BatchNorm2d" and table[2]["kind"] == "BatchNorm1d"
     assert table[0]["probe_channels"] == [2, 6]
 
@@ -88,17 +88,6 @@ def test_no_bn_is_an_error_but_probes_are_enough():
         instrument(nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
     ins = instrument(models.ProbeMLP())
     assert [li.kind for li in ins.layers] == ["Probe", "Probe"]
-
-
-def test_unknown_subclass_warned_once_and_skipped():
-    class MyBN(nn.BatchNorm2d):
-        pass
-
-    model = nn.Sequential(nn.Conv2d(3, 4, 1), MyBN(4), nn.BatchNorm2d(4), MyBN(4))
-    with pytest.warns(UserWarning, match=r"1 \(MyBN\), 3 \(MyBN\)") as record:
-        ins = instrument(model)
-    assert len(record) == 1
-    assert [li.path for li in ins.layers] == ["2"] and type(model[1]) is MyBN
 
 
 def test_lazy_unmaterialised_is_an_error():

@@ -1,0 +1,88 @@
+"""BN layers bnviz does not swap for its own class, recorded from outside their forward.
+
+- A ``_BatchNorm`` subclass (timm's ``BatchNormAct2d``: BN, then dropout and an activation, in one
+  module; any class deriving from torch's BN): its forward may do more than BN, so it runs untouched.
+- A frozen BN (torchvision's / detectron2's ``FrozenBatchNorm2d``): not a ``_BatchNorm`` at all, a
+  module whose buffers ``weight``, ``bias``, ``running_mean``, ``running_var`` (one value per channel)
+  are all it has: it normalises with its running statistics, so it is recorded as a BN in eval mode
+  whatever ``module.training`` says.
+
+A forward pre-hook reports the layer's input before its forward runs (so the running statistics
+are seen before any update); the engine computes the batch statistics in its own pass, and derives
+x-hat and y = gamma x-hat + beta from the layer's parameters or buffers, as for an eval row. Training is
+untouched: the hook only reads. Which activation follows a subclass's BN is found inside its forward
+(``activations.ForwardObserver``: the first activation applied to the output of its batch_norm call,
+source "fused").
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .batchnorm import MODE_BATCH, MODE_RUNNING, is_transformed
+
+FROZEN_BUFFERS = ("weight", "bias", "running_mean", "running_var")
+
+
+def is_frozen_bn(module: nn.Module) -> bool:
+    """A module whose own state is exactly the four BN buffers, 1-D and of one length."""
+    if isinstance(module, _BatchNorm) or module._parameters or set(module._buffers) != set(FROZEN_BUFFERS):
+        return False
+    sizes = {(b.dim(), b.numel()) if b is not None else None for b in module._buffers.values()}
+    return len(sizes) == 1 and None not in sizes and next(iter(sizes))[0] == 1
+
+
+# id(module) -> [module, layer index, frozen, sink, hook handle]. Kept here, not on the module, so a
+# deep copy (an EMA model) or a pickled model carries nothing of bnviz: the hook is a module-level
+# function (copied and pickled by reference) that finds no entry for a copy and does nothing.
+_ATTACHED: dict[int, list] = {}
+
+
+def attach(module: nn.Module, index: int, frozen: bool) -> None:
+    """Report ``module``'s forwards to the sink ``set_sink`` gives it, as layer ``index``."""
+    _ATTACHED[id(module)] = [module, index, frozen, None, module.register_forward_pre_hook(_pre_hook)]
+
+
+def _entry(module):
+    entry = _ATTACHED.get(id(module))
+    return entry if entry is not None and entry[0] is module else None
+
+
+def is_attached(module: nn.Module) -> bool:
+    return _entry(module) is not None
+
+
+def set_sink(module: nn.Module, sink) -> None:
+    _entry(module)[3] = sink
+
+
+def detach(module: nn.Module) -> None:
+    """Undo ``attach``: the module is as it was."""
+    _ATTACHED.pop(id(module))[4].remove()
+
+
+def _mode(m, frozen: bool) -> int:
+    if frozen:
+        return MODE_RUNNING
+    batch = m.training or (m.running_mean is None and m.running_var is None)
+    return MODE_BATCH if batch else MODE_RUNNING
+
+
+def _report(m, x, entry) -> None:
+    _, index, frozen, sink, _ = entry
+    try:
+        if x.dim() >= 2 and x.numel() > 0 and not is_transformed(x) and sink.wants(index, m.training):
+            sink.put(index, x, None, None, _mode(m, frozen))
+    except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
+        sink.fail(err)
+
+
+_report_outside_graph = torch.compiler.disable(_report)
+
+
+def _pre_hook(module, args):
+    entry = _entry(module)
+    if entry is not None and entry[3] is not None and args and isinstance(args[0], torch.Tensor):
+        (_report_outside_graph if torch.compiler.is_compiling() else _report)(module, args[0], entry)
