@@ -177,3 +177,26 @@ def test_a_bn_called_twice_per_forward_is_said_in_a_warning_and_the_layer_table(
         # the recorded call is the first one: conv(x), not conv(2 x)
         np.testing.assert_allclose(run.channels("bn", "pre_mean", 0), first_call_mean.numpy(), rtol=1e-5,
                                    atol=1e-6)
+
+
+def test_a_step_the_grad_scaler_skips_is_no_update_for_optimizer_but_counts_for_rec_step_n(tmp_path):
+    def run(path, explicit):
+        model = small_cnn()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 4)
+        with bnviz.record(model, path, optimizer=None if explicit else opt) as rec:
+            for step, x in enumerate(batches(4)):
+                loss = model(x).pow(2).mean() * (float("inf") if step == 1 else 1.0)
+                opt.zero_grad()
+                scaler.scale(loss).backward()
+                scaler.step(opt)  # step 1: inf gradients, the update is skipped
+                scaler.update()
+                if explicit:
+                    rec.step(step)
+        with open_run(path) as r:
+            return list(r.steps)
+
+    # the hook sees real updates only: the skipped step's forward joins the next update's step
+    assert run(tmp_path / "hook.h5", explicit=False) == [0, 1, 2]
+    # the loop's own counter (what Lightning and the HF Trainer do) keeps every step
+    assert run(tmp_path / "own.h5", explicit=True) == [0, 1, 2, 3]

@@ -1,0 +1,35 @@
+"""What every framework callback shares: the ``ranks=`` choice and the keyword checks."""
+
+from __future__ import annotations
+
+RANKS = ("zero", "all")
+
+
+def check_options(framework: str, ranks: str, record_kwargs: dict) -> None:
+    """Fail at construction (before training starts) on options a callback cannot honour."""
+    if ranks not in RANKS:
+        raise ValueError(f"ranks={ranks!r}: choose 'zero' (only the process of global rank 0 records) "
+                         "or 'all' (every rank records its own file: docs/distributed.md)")
+    taken = sorted({"optimizer", "start_step"} & set(record_kwargs))
+    if taken:
+        raise TypeError(f"the {framework} callback counts steps itself from the framework's step counter: "
+                        f"leave out {', '.join(taken)}")
+
+
+def records_here(ranks: str, global_rank: int) -> bool:
+    return ranks == "all" or int(global_rank) == 0
+
+
+def record_kwargs(record_kwargs: dict, steps_done: int) -> dict:
+    """``bnviz.record`` keywords; a resumed recording goes on from the framework's restored step."""
+    kwargs = dict(record_kwargs)
+    if kwargs.get("resume"):
+        kwargs["start_step"] = int(steps_done)
+    return kwargs
+
+
+def loss_of(outputs):
+    """The loss a training step returned (a tensor or a mapping with "loss"), or None."""
+    if isinstance(outputs, dict) or hasattr(outputs, "keys"):
+        outputs = outputs.get("loss")
+    return outputs if hasattr(outputs, "numel") and outputs.numel() == 1 else None

@@ -1,0 +1,103 @@
+"""bnviz.integrations.lightning with the real Lightning Trainer (CPU, a tiny model, a few steps)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+pl = pytest.importorskip("lightning.pytorch")
+
+from bnviz.integrations.lightning import BnvizCallback  # noqa: E402
+from bnviz.store import RecordingWarning, open_run  # noqa: E402
+
+BATCHES, ACCUMULATE, EPOCHS = 6, 2, 2
+
+
+class Net(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+
+def loader(seed):
+    g = torch.Generator().manual_seed(seed)
+    data = torch.utils.data.TensorDataset(torch.randn(BATCHES * 4, 3, 5, 5, generator=g),
+                                          torch.randint(0, 3, (BATCHES * 4,), generator=g))
+    return torch.utils.data.DataLoader(data, batch_size=4)
+
+
+class Counter(pl.Callback):
+    """The framework's own counters, seen by an independent callback."""
+
+    def __init__(self):
+        self.train_steps, self.val_steps, self.sanity = [], [], 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step not in self.train_steps:
+            self.train_steps.append(trainer.global_step)
+
+    def on_validation_start(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            self.sanity += 1
+        else:
+            self.val_steps.append(trainer.global_step)
+
+
+def fit(callbacks):
+    trainer = pl.Trainer(max_epochs=EPOCHS, accumulate_grad_batches=ACCUMULATE, limit_val_batches=2,
+                         num_sanity_val_steps=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                         deterministic=True, callbacks=callbacks)
+    model = Net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's advice (num_workers...) and its deprecations
+        warnings.simplefilter("error", RecordingWarning)  # but not bnviz's
+        trainer.fit(model, loader(1), loader(2))
+    return trainer, model
+
+
+def test_rows_follow_lightnings_global_step_and_training_is_unchanged(tmp_path):
+    counter = Counter()
+    trainer, model = fit([BnvizCallback(tmp_path / "run.h5"), counter])
+    _, twin = fit([])
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    steps = EPOCHS * BATCHES // ACCUMULATE
+    assert trainer.global_step == steps and counter.train_steps == list(range(steps))
+    assert counter.sanity == 1 and len(counter.val_steps) == EPOCHS
+    with open_run(tmp_path / "run.h5") as run:
+        # one train row per optimizer step, numbered as Lightning numbers the step in training_step
+        assert list(run.steps[run.rows("train")]) == counter.train_steps
+        # validation at the global step Lightning logs it at; the sanity check is not recorded
+        assert sorted(set(run.steps[run.rows("eval")])) == counter.val_steps
+        loss_steps, loss = run.scalar("loss")
+        assert list(loss_steps) == counter.train_steps and np.isfinite(loss).all()
+        assert [li.activation for li in run.layers] == ["relu"]
+    assert type(model.body[1]) is nn.BatchNorm2d
+
+
+def test_bad_options_fail_at_construction():
+    with pytest.raises(ValueError, match="ranks='some'"):
+        BnvizCallback("run.h5", ranks="some")
+    with pytest.raises(TypeError, match="leave out optimizer"):
+        BnvizCallback("run.h5", optimizer=object())
