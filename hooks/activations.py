@@ -163,7 +163,7 @@ class ForwardObserver:
         self.layers, self.done = layers, done
         # Layers whose own forward may apply an activation (BN subclasses): inside them, the output
         # of the batch_norm call on the layer's input is followed; ``normalised`` gets those seen.
-        self.fused, self.normalised = set(fused), set()
+        self.fused, self.normalised = set(fused), set[int]()
         self.inside: list[tuple[int, object]] = []
         self.order: list[int] = []
         self.calls: dict[int, int] = {}  # layer index -> calls in the observed forward (a reused module: > 1)
@@ -171,7 +171,7 @@ class ForwardObserver:
         self.tracked: dict[int, tuple[int, torch.Tensor]] = {}
         self.in_activation_module = 0
         self.mode = None
-        self.temp = []
+        self.temp: list = []
         self.handles = [root.register_forward_pre_hook(self._start), root.register_forward_hook(self._stop)]
 
     def _start(self, module, args):

@@ -139,6 +139,8 @@ class StatsEngine:
     + 3 x 69) + F_C x Ctot) float32 values, plus 3 x Ctot x samples for the working set.
     """
 
+    _step_rows: list[_Row]   # rows of the step in progress (set by _reset_rows)
+
     def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
                  every: int = 1, probes=None, samples: int = 64, pool: int = 256, first_step: int = 0,
                  no_step_calls: int = 0, on_no_step=None):
@@ -162,7 +164,7 @@ class StatsEngine:
         # ``on_no_step()`` runs once when ``no_step_calls`` training forwards came without a step
         self.calls = [0, 0]
         self._no_step_calls, self._on_no_step = no_step_calls, on_no_step
-        self._last_dropped = None
+        self._last_dropped: int | None = None
         self._train_rows = 0
         self._reset_rows()
         self._clear_open()
@@ -328,7 +330,7 @@ class StatsEngine:
     def _reset_rows(self):
         self._rows = self._ch_rows = self._h_rows = 0
         self._row_list: list[_Row] = []
-        self._step_rows: list[_Row] = []
+        self._step_rows = []
 
     def _clear_open(self):
         L = self.L
@@ -430,8 +432,8 @@ class StatsEngine:
         self._nan_l = torch.full((L,), torch.nan, **f32)
         self._xhat_lo = torch.full((L,), schema.XHAT_RANGE[0], **f32)
         self._xhat_hi = torch.full((L,), schema.XHAT_RANGE[1], **f32)
-        self._index_cache = {}
-        self._meta_cache = {}
+        self._index_cache: dict = {}
+        self._meta_cache: dict = {}
         self._zone_version = None
 
     def _zone(self):

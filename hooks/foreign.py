@@ -30,8 +30,11 @@ def is_frozen_bn(module: nn.Module) -> bool:
     """A module whose own state is exactly the four BN buffers, 1-D and of one length."""
     if isinstance(module, _BatchNorm) or module._parameters or set(module._buffers) != set(FROZEN_BUFFERS):
         return False
-    sizes = {(b.dim(), b.numel()) if b is not None else None for b in module._buffers.values()}
-    return len(sizes) == 1 and None not in sizes and next(iter(sizes))[0] == 1
+    buffers = list(module._buffers.values())
+    if any(b is None for b in buffers):
+        return False
+    sizes = {(b.dim(), b.numel()) for b in buffers}
+    return len(sizes) == 1 and next(iter(sizes))[0] == 1
 
 
 # id(module) -> [module, layer index, frozen, sink, hook handle]. Kept here, not on the module, so a

@@ -67,7 +67,7 @@ def default_schedule(num_layers: int, total_channels: int, every: int = 1,
     for name, value in (("every", every), ("channel_every", channel_every), ("hist_every", hist_every)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int or 'auto', got {value!r}")
-    return Schedule(every, channel_every, hist_every)
+    return Schedule(every, int(channel_every), int(hist_every))  # ints, checked above
 
 
 class _ScalarLog:

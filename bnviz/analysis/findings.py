@@ -12,6 +12,7 @@ channel findings: with the share of the layer's channels affected).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class Thresholds:
     def parse(cls, items: list[str] | tuple[str, ...] = ()) -> "Thresholds":
         """Defaults with ``name=value`` overrides (as given on the command line)."""
         types = {f.name: f.type for f in fields(cls)}
-        changes = {}
+        changes: dict[str, Any] = {}
         for item in items:
             name, sep, text = item.partition("=")
             name = name.strip().replace("-", "_")
@@ -147,7 +148,7 @@ def _share_severity(kind: str, share: float) -> float:
     return WEIGHTS[kind] * (0.5 + 0.5 * min(1.0, share))
 
 
-def _span(steps: np.ndarray, mask: np.ndarray) -> tuple[int | None, int | None]:
+def _span(steps: np.ndarray, mask) -> tuple[int | None, int | None]:
     idx = np.flatnonzero(mask)
     if not len(idx):
         return None, None

@@ -74,7 +74,7 @@ def _tier(steps) -> dict:
 
 
 def _layer(li) -> dict:
-    d = dataclasses.asdict(li) if dataclasses.is_dataclass(li) else dict(vars(li))
+    d = dataclasses.asdict(li) if dataclasses.is_dataclass(li) and not isinstance(li, type) else dict(vars(li))
     return _json_safe({k: d.get(k) for k in LAYER_KEYS})
 
 
@@ -102,7 +102,7 @@ def _json_safe(obj):
     return str(obj)
 
 
-def _size_text(n: int) -> str:
+def _size_text(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -110,8 +110,8 @@ class FindingsPanel(QtWidgets.QWidget):
         if self._procs.get(key) is not proc:
             return
         del self._procs[key]
-        out = bytes(proc.readAllStandardOutput()).decode("utf-8", "replace")
-        err = bytes(proc.readAllStandardError()).decode("utf-8", "replace").strip()
+        out = bytes(proc.readAllStandardOutput().data()).decode("utf-8", "replace")
+        err = bytes(proc.readAllStandardError().data()).decode("utf-8", "replace").strip()
         proc.deleteLater()
         if code != 0:
             self._results[key] = f"could not be computed: {err.splitlines()[-1] if err else code}"
@@ -128,7 +128,7 @@ class FindingsPanel(QtWidgets.QWidget):
     def _show_results(self) -> None:
         """Every run's findings in one table; the header counts them per run."""
         keys = sorted(self._results)
-        rows = [(f, k) for k in keys if isinstance(self._results[k], list) for f in self._results[k]]
+        rows = [(f, k) for k in keys if isinstance(v := self._results[k], list) for f in v]
         rows.sort(key=lambda fk: -fk[0].severity)   # stable: equal severities keep A before B
         errors = [f"{k + ' ' if k else ''}{v}" for k, v in self._results.items() if isinstance(v, str)]
         header = ""

@@ -93,7 +93,7 @@ class LayerTree(QtWidgets.QTreeWidget):
             self._show_layer()
 
     def _show_layer(self) -> None:
-        leaf = self._leaves.get(self.session.state.layer)
+        leaf = self._leaves.get(self.session.state.layer or "")
         if leaf is not None and not leaf.isSelected():
             self.blockSignals(True)
             self.setCurrentItem(leaf)

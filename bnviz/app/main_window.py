@@ -98,7 +98,8 @@ class MainWindow(QtWidgets.QMainWindow):
         bar = self.menuBar()
         self.menus = {name: bar.addMenu(name) for name in ("&File", "&View", "&Go", "&Help")}
         self.recent_menu = QtWidgets.QMenu("Open &Recent", self)
-        self.actions: dict[str, QtGui.QAction] = {}
+        # shadows QWidget.actions(), which nothing here calls: the window's actions by name
+        self.actions: dict[str, QtGui.QAction] = {}  # type: ignore[assignment]
         for sc in shortcuts(self):
             if sc.menu == "&File" and sc.name == "reload":
                 self.menus["&File"].addMenu(self.recent_menu)
@@ -181,7 +182,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def close_compare(self) -> None:
         if self.session.compare:
-            self.open_files(self.session.primary.path)
+            self.open_files(self.session.slots[0].path)
 
     def reload(self) -> None:
         try:
@@ -416,7 +417,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def recent_files(self) -> list[str]:
         v = self.settings.value("recent", [])
-        return [v] if isinstance(v, str) else list(v or [])
+        return [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else []
 
     def _add_recent(self, path: str) -> None:
         files = [path] + [p for p in self.recent_files() if p != path]

@@ -25,6 +25,7 @@ class OptionsBar(QtWidgets.QWidget):
         self.link = QtWidgets.QCheckBox("Linked zoom")
         self.link.setToolTip("Zooming one time plot zooms them all, in every view (Z)")
         self.link.toggled.connect(lambda on: self.session.state.update(link_zoom=on))
+        self.labels: dict[QtWidgets.QWidget, QtWidgets.QLabel] = {}   # control -> its label
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(2, 0, 2, 0)
         row.addWidget(self.readout, 1)
@@ -33,7 +34,7 @@ class OptionsBar(QtWidgets.QWidget):
                 lab = QtWidgets.QLabel(label)
                 lab.setBuddy(w)
                 row.addWidget(lab)
-                w.label = lab
+                self.labels[w] = lab
             row.addWidget(w)
         session.state.changed.connect(lambda names: self.sync())
         session.runs_changed.connect(self.sync)
@@ -56,4 +57,4 @@ class OptionsBar(QtWidgets.QWidget):
             self.link.setChecked(st.link_zoom)
         comparing = self.session.compare is not None
         self.compare.setVisible(comparing)
-        self.compare.label.setVisible(comparing)
+        self.labels[self.compare].setVisible(comparing)

@@ -103,7 +103,7 @@ def _paint_caption(painter, view, width: int) -> None:
     painter.fillRect(QtCore.QRect(0, 0, width, CAPTION_HEIGHT), QtGui.QColor("white"))
     painter.setPen(QtGui.QColor("black"))
     painter.drawText(QtCore.QRect(8, 0, width - 16, CAPTION_HEIGHT),
-                     int(QtCore.Qt.AlignLeft | QtCore.Qt.AlignVCenter), caption(view))
+                     int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter), caption(view))
 
 
 def write_png(view, path) -> None:

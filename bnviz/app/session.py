@@ -9,7 +9,7 @@ import numpy as np
 
 from bnviz.app.state import Signal, ViewState
 from bnviz.app.stepping import snap
-from bnviz.store import open_run
+from bnviz.store import Run, open_run
 from bnviz.store.ranks import refresh_ranks
 
 
@@ -18,7 +18,7 @@ class Slot:
     """One open recording and the label it carries in legends ("A", "B" in compare mode)."""
 
     label: str
-    run: object
+    run: Run
     path: str
 
     def layer(self, name: str | None):
@@ -102,7 +102,8 @@ class Session:
         for s in self.slots:
             grew |= bool(refresh_ranks(s.ranks))
         if grew:
-            self._steps, self._phases = np.asarray(self.primary.run.steps), np.asarray(self.primary.run.phases)
+            run = self.slots[0].run
+            self._steps, self._phases = np.asarray(run.steps), np.asarray(run.phases)
             if self.state.follow_latest:
                 self.state.update(step=self.latest_step())
             self.data_changed.emit()
@@ -136,7 +137,7 @@ class Session:
 
     def _fix_state(self) -> None:
         """Keep the saved layer/step when the run has them (Reload, layouts); else sensible ones."""
-        run = self.primary.run
+        run = self.slots[0].run
         names = [li.path for li in run.layers]
         changes: dict = {}
         if self.state.layer not in names:

@@ -26,7 +26,7 @@ def advance(steps: np.ndarray, step: int | None, rows: int, loop: bool) -> tuple
     """Move ``rows`` recorded rows from ``step``; returns (new step, still playing)."""
     if len(steps) == 0:
         return None, False
-    i = row_at_or_before(steps, steps[-1] if step is None else step)
+    i = row_at_or_before(steps, int(steps[-1]) if step is None else step) or 0
     j = i + rows
     if 0 <= j < len(steps):
         return int(steps[j]), True

@@ -49,12 +49,12 @@ class OverviewStrip(QtWidgets.QWidget):
         self.region.setZValue(10)
         self.region.setToolTip("Drag the edges or the band to set the steps the time plots show")
         self.region.sigRegionChangeFinished.connect(self._region_moved)
-        self.cursor = pg.InfiniteLine(angle=90, pen=style.pen(style.CURSOR, 1))
+        self.step_line = pg.InfiniteLine(angle=90, pen=style.pen(style.CURSOR, 1))
         self.curve = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["blue"], 1.2), connect="finite")
         # the compared run's same scalar, dashed
         self.curve_b = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["vermillion"], 1.2, dashed=True),
                                        connect="finite")
-        for item in (self.curve, self.curve_b, self.region, self.cursor):
+        for item in (self.curve, self.curve_b, self.region, self.step_line):
             self.plot.addItem(item)
         for item in (self.curve, self.curve_b):
             item.setDownsampling(auto=True, method="peak")
@@ -123,9 +123,9 @@ class OverviewStrip(QtWidgets.QWidget):
     def _sync(self) -> None:
         steps = self.session.steps
         step = self.session.cursor_step()
-        self.cursor.setVisible(step is not None)
+        self.step_line.setVisible(step is not None)
         if step is not None:
-            self.cursor.setValue(step)
+            self.step_line.setValue(step)
         if len(steps) == 0:
             return
         rng = self.session.state.step_range or (int(steps[0]), int(steps[-1]))

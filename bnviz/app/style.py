@@ -91,7 +91,8 @@ def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str],
     """The plot's title with its legend on lines below, each about ``line_chars`` characters
     (HTML built from escaped parts)."""
     html_text = f"<span style='font-size:{FONT_PT + 1}pt'>{plain(title)}</span>"
-    lines, width = [[]], 0
+    lines: list[list[str]] = [[]]
+    width = 0
     for entry in legend_entries:  # wrap, so a long legend does not widen the plot
         n = len(html.unescape(re.sub("<[^>]+>", "", entry)))
         if lines[-1] and width + n > line_chars:

@@ -139,7 +139,7 @@ class Timeline(QtWidgets.QWidget):
         self.slider.setRange(0, max(0, len(steps) - 1))
         self.slider.setPageStep(big_jump(len(steps)))
         if step is not None:
-            self.slider.setValue(row_at_or_before(steps, step))
+            self.slider.setValue(row_at_or_before(steps, step) or 0)
         self.slider.blockSignals(False)
         self.step_label.setText(f"step {step if step is not None else '–'}"
                                 + (f" / {int(steps[-1])}" if len(steps) else ""))

@@ -187,6 +187,9 @@ def _open_file(path: Path) -> h5py.File:
 class Run:
     """A recording opened for reading. See the module docstring for the API."""
 
+    ranks: list[Run]            # the job's rank files, rank 0 first (store/ranks.py attach_ranks)
+    rank_problems: dict[int, str]
+
     def __init__(self, path):
         self.path = Path(path)
         self._file = _open_file(self.path)
@@ -227,7 +230,7 @@ class Run:
             self.meta = self._read_meta()
             table = json.loads(f[layout.LAYERS][()])
             self.layers = [LayerInfo.from_dict(d) for d in table]
-            self._ds = {}
+            self._ds: dict[str, h5py.Dataset] = {}
             self._stale: set[str] = set()
             self._probes = self._dataset("probes").shape[2]
             self._counts = self._read_commit()

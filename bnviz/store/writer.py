@@ -18,6 +18,7 @@ import socket
 import sys
 import tempfile
 import threading
+from typing import Any
 import time
 import warnings
 from pathlib import Path
@@ -98,7 +99,7 @@ def _encode_meta(meta: dict) -> dict:
     reserved = {layout.ATTR_FORMAT, layout.ATTR_VERSION} & set(meta)
     if reserved:
         raise ValueError(f"run metadata must not set {sorted(reserved)}")
-    attrs = {}
+    attrs: dict[str, object] = {}
     for key, value in meta.items():
         if key in layout.JSON_META_KEYS:
             attrs[key] = json.dumps(value, allow_nan=False)
@@ -140,7 +141,7 @@ class RunWriter:
         self._scalar_names: list[str] = []
         self._dropped = 0
         self._failed: BaseException | None = None
-        self._file = None
+        self._file: Any = None  # h5py.File once created
         try:
             self._file = h5py.File(self.path, "w" if overwrite else "x", libver="latest")
         except (OSError, RuntimeError) as err:  # e.g. a viewer holds the file we should replace

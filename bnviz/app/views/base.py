@@ -347,7 +347,8 @@ class BaseView(QtWidgets.QWidget):
         bad = ~np.isfinite(values)
         if bad.any():
             rgba = np.zeros(values.shape + (4,), np.uint8)
-            rgba[bad] = (*QtGui.QColor(style.NAN_MARK).getRgb()[:3], 255)
+            mark = QtGui.QColor(style.NAN_MARK)
+            rgba[bad] = (mark.red(), mark.green(), mark.blue(), 255)
             mask = pg.ImageItem(rgba, axisOrder="col-major")
             mask.setRect(img.mapRectToParent(img.boundingRect()))
             mask.setZValue(img.zValue() + 1)
@@ -384,7 +385,7 @@ class ChannelView(BaseView):
         self.bar.addStretch(1)
 
     def sync_controls(self) -> None:
-        li = self.session.primary.layer(self.session.state.layer) if self.session.slots else None
+        li = self.session.slots[0].layer(self.session.state.layer) if self.session.slots else None
         n = li.num_features if li is not None else 1
         with QtCore.QSignalBlocker(self.spin):
             self.spin.setRange(0, max(0, n - 1))

@@ -23,7 +23,7 @@ ZONE_WORD = {"dead": "dead", "saturated": "saturated", "bound": "clipped"}
 
 def metric_label(metric: str, layer_info) -> str:
     """The statistic's name, with the zone named for this layer's activation."""
-    word = ZONE_WORD.get(getattr(layer_info, "zone_rule", None))
+    word = ZONE_WORD.get(getattr(layer_info, "zone_rule", ""))
     if metric in ("sat_y", "sat_xhat") and word:
         return f"{word} fraction of {'y' if metric == 'sat_y' else 'x-hat'}"
     return METRIC_LABELS.get(metric, metric)   # a field of a newer format: its own name
