@@ -133,7 +133,8 @@ class StatsEngine:
         comes when they are full is dropped and its step counted in ``dropped_steps``.
     samples: S values per channel per row; pool: values per layer for the pooled quantiles.
     probes: the probe channels come from ``instrument(probes=...)``; an int given here must match.
-    first_step: the number of the first step (a resumed recording goes on from its checkpoint).
+    first_step: the number of the first step (a resumed recording goes on from its checkpoint);
+        first_train_row: train rows recorded before it (the channel / histogram tiers keep their rhythm).
     Buffers live on the device of the model's first BN tensor at the first recorded forward:
     create the engine after moving the model. Device memory: capacity_rows x (L x (F_S + 9 x (3 + K)
     + 3 x 69) + F_C x Ctot) float32 values, plus 3 x Ctot x samples for the working set.
@@ -143,7 +144,7 @@ class StatsEngine:
 
     def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
                  every: int = 1, probes=None, samples: int = 64, pool: int = 256, first_step: int = 0,
-                 no_step_calls: int = 0, on_no_step=None):
+                 first_train_row: int = 0, no_step_calls: int = 0, on_no_step=None):
         if min(capacity_rows, channel_every, hist_every, every, samples, pool) < 1:
             raise ValueError("capacity_rows, channel_every, hist_every, every, samples and pool must be >= 1")
         self.instrumentation = instrumentation
@@ -165,7 +166,7 @@ class StatsEngine:
         self.calls = [0, 0]
         self._no_step_calls, self._on_no_step = no_step_calls, on_no_step
         self._last_dropped: int | None = None
-        self._train_rows = 0
+        self._train_rows = first_train_row
         self._reset_rows()
         self._clear_open()
         self._done_phases: set[int] = set()

@@ -26,8 +26,9 @@ from bnviz.hooks.engine import StatsEngine
 from bnviz.hooks.instrument import instrument
 from bnviz.store import schema
 from bnviz.store.block import Block
-from bnviz.store.errors import RecordingWarning
+from bnviz.store.errors import RecordingWarning, RunFileError
 from bnviz.store.ranks import rank_path
+from bnviz.store.segments import open_joined, segment_path, segment_paths
 from bnviz.store.writer import AsyncWriter, RunWriter, check_target, encode_scalar_name
 
 # Per-channel rows are large (len(CHANNEL_FIELDS) float32 per channel); by default they are
@@ -136,11 +137,21 @@ class Recorder:
 
     def __init__(self, model, path, *, every=1, optimizer=None, overwrite=False, run_name=None,
                  meta=None, activations=None, probes=1, channel_every="auto", hist_every="auto",
-                 flush_every=64, flush_seconds=10.0, max_pending=4, kernel="native"):
+                 flush_every=64, flush_seconds=10.0, max_pending=4, kernel="native", resume=False,
+                 start_step=None):
         # In a job of several processes each rank writes its own file (docs/distributed.md).
         self.rank_info = distributed.rank_info()
         if self.rank_info:
             path = rank_path(path, self.rank_info["rank"])
+        if start_step is not None and (not isinstance(start_step, (int, np.integer)) or isinstance(start_step, bool)
+                                       or start_step < 0):
+            raise ValueError(f"start_step={start_step!r}: give the number of the first step to record (>= 0)")
+        if resume and overwrite:
+            raise ValueError("resume=True continues the recording at path and overwrite=True replaces it: "
+                             "choose one")
+        self._resumed = _previous_recording(path) if resume else None
+        if self._resumed is not None:
+            path = segment_path(path, self._resumed["segments"])
         self.path = check_target(path, overwrite)
         if flush_every < 1 or flush_seconds <= 0 or max_pending < 1:
             raise ValueError("flush_every and max_pending must be >= 1 and flush_seconds > 0")
@@ -157,7 +168,13 @@ class Recorder:
         self._scalars = _ScalarLog()
         self._bad_scalars: set[str] = set()
         self._writer: AsyncWriter | None = None
-        self._step = 0  # the step in progress
+        # the step in progress; a resumed recording goes on after the first attempt's last step
+        # unless start_step (or the first rec.step(n)) says where the checkpoint was
+        self._free_start = start_step is None and self._resumed is not None
+        if start_step is None:
+            start_step = self._resumed["last_step"] + 1 if self._resumed else 0
+        self._step = int(start_step)
+        self._first_step = None  # the first step that ended: where this file's rows begin
         self._ended = False  # whether a step ended since the recording began
         self._ran = False  # whether BN layers ran in the step that ended last
         self._told: set[str] = set()  # one-time warnings given
@@ -166,6 +183,8 @@ class Recorder:
         self._closed = False
         self._attach()
         try:
+            if self._resumed is not None:
+                self._check_resumable()
             self._hook = step_hook(optimizer, lambda *_: self.step()) if optimizer is not None else None
         except BaseException:
             self._release()
@@ -183,7 +202,8 @@ class Recorder:
                                       every=self.schedule.every,
                                       channel_every=self.schedule.channel_every,
                                       hist_every=self.schedule.hist_every, probes=o["probes"],
-                                      first_step=self._step, no_step_calls=NO_STEP_FORWARDS * len(layers),
+                                      first_step=self._step, first_train_row=self._train_rows_before(),
+                                      no_step_calls=NO_STEP_FORWARDS * len(layers),
                                       on_no_step=self._no_step)
             self._watch = distributed.LayerWatch(self._model, layers)
         except BaseException:
@@ -211,7 +231,7 @@ class Recorder:
                 self._tell("step-type", f"bnviz: rec.step(n) needs a step number >= 0, got {n!r}; "
                                         "this call counts as the next step")
                 n = None
-            elif n < self._step:
+            elif n < self._step and not (self._free_start and not self._ended):
                 if n < self._step - 1:
                     self._tell("step-back", f"bnviz: rec.step({n}) after step {self._step - 1} ended: "
                                             "steps only go forward, so this call changes nothing")
@@ -224,6 +244,8 @@ class Recorder:
             self._guard(lambda: self._end_step(n))
         self._step = n + 1
         self._ended = True
+        if self._first_step is None:
+            self._first_step = n
 
     def log(self, **scalars) -> None:
         """Record user scalars (loss, accuracy, lr, ...) at the step they belong to.
@@ -331,6 +353,23 @@ class Recorder:
                   "says how many calls there are in calls_per_forward); to see every call, give each "
                   "use its own BN module.")
 
+    def _train_rows_before(self) -> int:
+        """Train rows the recording holds before the step in progress (0 unless resumed)."""
+        if self._resumed is None:
+            return 0
+        return int((self._resumed["train_steps"] < self._step).sum())
+
+    def _check_resumable(self) -> None:
+        """The model must have the BN layers of the recording it continues (any forward order)."""
+        before = self._resumed["layers"]
+        now = {(li.path, li.num_features) for li in self.instrumentation.layers}
+        if now != before or self.instrumentation.probes_per_layer != self._resumed["probes"]:
+            gone = ", ".join(sorted(p for p, _ in before - now)[:3]) or "none"
+            new = ", ".join(sorted(p for p, _ in now - before)[:3]) or "none"
+            raise ValueError(f"resume=True: the model's BN layers (or probes) differ from those of "
+                             f"{self._resumed['path']} (missing now: {gone}; new: {new}); record this "
+                             "model to another path")
+
     def _finish(self) -> None:
         self._scalars.end(self._step)
         self.engine.finish()
@@ -368,6 +407,10 @@ class Recorder:
         }
         if self._run_name:
             meta["run_name"] = self._run_name
+        if self._resumed is not None:
+            meta.setdefault("run_name", self._resumed["run_name"])
+            meta["segment"] = self._resumed["segments"]
+            meta["segment_start"] = self._step if self._first_step is None else self._first_step
         if self.rank_info:
             meta.update(self.rank_info)
         return RunWriter(self.path, layers=self.engine.layer_table(), meta=meta,
@@ -401,6 +444,25 @@ class Recorder:
             self.instrumentation.detach()
 
 
+def _previous_recording(path) -> dict | None:
+    """What a resumed recording needs from the files already written to ``path``; None if none."""
+    existing = segment_paths(path)
+    if not existing:
+        return None
+    try:
+        run = open_joined(existing[0])
+    except RunFileError as err:
+        raise ValueError(f"resume=True: cannot continue {existing[0]}: {err.problem}. Move it away, "
+                         "or pass overwrite=True (without resume) to start again") from err
+    with run:
+        steps = run.steps
+        return {"path": existing[0], "segments": len(existing), "probes": run._probes,
+                "train_steps": steps[run.rows("train")],
+                "last_step": int(steps.max()) if len(steps) else -1,
+                "layers": {(li.path, li.num_features) for li in run.layers},
+                "run_name": run.meta.get("run_name", existing[0].stem)}
+
+
 def step_hook(optimizer, fn):
     """Register ``fn`` as ``optimizer``'s step post-hook. A wrapper (accelerate's
     AcceleratedOptimizer, Lightning's LightningOptimizer, ...) is unwrapped through its
@@ -430,7 +492,8 @@ def _warn(message: str) -> None:
 def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, overwrite: bool = False,
            run_name: str | None = None, meta: dict | None = None, activations: dict | None = None,
            probes=1, channel_every="auto", hist_every="auto", flush_every: int = 64,
-           flush_seconds: float = 10.0, max_pending: int = 4, kernel: str = "native") -> Recorder:
+           flush_seconds: float = 10.0, max_pending: int = 4, kernel: str = "native", resume: bool = False,
+           start_step: int | None = None) -> Recorder:
     """Instrument ``model`` and record its BatchNorm statistics to the HDF5 file ``path``.
 
     Use as a context manager, or call ``close()``. Call ``rec.step()`` after each optimizer
@@ -450,6 +513,15 @@ def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, over
         evenly spread (the centres of k equal segments: 1 is the middle channel), or
         {layer path: [channels]}.
     kernel: "native" (bit-identical to torch) or "reference" (the from-scratch oracle).
+    resume: continue the recording at ``path`` after a restart from a checkpoint: the files
+        written so far stay as they are and the next segment (``<stem>.resume<k><suffix>``) is
+        written beside them; ``open_run(path)`` reads them as one run, where rows of the first
+        attempt at or after the resumed start are replaced by the new ones (docs/format.md,
+        "Resumed runs"). With no recording at ``path`` yet it starts one, so one script serves
+        the first run and every restart.
+    start_step: the number of the first step (default 0; when resuming, the step after the last
+        one recorded). Pass the checkpoint's step when resuming; the first ``rec.step(n)`` of a
+        resumed recording without start_step also sets it.
 
     Distributed jobs: call it on every rank with the same ``path``; rank 0 writes ``path``, rank
     r > 0 ``<stem>.rank<r><suffix>`` beside it (docs/distributed.md). ``model`` may be wrapped in
@@ -458,4 +530,5 @@ def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, over
     return Recorder(model, path, every=every, optimizer=optimizer, overwrite=overwrite,
                     run_name=run_name, meta=meta, activations=activations, probes=probes,
                     channel_every=channel_every, hist_every=hist_every, flush_every=flush_every,
-                    flush_seconds=flush_seconds, max_pending=max_pending, kernel=kernel)
+                    flush_seconds=flush_seconds, max_pending=max_pending, kernel=kernel, resume=resume,
+                    start_step=start_step)

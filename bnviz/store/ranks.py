@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bnviz.store.errors import RunFileError
 from bnviz.store.reader import Run
+from bnviz.store.segments import open_joined
 
 # Root attributes of a rank file (absent from a single-process run).
 RANK_KEYS = ("rank", "world_size", "local_rank", "dist_backend", "job_id")
@@ -73,7 +74,7 @@ def _scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
                            "before its first flush, or its file was not copied here)")
             continue
         try:
-            other = Run(p)
+            other = open_joined(p)
         except RunFileError as err:
             problems[r] = f"{p.name} cannot be read ({err.problem})"
             continue

@@ -108,10 +108,12 @@ def open_run(path) -> "Run":
     """Open a bnviz recording for reading; raises a RunFileError subclass if it is not one.
 
     A distributed job's rank files beside it are opened too: ``run.ranks`` (rank 0 first, the
-    run itself included) and ``run.rank_problems`` ({rank: why its file is unusable})."""
-    from bnviz.store.ranks import attach_ranks  # ranks builds on Run: import here, not at the top
+    run itself included) and ``run.rank_problems`` ({rank: why its file is unusable}). A resumed
+    recording's segments (``<stem>.resume<k><suffix>``) are joined into one run (segments.py)."""
+    from bnviz.store.ranks import attach_ranks  # ranks and segments build on Run: import here
+    from bnviz.store.segments import open_joined
 
-    return attach_ranks(Run(path))
+    return attach_ranks(open_joined(path))
 
 
 def _has_hdf5_signature(path: Path, size: int) -> bool:
