@@ -10,7 +10,7 @@ def check_options(framework: str, ranks: str, record_kwargs: dict) -> None:
     if ranks not in RANKS:
         raise ValueError(f"ranks={ranks!r}: choose 'zero' (only the process of global rank 0 records) "
                          "or 'all' (every rank records its own file: docs/distributed.md)")
-    taken = sorted({"optimizer", "start_step"} & set(record_kwargs))
+    taken = sorted({"optimizer", "start_step"} & set(record_kwargs))  # the step counter is the framework's
     if taken:
         raise TypeError(f"the {framework} callback counts steps itself from the framework's step counter: "
                         f"leave out {', '.join(taken)}")
