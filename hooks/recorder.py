@@ -456,9 +456,10 @@ def _previous_recording(path) -> dict | None:
                          "or pass overwrite=True (without resume) to start again") from err
     with run:
         steps = run.steps
-        return {"path": existing[0], "segments": len(existing), "probes": run._probes,
-                "train_steps": steps[run.rows("train")],
-                "last_step": int(steps.max()) if len(steps) else -1,
+        train = steps[run.rows("train")]
+        last = train if len(train) else steps
+        return {"path": existing[0], "segments": len(existing), "probes": run._probes, "train_steps": train,
+                "last_step": int(last.max()) if len(last) else -1,
                 "layers": {(li.path, li.num_features) for li in run.layers},
                 "run_name": run.meta.get("run_name", existing[0].stem)}
 

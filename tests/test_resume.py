@@ -102,9 +102,13 @@ def test_resume_without_start_step_goes_on_after_the_last_step_or_from_the_first
                 train(model, opt, rec, steps)
     with open_run(path) as run:
         assert len(run.segments) == 3
-        # attempt 1: 0, 1, 2 (eval at 3); attempt 2: 3, 4; attempt 3 went back to 1: it supersedes 1..
+        # attempt 1: train 0, 1, 2 and an eval at 3; attempt 2 went on after the last train step: 3, 4;
+        # attempt 3's first rec.step(1) went back to 1: its rows supersede those from 1 on
         assert list(run.steps[run.rows("train")]) == [0, 1, 2]
         assert list(run.steps[run.rows("eval")]) == [3]
+        second = run.segments[1]
+        assert list(second.steps) == [3, 4] and second.meta["segment_start"] == 3
+        assert run.segments[2].meta["segment_start"] == 1
 
 
 def test_resume_refuses_another_model_and_overwrite(tmp_path):
