@@ -111,7 +111,7 @@ class BnvizCallback(keras.callbacks.Callback):
         check_options("Keras", ranks, record_kwargs)
         self.path, self.ranks, self.record_kwargs = path, ranks, record_kwargs
         self.recorder = None
-        self._patched = []
+        self._patched: list = []
         self._done = 0
 
     def on_train_begin(self, logs=None):
