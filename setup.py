@@ -32,8 +32,9 @@ class BuildWithDemo(build_py):
         for name in demo.DEMO_RUNS:
             source = ROOT / "sample_runs" / name
             if not source.is_file():
-                raise SystemExit(f"{source} is missing: make it with `python sample_runs/bn_paper.py` "
-                                 f"before building a wheel")
+                raise SystemExit(
+                    f"{source} is missing: make it with `python sample_runs/bn_paper.py` before building a wheel"
+                )
             shutil.copyfile(source, target / name)
 
 

@@ -20,10 +20,13 @@ CF = t.CF
 
 
 def main():
-    print(f"{'shape':>16} {'layer':>5} {'zone':>9} {'true':>6} {'rec':>6} {'|err|/se':>8} {'max err':>7} "
-          f"{'q rank/se':>9}")
-    cases = [(f"{n}x3x{s}x{s}", t.conv_net(), truth.image_batch(n, 3, s, torch.Generator().manual_seed(n + s)))
-             for n, s in t.CONV_SHAPES]
+    print(
+        f"{'shape':>16} {'layer':>5} {'zone':>9} {'true':>6} {'rec':>6} {'|err|/se':>8} {'max err':>7} {'q rank/se':>9}"
+    )
+    cases = [
+        (f"{n}x3x{s}x{s}", t.conv_net(), truth.image_batch(n, 3, s, torch.Generator().manual_seed(n + s)))
+        for n, s in t.CONV_SHAPES
+    ]
     cases.append(("128x20 (MLP)", t.mlp(), torch.randn(128, 20, generator=torch.Generator().manual_seed(128)) + 0.5))
     for name, model, x in cases:
         block, table, seen = t.record_one(model, x)
@@ -36,9 +39,11 @@ def main():
             q = block.quantiles[0, li["index"], t.TENSOR["post"]]
             qerr = truth.rank_error(ys, q, t.schema.QUANTILES)[t.INTERIOR]
             qse = truth.rank_se(t.schema.QUANTILES, min(t.P, t.S * len(f)))[t.INTERIOR]
-            print(f"{name:>16} {li['path']:>5} {li['activation']:>9} {f.mean():6.3f} {got.mean():6.3f} "
-                  f"{truth.mean_abs_ratio(got - f, se):8.2f} {np.max(np.abs(got - f)):7.3f} "
-                  f"{truth.mean_abs_ratio(qerr, qse):9.2f}")
+            print(
+                f"{name:>16} {li['path']:>5} {li['activation']:>9} {f.mean():6.3f} {got.mean():6.3f} "
+                f"{truth.mean_abs_ratio(got - f, se):8.2f} {np.max(np.abs(got - f)):7.3f} "
+                f"{truth.mean_abs_ratio(qerr, qse):9.2f}"
+            )
 
 
 if __name__ == "__main__":

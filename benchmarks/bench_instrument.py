@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnviz.hooks import instrument
-from bnviz.hooks import batchnorm
+from bnviz.hooks import batchnorm, instrument
 from bnviz.hooks.engine import StatsEngine
 
 
@@ -112,9 +111,11 @@ def bench_training(rounds):
     for v in variants[1:]:
         ratios = sorted(t / p for t, p in zip(times[v.name], plain))
         q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
-        print(f"  {v.name:24s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
-              f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
-              f"end_step median {statistics.median(v.end_step_times) * 1e3:.2f} ms")
+        print(
+            f"  {v.name:24s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
+            f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
+            f"end_step median {statistics.median(v.end_step_times) * 1e3:.2f} ms"
+        )
 
 
 def bench_bn(reps):
@@ -147,8 +148,10 @@ def bench_bn(reps):
         ratios.append(b / a)
         base.append(a)
     q1, q3 = sorted(ratios)[reps // 4], sorted(ratios)[3 * reps // 4]
-    print(f"own BN forward+backward vs torch (64x32x16x16, recording path, sink keeps nothing): ratio median "
-          f"{statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}); torch {statistics.median(base) * 1e6:.0f} us")
+    print(
+        f"own BN forward+backward vs torch (64x32x16x16, recording path, sink keeps nothing): ratio median "
+        f"{statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}); torch {statistics.median(base) * 1e6:.0f} us"
+    )
 
 
 def main():

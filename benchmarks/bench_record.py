@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_instrument import ResNet20
 
 import bnviz
-from bench_instrument import ResNet20
 
 
 class Variant:
@@ -56,8 +56,7 @@ def main():
         variants = [
             Variant("plain", copy.deepcopy(base), folder),
             Variant("record defaults", copy.deepcopy(base), folder, {}),
-            Variant("record everything every step", copy.deepcopy(base), folder,
-                    {"channel_every": 1, "hist_every": 1}),
+            Variant("record everything every step", copy.deepcopy(base), folder, {"channel_every": 1, "hist_every": 1}),
         ]
         for v in variants:  # warm-up: first-forward observation, file creation at the first flush
             for i in range(2):
@@ -72,15 +71,19 @@ def main():
         for v in variants[1:]:
             v.rec.close()
         plain = times["plain"]
-        print(f"training step with bnviz.record, ResNet-20 (21 BN), batch 64, {args.threads} threads, "
-              f"{args.turns} turns; plain median {statistics.median(plain) * 1e3:.1f} ms/step")
+        print(
+            f"training step with bnviz.record, ResNet-20 (21 BN), batch 64, {args.threads} threads, "
+            f"{args.turns} turns; plain median {statistics.median(plain) * 1e3:.1f} ms/step"
+        )
         for v in variants[1:]:
             ratios = sorted(t / p for t, p in zip(times[v.name], plain))
             q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
             size = os.path.getsize(v.path) / (args.turns + 2)
-            print(f"  {v.name:30s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
-                  f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
-                  f"file {size / 1024:.1f} KB/step (unpacked, includes the chunk floor)")
+            print(
+                f"  {v.name:30s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
+                f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
+                f"file {size / 1024:.1f} KB/step (unpacked, includes the chunk floor)"
+            )
 
 
 if __name__ == "__main__":

@@ -27,15 +27,25 @@ BUDGET_FIRST_S, BUDGET_CURSOR_MS, BUDGET_RSS_MB = 1.5, 30.0, 600.0
 
 def recording(layers: int, steps: int) -> Path:
     from bnviz.store.synthetic import PATHOLOGIES, write_synthetic_run
+
     path = Path("/tmp/bnviz-bench") / f"run-{layers}x{steps}.h5"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         print(f"writing {path} (once) ...", flush=True)
         tmp = path.with_suffix(".part")
-        write_synthetic_run(tmp, layers=layers, channels=32, steps=steps, flush_rows=1024,
-                            channel_every=10, hist_every=10, eval_every=1000,
-                            pathologies=PATHOLOGIES, overwrite=True)
+        write_synthetic_run(
+            tmp,
+            layers=layers,
+            channels=32,
+            steps=steps,
+            flush_rows=1024,
+            channel_every=10,
+            hist_every=10,
+            eval_every=1000,
+            pathologies=PATHOLOGIES,
+            overwrite=True,
+        )
         tmp.rename(path)
         print(f"  {path.stat().st_size / 2**30:.1f} GiB in {time.perf_counter() - t:.0f} s", flush=True)
     return path
@@ -58,6 +68,7 @@ def main() -> int:
     path = recording(args.layers, args.steps)
 
     from PySide6 import QtCore
+
     from bnviz.app.main_window import MainWindow
     from bnviz.app.render import ensure_app
     from bnviz.app.state import VIEWS
@@ -75,26 +86,31 @@ def main() -> int:
     app.processEvents()
     w.current_view().glw.viewport().repaint()
     first = time.perf_counter() - t0
-    print(f"first plot (drift, {args.layers} layers x {args.steps} steps): {first:.2f} s "
-          f"(budget {BUDGET_FIRST_S} s); RSS {rss_mb():.0f} MB", flush=True)
+    print(
+        f"first plot (drift, {args.layers} layers x {args.steps} steps): {first:.2f} s "
+        f"(budget {BUDGET_FIRST_S} s); RSS {rss_mb():.0f} MB",
+        flush=True,
+    )
 
     t = time.perf_counter()
     w.findings.wait(600_000)
     app.processEvents()
-    print(f"findings (background thread) done {time.perf_counter() - t0:.1f} s after open: "
-          f"{len(w.findings.items)} findings; RSS {rss_mb():.0f} MB", flush=True)
+    print(
+        f"findings (background thread) done {time.perf_counter() - t0:.1f} s after open: "
+        f"{len(w.findings.items)} findings; RSS {rss_mb():.0f} MB",
+        flush=True,
+    )
 
     steps = w.session.steps
     rng = np.random.default_rng(0)
-    views = [v for v in VIEWS]
+    views = list(VIEWS)
     # each view drawn once (its own first-draw cost), then cursor moves interleaved across views
     for v in views:
         t = time.perf_counter()
         w.session.state.update(view=v)
         app.processEvents()
         w.current_view().glw.viewport().repaint()
-        print(f"  first draw of {v:13s} {1000 * (time.perf_counter() - t):7.0f} ms; RSS {rss_mb():.0f} MB",
-              flush=True)
+        print(f"  first draw of {v:13s} {1000 * (time.perf_counter() - t):7.0f} ms; RSS {rss_mb():.0f} MB", flush=True)
     times = {v: [] for v in views}
     full = {v: [] for v in views}
     for _ in range(args.rounds):
@@ -104,19 +120,25 @@ def main() -> int:
             step = int(steps[rng.integers(len(steps))])
             t = time.perf_counter()
             w.session.state.update(step=step)
-            app.processEvents()   # Qt repaints what the move made dirty
+            app.processEvents()  # Qt repaints what the move made dirty
             times[str(v)].append(1000 * (time.perf_counter() - t))
             w.current_view().glw.viewport().repaint()
             full[str(v)].append(1000 * (time.perf_counter() - t))
-    print(f"cursor move: state update + Qt's repaint of the dirty regions (and, worst case, a forced "
-          f"repaint of the whole view), {args.rounds} moves each (budget {BUDGET_CURSOR_MS:.0f} ms median):")
+    print(
+        f"cursor move: state update + Qt's repaint of the dirty regions (and, worst case, a forced "
+        f"repaint of the whole view), {args.rounds} moves each (budget {BUDGET_CURSOR_MS:.0f} ms median):"
+    )
     for v in views:
         a, b = np.array(times[v]), np.array(full[v])
-        print(f"  {v:13s} median {np.median(a):6.1f} ms   10-90% {np.percentile(a, 10):6.1f} - "
-              f"{np.percentile(a, 90):6.1f} ms    whole view {np.median(b):6.1f} ms")
+        print(
+            f"  {v:13s} median {np.median(a):6.1f} ms   10-90% {np.percentile(a, 10):6.1f} - "
+            f"{np.percentile(a, 90):6.1f} ms    whole view {np.median(b):6.1f} ms"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"memory: RSS now {rss_mb():.0f} MB, peak {peak:.0f} MB (Qt + Python baseline "
-          f"{rss_start:.0f} MB; budget {BUDGET_RSS_MB:.0f} MB)")
+    print(
+        f"memory: RSS now {rss_mb():.0f} MB, peak {peak:.0f} MB (Qt + Python baseline "
+        f"{rss_start:.0f} MB; budget {BUDGET_RSS_MB:.0f} MB)"
+    )
     w.close()
     return 0
 

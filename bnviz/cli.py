@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bnviz", description="Visual debugger for BatchNorm activation "
-                                "distributions: record with bnviz.record, then view, inspect or export.")
+    p = argparse.ArgumentParser(
+        prog="bnviz",
+        description="Visual debugger for BatchNorm activation "
+        "distributions: record with bnviz.record, then view, inspect or export.",
+    )
     import bnviz
 
     p.add_argument("--version", action="version", version=f"bnviz {bnviz.__version__}")
@@ -62,20 +65,38 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a recording and list its findings")
     i.add_argument("run", metavar="RUN")
     i.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
-    i.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a findings threshold (repeatable; see docs/cli.md)")
+    i.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a findings threshold (repeatable; see docs/cli.md)",
+    )
     i.add_argument("--all", action="store_true", help="list every layer and finding (text output)")
-    i.add_argument("--fail-on", type=_severity, metavar="SEVERITY",
-                   help=f"exit with status {EXIT_FINDINGS} if a finding has at least this severity (0-1)")
+    i.add_argument(
+        "--fail-on",
+        type=_severity,
+        metavar="SEVERITY",
+        help=f"exit with status {EXIT_FINDINGS} if a finding has at least this severity (0-1)",
+    )
     i.set_defaults(func=_info)
 
     e = sub.add_parser("export", help="write a view as PNG, SVG or CSV without a screen")
     e.add_argument("run", metavar="RUN")
-    e.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="file (.png/.svg/.csv); several layers go into a folder named OUT without its "
-                        "extension, with an index.html")
-    e.add_argument("--layer", action="append", metavar="NAME|GLOB",
-                   help="layer name or glob pattern (repeatable; default: every layer)")
+    e.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="file (.png/.svg/.csv); several layers go into a folder named OUT without its "
+        "extension, with an index.html",
+    )
+    e.add_argument(
+        "--layer",
+        action="append",
+        metavar="NAME|GLOB",
+        help="layer name or glob pattern (repeatable; default: every layer)",
+    )
     from bnviz.export import VIEWS
 
     e.add_argument("--view", default="drift", choices=VIEWS)
@@ -84,12 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("png", "svg", "csv"), help="format when OUT is a folder")
     e.set_defaults(func=_export)
 
-    r = sub.add_parser("report", help="write one self-contained HTML page: summary, findings with pictures, "
-                       "drift of every layer")
+    r = sub.add_parser(
+        "report", help="write one self-contained HTML page: summary, findings with pictures, drift of every layer"
+    )
     r.add_argument("run", metavar="RUN")
     r.add_argument("-o", "--output", required=True, metavar="OUT.html")
-    r.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a findings threshold (repeatable; see docs/cli.md)")
+    r.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a findings threshold (repeatable; see docs/cli.md)",
+    )
     r.set_defaults(func=_report)
     return p
 
@@ -101,16 +128,17 @@ def _severity(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a severity from 0 to 1") from None
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0-1, where severities lie, so it could never "
-                                         f"fire; give a severity from 0 to 1 (e.g. 0.8)")
+        raise argparse.ArgumentTypeError(
+            f"{text} is outside 0-1, where severities lie, so it could never "
+            f"fire; give a severity from 0 to 1 (e.g. 0.8)"
+        )
     return value
 
 
 def _view(args: argparse.Namespace) -> int:
     files = [str(f) for f in args.files]
     if len(files) + bool(args.compare) > 2:
-        print("bnviz view: error: give at most two recordings: FILE [OTHER] or FILE --compare OTHER",
-              file=sys.stderr)
+        print("bnviz view: error: give at most two recordings: FILE [OTHER] or FILE --compare OTHER", file=sys.stderr)
         return EXIT_ERROR
     from bnviz.store import open_run
 
@@ -119,9 +147,13 @@ def _view(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{f}: no such file")
         open_run(f).close()  # not a recording: say so here, not in a dialog of an opened window
     if sys.platform.startswith("linux") and not any(
-            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
-        print("bnviz view: error: no display (DISPLAY is not set); on a server use `bnviz info` or "
-              "`bnviz export`, or copy the recording to a machine with a screen", file=sys.stderr)
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    ):
+        print(
+            "bnviz view: error: no display (DISPLAY is not set); on a server use `bnviz info` or "
+            "`bnviz export`, or copy the recording to a machine with a screen",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     from bnviz.viewer_deps import check_window_system
 
@@ -171,8 +203,16 @@ def _info(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from bnviz.export import export, stderr_progress
 
-    written = export(args.run, args.output, layer=args.layer, view=args.view, steps=args.steps,
-                     compare=args.compare, fmt=args.format, progress=stderr_progress)
+    written = export(
+        args.run,
+        args.output,
+        layer=args.layer,
+        view=args.view,
+        steps=args.steps,
+        compare=args.compare,
+        fmt=args.format,
+        progress=stderr_progress,
+    )
     folder = written[0].parent
     where = written[0] if len(written) == 1 else f"{len(written)} files in {folder} (open {folder / 'index.html'})"
     print(f"wrote {where}", file=sys.stderr)

@@ -34,4 +34,5 @@ def demo_paths() -> list[Path]:
         f"the demo recordings {' and '.join(DEMO_RUNS)} are in neither {folders[0]} nor {folders[1]}: "
         f"reinstall bnviz (`pip install --force-reinstall 'bnviz[view]'`), or in a checkout of the bnviz "
         f"repository make them with `python sample_runs/bn_paper.py` (about a minute; needs torch and "
-        f"scikit-learn)")
+        f"scikit-learn)"
+    )

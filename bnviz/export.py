@@ -17,9 +17,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
 
 FORMATS = ("png", "svg", "csv")
 # The CLI spells views with hyphens; the view state with underscores.
@@ -34,9 +34,17 @@ class ExportError(ValueError):
     """Bad export input; the message names the problem and what to do."""
 
 
-def export(run, out, *, layer: str | list[str] | None = None, view: str = "drift",
-           steps: str | tuple[int | None, int | None] | None = None, compare=None,
-           fmt: str | None = None, progress: Progress | None = None) -> list[Path]:
+def export(
+    run,
+    out,
+    *,
+    layer: str | list[str] | None = None,
+    view: str = "drift",
+    steps: str | tuple[int | None, int | None] | None = None,
+    compare=None,
+    fmt: str | None = None,
+    progress: Progress | None = None,
+) -> list[Path]:
     """Write ``view`` of the matching layers of ``run`` to ``out``; returns the files written.
 
     ``run`` and ``compare`` are paths or open runs (``bnviz.open_run``). ``layer``: names or
@@ -54,8 +62,7 @@ def export(run, out, *, layer: str | list[str] | None = None, view: str = "drift
 
     with ExitStack() as opened:
         main = run if hasattr(run, "layers") else opened.enter_context(open_run(run))
-        other = compare if compare is None or hasattr(compare, "layers") else opened.enter_context(
-            open_run(compare))
+        other = compare if compare is None or hasattr(compare, "layers") else opened.enter_context(open_run(compare))
         if len(main.steps) == 0:
             raise ExportError(f"{main.path}: the run has no recorded steps yet; nothing to export")
         step_range = _step_range(main, steps)
@@ -80,8 +87,9 @@ def _format(out: Path, fmt: str | None) -> tuple[str, bool]:
     ext = out.suffix.lower().lstrip(".")
     if ext:
         if ext not in FORMATS:
-            raise ExportError(f"{out}: unsupported extension .{ext}; use .png, .svg or .csv "
-                              f"(or a folder name with --format)")
+            raise ExportError(
+                f"{out}: unsupported extension .{ext}; use .png, .svg or .csv (or a folder name with --format)"
+            )
         if fmt is not None and fmt.lower() != ext:
             raise ExportError(f"{out}: the extension .{ext} contradicts the format {fmt!r}")
         return ext, True
@@ -105,8 +113,9 @@ def select_layers(run, patterns: str | list[str] | None) -> list[str]:
         hits = [n for n in names if n == p or fnmatch.fnmatchcase(n, p)]
         if not hits:
             close = difflib.get_close_matches(p, names, n=3, cutoff=0.5)
-            hint = f"; did you mean {' or '.join(close)}?" if close else (
-                f"; the run's layers are {_short_list(names)}")
+            hint = (
+                f"; did you mean {' or '.join(close)}?" if close else (f"; the run's layers are {_short_list(names)}")
+            )
             raise ExportError(f"{run.path}: no layer matches {p!r}{hint}")
         chosen.update(hits)
     return [n for n in names if n in chosen]
@@ -124,8 +133,9 @@ def parse_steps(text: str) -> tuple[int | None, int | None]:
             raise ValueError
         return (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
     except ValueError:
-        raise ExportError(f"step range {text!r}: expected A:B with whole numbers, either may be "
-                          f"left out (100:, :500)") from None
+        raise ExportError(
+            f"step range {text!r}: expected A:B with whole numbers, either may be left out (100:, :500)"
+        ) from None
 
 
 def _step_range(run, steps) -> tuple[int, int] | None:
@@ -145,8 +155,10 @@ def _step_range(run, steps) -> tuple[int, int] | None:
     if hi is not None:
         keep &= recorded <= hi
     if not keep.any():
-        raise ExportError(f"{run.path}: no recorded step in {'' if lo is None else lo}:"
-                          f"{'' if hi is None else hi}; the run has steps {recorded.min()} to {recorded.max()}")
+        raise ExportError(
+            f"{run.path}: no recorded step in {'' if lo is None else lo}:"
+            f"{'' if hi is None else hi}; the run has steps {recorded.min()} to {recorded.max()}"
+        )
     return int(recorded[keep].min()), int(recorded[keep].max())
 
 
@@ -157,8 +169,9 @@ def _check_writable(target: Path) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"{target}: cannot write into {parent} (permission denied)")
     if target.is_dir() and any(target.iterdir()) and not _is_our_folder(target):
-        raise ExportError(f"{target} is a folder that a bnviz export did not write; "
-                          f"choose another output path or remove it")
+        raise ExportError(
+            f"{target} is a folder that a bnviz export did not write; choose another output path or remove it"
+        )
     if target.exists() and not target.is_dir() and target.suffix == "":
         raise ExportError(f"{target} exists and is not a folder")
 
@@ -178,8 +191,9 @@ def file_name(layer: str | None, view: str, fmt: str) -> str:
     return f"{safe}.{fmt}"
 
 
-def _write(main, other, view, names, step_range, fmt, target: Path, as_folder: bool,
-           progress: Progress | None) -> list[Path]:
+def _write(
+    main, other, view, names, step_range, fmt, target: Path, as_folder: bool, progress: Progress | None
+) -> list[Path]:
     draw = _csv_writer(main, other) if fmt == "csv" else _picture_writer(main, other, fmt)
     parent = target.resolve().parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
@@ -245,8 +259,7 @@ def _state(view: str, layer: str | None, step_range: tuple[int, int] | None):
         return ViewState(view=view.replace("-", "_"), layer=layer)
     lo, hi = step_range
     ref = lo if view == "distribution" and lo != hi else None
-    return ViewState(view=view.replace("-", "_"), layer=layer, step_range=step_range, step=hi,
-                     reference_step=ref)
+    return ViewState(view=view.replace("-", "_"), layer=layer, step_range=step_range, step=hi, reference_step=ref)
 
 
 def _replace(tmp: Path, target: Path) -> None:
@@ -266,10 +279,15 @@ def _index_html(run, view: str, files: list[str]) -> str:
     items = []
     for f in files:
         name, label = html.escape(f), html.escape(f.rsplit(".", 1)[0])
-        items.append(f'<li><a href="{name}">{label}</a></li>' if f.endswith(".csv") else
-                     f'<figure><figcaption>{label}</figcaption><img src="{name}" alt="{label}"></figure>')
-    return (f'<!doctype html>\n<html><head><meta charset="utf-8">{_GENERATOR}<title>{title}</title>'
-            f'</head>\n<body><h1>{title}</h1>\n' + "\n".join(items) + "\n</body></html>\n")
+        items.append(
+            f'<li><a href="{name}">{label}</a></li>'
+            if f.endswith(".csv")
+            else f'<figure><figcaption>{label}</figcaption><img src="{name}" alt="{label}"></figure>'
+        )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8">{_GENERATOR}<title>{title}</title>'
+        f"</head>\n<body><h1>{title}</h1>\n" + "\n".join(items) + "\n</body></html>\n"
+    )
 
 
 def stderr_progress(done: int, total: int, name: str) -> None:

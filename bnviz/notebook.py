@@ -15,9 +15,11 @@ from pathlib import Path
 
 from bnviz.run_html import findings_table, layer_table, summary_table
 
-_CSS = ("<style>.bnviz-run table{border-collapse:collapse;margin:4px 0 10px}"
-        ".bnviz-run td,.bnviz-run th{padding:2px 8px;text-align:left;vertical-align:top;"
-        "border-bottom:1px solid #ddd}</style>")
+_CSS = (
+    "<style>.bnviz-run table{border-collapse:collapse;margin:4px 0 10px}"
+    ".bnviz-run td,.bnviz-run th{padding:2px 8px;text-align:left;vertical-align:top;"
+    "border-bottom:1px solid #ddd}</style>"
+)
 
 
 def run_html(run, thresholds=None) -> str:
@@ -25,9 +27,11 @@ def run_html(run, thresholds=None) -> str:
     from bnviz.analysis.runinfo import describe
 
     info = describe(run, thresholds)
-    return (f'{_CSS}<div class="bnviz-run"><h4>bnviz run</h4>{summary_table(info)}'
-            f"<details><summary>{len(info['layers'])} layers</summary>{layer_table(info)}</details>"
-            f"<h4>Findings</h4>{findings_table(info)}</div>")
+    return (
+        f'{_CSS}<div class="bnviz-run"><h4>bnviz run</h4>{summary_table(info)}'
+        f"<details><summary>{len(info['layers'])} layers</summary>{layer_table(info)}</details>"
+        f"<h4>Findings</h4>{findings_table(info)}</div>"
+    )
 
 
 class Picture:
@@ -84,8 +88,10 @@ def show(run, layer: str | None = None, view: str = "drift", steps=None, compare
         else:
             matched = select_layers(opened_run, layer)
             if len(matched) > 1:
-                raise ExportError(f"{layer!r} matches {len(matched)} layers ({', '.join(matched[:4])}, ...); "
-                                  f"show draws one: give its name")
+                raise ExportError(
+                    f"{layer!r} matches {len(matched)} layers ({', '.join(matched[:4])}, ...); "
+                    f"show draws one: give its name"
+                )
             chosen = matched[0]
     return Picture(_path(run), chosen, view, steps, None if compare is None else _path(compare))
 

@@ -13,13 +13,13 @@ import base64
 import datetime
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bnviz.run_html import esc, findings_table, layer_table, span_text, summary_table
 
 PICTURE_SIZE = (1100, 700)
-FINDING_PICTURES = 20   # the most severe findings get a picture; the table lists them all
+FINDING_PICTURES = 20  # the most severe findings get a picture; the table lists them all
 _GENERATOR = '<meta name="generator" content="bnviz report">'
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;line-height:1.4}
@@ -41,8 +41,9 @@ class ReportError(ValueError):
     """Bad report input; the message names the problem and what to do."""
 
 
-def write_report(run_path, out, thresholds=None, progress: Progress | None = None,
-                 finding_pictures: int = FINDING_PICTURES) -> Path:
+def write_report(
+    run_path, out, thresholds=None, progress: Progress | None = None, finding_pictures: int = FINDING_PICTURES
+) -> Path:
     """Write the report of the run at ``run_path`` to ``out`` (an .html file); returns ``out``.
 
     ``progress(done, total, what)`` hears of each picture drawn."""
@@ -106,8 +107,10 @@ def _draw(path: Path, jobs, steps, progress: Progress | None) -> dict:
 
 def _figure(uri: str, caption: str, ident: str | None = None) -> str:
     id_attr = f' id="{esc(ident)}"' if ident else ""
-    return (f'<figure{id_attr}><img src="{uri}" alt="{esc(caption)}" loading="lazy">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return (
+        f'<figure{id_attr}><img src="{uri}" alt="{esc(caption)}" loading="lazy">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
 
 
 def _page(info: dict, shown, pictures: dict, layers: list[str]) -> str:
@@ -124,7 +127,7 @@ def _page(info: dict, shown, pictures: dict, layers: list[str]) -> str:
     if more > 0:
         figures.append(f"<p>{more} less severe findings are in the table above, without pictures.</p>")
     drift = "".join(_figure(pictures[("drift", layer)], f"layer {layer}") for layer in layers)
-    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">{_GENERATOR}\n'
@@ -134,10 +137,12 @@ def _page(info: dict, shown, pictures: dict, layers: list[str]) -> str:
         f'<a href="#drift">Drift of every layer</a> · <a href="#layers">Layers</a></nav>\n'
         f'<section id="summary"><h2>Run</h2><div class="scroll">{summary_table(info)}</div></section>\n'
         f'<section id="findings"><h2>Findings</h2><div class="scroll">{findings_table(info, anchors)}</div>\n'
-        + "\n".join(figures) + "</section>\n"
+        + "\n".join(figures)
+        + "</section>\n"
         f'<section id="overview"><h2>Overview</h2>{_figure(pictures[("overview", None)], "every layer, drift")}'
         f"</section>\n"
         f'<section id="drift"><h2>Drift of every layer</h2><div class="grid">{drift}</div></section>\n'
         f'<section id="layers"><h2>Layers</h2><div class="scroll">{layer_table(info, limit=None)}</div></section>\n'
         f"<footer>Made by bnviz {esc(bnviz.__version__)} on {made} from {esc(info['path'])}.</footer>\n"
-        "</main></body></html>\n")
+        "</main></body></html>\n"
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from bnviz.analysis.runinfo import _duration_text, _size_text
+from bnviz.analysis.runinfo import duration_text, size_text
 
 LAYER_LIMIT = 50
 
@@ -37,11 +37,18 @@ def summary_table(info: dict) -> str:
     state = info["writer_state"] + (", recording FAILED (write error)" if info["recording_failed"] else "")
     if info["dropped_steps"]:
         state += f", {info['dropped_steps']} steps dropped"
-    rows = [("file", info["path"]), ("size", _size_text(info["file_size"])),
-            ("format", info["format_version"]), ("writer", state), ("model", info["model"] or "unknown"),
-            ("steps", _steps_text(info)), ("took", _duration_text(info["duration_s"])),
-            ("layers", len(info["layers"])), ("scalars", ", ".join(info["scalars"]) or "none"),
-            ("findings", len(info["findings"]) or "none")]
+    rows = [
+        ("file", info["path"]),
+        ("size", size_text(info["file_size"])),
+        ("format", info["format_version"]),
+        ("writer", state),
+        ("model", info["model"] or "unknown"),
+        ("steps", _steps_text(info)),
+        ("took", duration_text(info["duration_s"])),
+        ("layers", len(info["layers"])),
+        ("scalars", ", ".join(info["scalars"]) or "none"),
+        ("findings", len(info["findings"]) or "none"),
+    ]
     if info["ranks"]["world_size"] > 1:
         rows.append(("ranks", f"{len(info['ranks']['present'])} of {info['ranks']['world_size']} read"))
     return _table(["", ""], [[f"<b>{esc(k)}</b>", esc(v)] for k, v in rows], "bnviz-summary")
@@ -49,8 +56,16 @@ def summary_table(info: dict) -> str:
 
 def layer_table(info: dict, limit: int | None = LAYER_LIMIT) -> str:
     layers = info["layers"] if limit is None else info["layers"][:limit]
-    rows = [[esc(li["index"]), f"<code>{esc(li['path'])}</code>", esc(li["kind"]), esc(li["num_features"]),
-             esc(li["activation"] or "unknown")] for li in layers]
+    rows = [
+        [
+            esc(li["index"]),
+            f"<code>{esc(li['path'])}</code>",
+            esc(li["kind"]),
+            esc(li["num_features"]),
+            esc(li["activation"] or "unknown"),
+        ]
+        for li in layers
+    ]
     more = len(info["layers"]) - len(layers)
     tail = f"<p>… {more} more layers</p>" if more > 0 else ""
     return _table(["#", "layer", "kind", "channels", "followed by"], rows, "bnviz-layers") + tail
@@ -71,6 +86,7 @@ def findings_table(info: dict, anchors: dict[int, str] | None = None) -> str:
         kind = esc(f["kind"])
         if anchors and i in anchors:
             kind = f'<a href="#{esc(anchors[i])}">{kind}</a>'
-        rows.append([f"{f['severity']:.2f}", kind, f"<code>{esc(f['layer'])}</code>", esc(span_text(f)),
-                     esc(f["message"])])
+        rows.append(
+            [f"{f['severity']:.2f}", kind, f"<code>{esc(f['layer'])}</code>", esc(span_text(f)), esc(f["message"])]
+        )
     return _table(["severity", "kind", "layer", "steps", "what"], rows, "bnviz-findings")

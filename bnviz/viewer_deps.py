@@ -18,8 +18,11 @@ from pathlib import Path
 INSTALL_HINT = "pip install 'bnviz[view]'"
 VIEWER_MODULES = ("PySide6", "pyqtgraph")
 # Debian/Ubuntu packages whose names do not follow the soname rule (see debian_package)
-_PACKAGE_EXCEPTIONS = {"libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0",
-                       "libstdc++.so.6": "libstdc++6"}
+_PACKAGE_EXCEPTIONS = {
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0",
+    "libstdc++.so.6": "libstdc++6",
+}
 
 
 class ViewerMissing(ImportError):
@@ -100,8 +103,10 @@ def uses_xcb(environ=os.environ, platform: str = sys.platform) -> bool:
 def xcb_problem(missing: list[str]) -> str:
     """One line naming the missing libraries and the packages that ship them."""
     packages = " ".join(dict.fromkeys(debian_package(s) for s in missing))
-    return (f"Qt's X11 (xcb) platform plugin needs {', '.join(missing)}, missing on this system; on "
-            f"Debian/Ubuntu: sudo apt-get install {packages} (or set QT_QPA_PLATFORM=wayland on Wayland)")
+    return (
+        f"Qt's X11 (xcb) platform plugin needs {', '.join(missing)}, missing on this system; on "
+        f"Debian/Ubuntu: sudo apt-get install {packages} (or set QT_QPA_PLATFORM=wayland on Wayland)"
+    )
 
 
 def check_window_system() -> None:

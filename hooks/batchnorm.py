@@ -18,7 +18,6 @@ recorder and loads without bnviz.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,8 +76,12 @@ _forward_outside_graph = torch.compiler.disable(_forward_maybe_recording)
 def _torch_decides(m) -> bool:
     """A training SyncBatchNorm in an initialised process group: torch's forward syncs, raises for
     CPU input or falls back to F.batch_norm for a world of one, so it must make that choice itself."""
-    return (isinstance(m, nn.SyncBatchNorm) and m.training
-            and torch.distributed.is_available() and torch.distributed.is_initialized())
+    return (
+        isinstance(m, nn.SyncBatchNorm)
+        and m.training
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    )
 
 
 def _forward_torch_decides(m, input, sink):
@@ -140,7 +143,14 @@ def _forward(m, input, sink):
         try:
             # The function F.batch_norm ends in (torch.batch_norm -> at::batch_norm), minus its Python checks.
             out, mean, invstd, _, _ = torch._batch_norm_impl_index(
-                input, m.weight, m.bias, running_mean, running_var, True, factor, m.eps,
+                input,
+                m.weight,
+                m.bias,
+                running_mean,
+                running_var,
+                True,
+                factor,
+                m.eps,
                 torch.backends.cudnn.enabled,
             )
         except RuntimeError:
@@ -197,7 +207,12 @@ class SyncBatchNorm(_Reporting, nn.SyncBatchNorm):
 
 
 # torch's class -> ours, and back. Exact classes only: subclasses may override forward.
-OWN = {nn.BatchNorm1d: BatchNorm1d, nn.BatchNorm2d: BatchNorm2d, nn.BatchNorm3d: BatchNorm3d, nn.SyncBatchNorm: SyncBatchNorm}
+OWN = {
+    nn.BatchNorm1d: BatchNorm1d,
+    nn.BatchNorm2d: BatchNorm2d,
+    nn.BatchNorm3d: BatchNorm3d,
+    nn.SyncBatchNorm: SyncBatchNorm,
+}
 ORIGINAL = {own: orig for orig, own in OWN.items()}
 
 

@@ -57,8 +57,13 @@ def rank_info() -> dict | None:
         return None
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} outside 0..{world - 1}: check the RANK and WORLD_SIZE variables")
-    return {"rank": rank, "world_size": world, "local_rank": int(os.environ.get("LOCAL_RANK", -1)),
-            "dist_backend": backend, "job_id": job_id()}
+    return {
+        "rank": rank,
+        "world_size": world,
+        "local_rank": int(os.environ.get("LOCAL_RANK", -1)),
+        "dist_backend": backend,
+        "job_id": job_id(),
+    }
 
 
 def unwrap(model: nn.Module) -> nn.Module:

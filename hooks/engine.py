@@ -108,7 +108,7 @@ class PendingBlock:
             probes=h["probes"].numpy()[:, perm].copy(),
             channel_step=np.asarray(m["ch_steps"], np.int64),
             channel_phase=np.asarray(m["ch_phases"], np.int8),
-            channels=[channels[:, :, offsets[i]: offsets[i + 1]].copy() for i in perm],
+            channels=[channels[:, :, offsets[i] : offsets[i + 1]].copy() for i in perm],
             hist_step=np.asarray(m["h_steps"], np.int64),
             hist_phase=np.asarray(m["h_phases"], np.int8),
             hist_counts=h["hist"].numpy()[:, perm].astype(np.int32),
@@ -140,11 +140,24 @@ class StatsEngine:
     + 3 x 69) + F_C x Ctot) float32 values, plus 3 x Ctot x samples for the working set.
     """
 
-    _step_rows: list[_Row]   # rows of the step in progress (set by _reset_rows)
+    _step_rows: list[_Row]  # rows of the step in progress (set by _reset_rows)
 
-    def __init__(self, instrumentation, *, capacity_rows: int, channel_every: int = 1, hist_every: int = 1,
-                 every: int = 1, probes=None, samples: int = 64, pool: int = 256, first_step: int = 0,
-                 first_train_row: int = 0, no_step_calls: int = 0, on_no_step=None):
+    def __init__(
+        self,
+        instrumentation,
+        *,
+        capacity_rows: int,
+        channel_every: int = 1,
+        hist_every: int = 1,
+        every: int = 1,
+        probes=None,
+        samples: int = 64,
+        pool: int = 256,
+        first_step: int = 0,
+        first_train_row: int = 0,
+        no_step_calls: int = 0,
+        on_no_step=None,
+    ):
         if min(capacity_rows, channel_every, hist_every, every, samples, pool) < 1:
             raise ValueError("capacity_rows, channel_every, hist_every, every, samples and pool must be >= 1")
         self.instrumentation = instrumentation
@@ -269,8 +282,14 @@ class StatsEngine:
             host = self._empty_host()
         else:
             cuda = self._device.type == "cuda"
-            for name, buf, n in (("summary", self._sum, r), ("quantiles", self._quant, r), ("probes", self._prob, r),
-                                 ("channels", self._chan, rc), ("hist", self._hist, rh), ("hist_range", self._hrange, rh)):
+            for name, buf, n in (
+                ("summary", self._sum, r),
+                ("quantiles", self._quant, r),
+                ("probes", self._prob, r),
+                ("channels", self._chan, rc),
+                ("hist", self._hist, rh),
+                ("hist_range", self._hrange, rh),
+            ):
                 src = buf[:n]
                 if cuda:
                     dst = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
@@ -283,8 +302,12 @@ class StatsEngine:
                 event.record()
         rows = self._row_list
         meta = {
-            "perm": self.instrumentation.order, "offsets": self._offsets, "dropped": self.dropped_steps,
-            "steps": [x.step for x in rows], "phases": [x.phase for x in rows], "times": [x.time for x in rows],
+            "perm": self.instrumentation.order,
+            "offsets": self._offsets,
+            "dropped": self.dropped_steps,
+            "steps": [x.step for x in rows],
+            "phases": [x.phase for x in rows],
+            "times": [x.time for x in rows],
             "n": [x.n for x in rows],
             "ch_steps": [x.step for x in rows if x.channel is not None],
             "ch_phases": [x.phase for x in rows if x.channel is not None],
@@ -318,10 +341,10 @@ class StatsEngine:
             "pooled_per_layer": self.pool,
             "estimator": sampling.ESTIMATOR,
             "sample_rule": "channel c: one position in each of s = min(S, M) equal strata of 0..M-1 rotated by "
-                           "r_c, at a hashed offset (docs/format.md); M = N * spatial size; all of them if M <= S",
+            "r_c, at a hashed offset (docs/format.md); M = N * spatial size; all of them if M <= S",
             "pool_rule": "the same rule over the layer's C*s samples (channel-major), min(P, C*s) of them",
             "hist_range": f"pre/post: sticky per layer, margin {RANGE_MARGIN} of the spread, widened when more than "
-                          f"{RANGE_TOLERANCE:.0%} of pooled values fall outside; xhat: {list(schema.XHAT_RANGE)}",
+            f"{RANGE_TOLERANCE:.0%} of pooled values fall outside; xhat: {list(schema.XHAT_RANGE)}",
             "zone_channel_fraction": ZONE_CHANNEL_FRACTION,
             "kernel": self.instrumentation.kernel,
         }
@@ -372,8 +395,12 @@ class StatsEngine:
         """(4, Ctot) float32 γ, β, running_mean, running_var as the forward sees them; NaN when absent."""
         # the registries directly: Module.__getattr__ costs a microsecond per lookup
         parts = []
-        for kind, name in (("_parameters", "weight"), ("_parameters", "bias"),
-                           ("_buffers", "running_mean"), ("_buffers", "running_var")):
+        for kind, name in (
+            ("_parameters", "weight"),
+            ("_parameters", "bias"),
+            ("_buffers", "running_mean"),
+            ("_buffers", "running_var"),
+        ):
             for m, nan in zip(self._modules, self._nan):
                 t = getattr(m, kind).get(name)
                 if t is None and kind == "_parameters":
@@ -464,8 +491,9 @@ class StatsEngine:
 
         mode = [k[0] if k else -1 for k in key]
         s = per_channel([k[1] if k else 0 for k in key], torch.float32)
-        pool, pad = sampling.pool_index(self._offsets, self._features, [k[1] if k else 0 for k in key],
-                                        S, self.pool, dev)
+        pool, pad = sampling.pool_index(
+            self._offsets, self._features, [k[1] if k else 0 for k in key], S, self.pool, dev
+        )
         got = {
             "pool": pool,
             "pool_pad": pad,
@@ -500,8 +528,10 @@ class StatsEngine:
             q = torch.cat([v if v is not None else n for v, n in zip(self._q, self._nan)])
             synced = None
             if mk["any_sync"]:
-                synced = [torch.cat([v if v is not None else n for v, n in zip(vs, self._nan)]).float()
-                          for vs in (self._gmean, self._ginv)]
+                synced = [
+                    torch.cat([v if v is not None else n for v, n in zip(vs, self._nan)]).float()
+                    for vs in (self._gmean, self._ginv)
+                ]
             self._compute(row, mk, tensors, mean, q, synced)
         row.time = time.time()
         row.n = list(self._n)
@@ -576,13 +606,29 @@ class StatsEngine:
             nonfinite = torch.where(present, nonfinite, torch.nan)
         nan_c = self._nan_c
         if row.channel is not None:
-            chan = {"pre_mean": pm, "pre_var": pv, "post_mean": qm, "post_var": qv, "gamma": gamma, "beta": beta,
-                    "running_mean": rm, "running_var": rv, "sat_y": sat_y, "sat_xhat": sat_x,
-                    "grad_gamma": nan_c, "grad_beta": nan_c, "used_mean": used_mean, "used_var": used_var}
+            chan = {
+                "pre_mean": pm,
+                "pre_var": pv,
+                "post_mean": qm,
+                "post_var": qv,
+                "gamma": gamma,
+                "beta": beta,
+                "running_mean": rm,
+                "running_var": rv,
+                "sat_y": sat_y,
+                "sat_xhat": sat_x,
+                "grad_gamma": nan_c,
+                "grad_beta": nan_c,
+                "used_mean": used_mean,
+                "used_var": used_var,
+            }
             chan = torch.stack([chan[name] for name in schema.CHANNEL_FIELDS])
             self._chan[row.channel] = chan if all_present else torch.where(present, chan, torch.nan)
-        sums = stats.segment_sum(torch.stack(
-            [pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite, used_gap]), lid, L)
+        sums = stats.segment_sum(
+            torch.stack([pm, pv, qm, qv, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite, used_gap]),
+            lid,
+            L,
+        )
         means = sums / self._counts
         dev = torch.stack([pm - means[0][lid], qm - means[2][lid]])
         sd = (stats.segment_sum(dev * dev, lid, L) / self._counts).sqrt()
@@ -590,15 +636,35 @@ class StatsEngine:
         maxs = stats.segment_extreme(torch.stack([pm, pv, qm, qv, gamma.abs(), beta.abs()]), lid, L, "amax")
         nan_l = self._nan_l
         fields = {
-            "n": nan_l, "pre_mean": means[0], "pre_mean_sd": sd[0], "pre_mean_min": mins[0], "pre_mean_max": maxs[0],
-            "pre_var": means[1], "pre_var_min": mins[1], "pre_var_max": maxs[1],
-            "post_mean": means[2], "post_mean_sd": sd[1], "post_mean_min": mins[2], "post_mean_max": maxs[2],
-            "post_var": means[3], "post_var_min": mins[3], "post_var_max": maxs[3],
-            "gamma_mean": means[4], "gamma_abs_min": mins[4], "gamma_abs_max": maxs[4],
-            "beta_mean": means[5], "beta_abs_max": maxs[5],
-            "run_mean_gap": means[6], "run_var_logratio": means[7], "sat_y": means[8], "sat_xhat": means[9],
-            "zone_channels": means[10], "nonfinite_channels": sums[11],
-            "grad_gamma_norm": nan_l, "grad_beta_norm": nan_l, "used_mean_gap": means[12],
+            "n": nan_l,
+            "pre_mean": means[0],
+            "pre_mean_sd": sd[0],
+            "pre_mean_min": mins[0],
+            "pre_mean_max": maxs[0],
+            "pre_var": means[1],
+            "pre_var_min": mins[1],
+            "pre_var_max": maxs[1],
+            "post_mean": means[2],
+            "post_mean_sd": sd[1],
+            "post_mean_min": mins[2],
+            "post_mean_max": maxs[2],
+            "post_var": means[3],
+            "post_var_min": mins[3],
+            "post_var_max": maxs[3],
+            "gamma_mean": means[4],
+            "gamma_abs_min": mins[4],
+            "gamma_abs_max": maxs[4],
+            "beta_mean": means[5],
+            "beta_abs_max": maxs[5],
+            "run_mean_gap": means[6],
+            "run_var_logratio": means[7],
+            "sat_y": means[8],
+            "sat_xhat": means[9],
+            "zone_channels": means[10],
+            "nonfinite_channels": sums[11],
+            "grad_gamma_norm": nan_l,
+            "grad_beta_norm": nan_l,
+            "used_mean_gap": means[12],
         }
         summary = torch.stack([fields[name] for name in schema.SUMMARY_FIELDS], 1)
         self._sum[row.index] = summary if all_present else torch.where(mk["present_l"].unsqueeze(1), summary, torch.nan)
@@ -620,8 +686,9 @@ class StatsEngine:
             seen = ~torch.isnan(pp)
             outside = (((pp < lo.unsqueeze(-1)) | (pp >= hi.unsqueeze(-1))) & seen).sum(-1)
             frac = outside / seen.sum(-1)
-            lo, hi = stats.widen_range(lo, hi, quant[0::2, :, 0], quant[0::2, :, -1], frac,
-                                       RANGE_MARGIN, RANGE_TOLERANCE)
+            lo, hi = stats.widen_range(
+                lo, hi, quant[0::2, :, 0], quant[0::2, :, -1], frac, RANGE_MARGIN, RANGE_TOLERANCE
+            )
             self._range = torch.stack([lo, hi], 1)
             lo3 = torch.stack([lo[0], self._xhat_lo, lo[1]])
             hi3 = torch.stack([hi[0], self._xhat_hi, hi[1]])
@@ -644,5 +711,11 @@ class StatsEngine:
         L, K = self.L, self.probes
         ctot = self._offsets[-1]
         z = torch.zeros
-        return {"summary": z((0, L, F_S)), "quantiles": z((0, L, 3, NQ)), "probes": z((0, L, K, NQ)),
-                "channels": z((0, F_C, ctot)), "hist": z((0, L, 3, NB + 3)), "hist_range": z((0, L, 3, 2))}
+        return {
+            "summary": z((0, L, F_S)),
+            "quantiles": z((0, L, 3, NQ)),
+            "probes": z((0, L, K, NQ)),
+            "channels": z((0, F_C, ctot)),
+            "hist": z((0, L, 3, NB + 3)),
+            "hist_range": z((0, L, 3, 2)),
+        }

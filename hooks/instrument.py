@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -93,16 +92,25 @@ class Instrumentation:
             features = int(m.num_features) if hasattr(m, "num_features") else m.weight.numel()
             act = self._user.get(path, "unknown")
             rule, thr = zone_of(act)
-            self._layers.append(LayerInfo(
-                index=i, path=path, kind="Probe" if probe else type(m).__name__,
-                num_features=features, eps=float(m.eps),
-                momentum=float(m.momentum) if bn and m.momentum is not None else None,
-                affine=frozen or (bn and bool(m.affine)),
-                track_running_stats=frozen or (bn and bool(m.track_running_stats)),
-                activation=act, activation_source="user" if path in self._user else "none",
-                zone_rule=rule, zone_threshold=thr,
-                probe_channels=chosen.get(path, _spread(k, features)), frozen=frozen, module=m,
-            ))
+            self._layers.append(
+                LayerInfo(
+                    index=i,
+                    path=path,
+                    kind="Probe" if probe else type(m).__name__,
+                    num_features=features,
+                    eps=float(m.eps),
+                    momentum=float(m.momentum) if bn and m.momentum is not None else None,
+                    affine=frozen or (bn and bool(m.affine)),
+                    track_running_stats=frozen or (bn and bool(m.track_running_stats)),
+                    activation=act,
+                    activation_source="user" if path in self._user else "none",
+                    zone_rule=rule,
+                    zone_threshold=thr,
+                    probe_channels=chosen.get(path, _spread(k, features)),
+                    frozen=frozen,
+                    module=m,
+                )
+            )
             if probe:
                 object.__setattr__(m, "_bnviz_index", i)
             elif type(m) in batchnorm.OWN:
@@ -164,9 +172,11 @@ class Instrumentation:
                 li.activation_source = "none"
             li.zone_rule, li.zone_threshold = zone_of(li.activation)
             li.calls_per_forward = self._observer.calls.get(li.index, 1)
-        self.unchecked = [f"{li.path} ({li.kind})" for li in self._layers
-                          if li.index in self._observer.fused and li.index in order
-                          and li.index not in self._observer.normalised]
+        self.unchecked = [
+            f"{li.path} ({li.kind})"
+            for li in self._layers
+            if li.index in self._observer.fused and li.index in order and li.index not in self._observer.normalised
+        ]
         self.observed = True
         self.version += 1
 

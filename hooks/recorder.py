@@ -50,14 +50,22 @@ class Schedule:
     hist_every: int
 
     def as_meta(self) -> dict:
-        return {"every": self.every, "channel_every": self.channel_every,
-                "hist_every": self.hist_every,
-                "rule": "channel and histogram rows on every channel_every-th / hist_every-th "
-                        "recorded train row and on every eval row"}
+        return {
+            "every": self.every,
+            "channel_every": self.channel_every,
+            "hist_every": self.hist_every,
+            "rule": "channel and histogram rows on every channel_every-th / hist_every-th "
+            "recorded train row and on every eval row",
+        }
 
 
-def default_schedule(num_layers: int, total_channels: int, every: int = 1,
-                     channel_every: int | str = "auto", hist_every: int | str = "auto") -> Schedule:
+def default_schedule(
+    num_layers: int,
+    total_channels: int,
+    every: int = 1,
+    channel_every: int | str = "auto",
+    hist_every: int | str = "auto",
+) -> Schedule:
     """Resolve 'auto' intervals (counted in recorded rows) from the model's size."""
     if channel_every == "auto":
         row = total_channels * len(schema.CHANNEL_FIELDS) * 4
@@ -88,16 +96,15 @@ class _ScalarLog:
         for name, value in values.items():
             if isinstance(value, torch.Tensor):
                 if value.numel() != 1:
-                    raise ValueError(f"scalar {name!r} must be a single number, got shape "
-                                     f"{tuple(value.shape)}")
+                    raise ValueError(f"scalar {name!r} must be a single number, got shape {tuple(value.shape)}")
                 value = value.detach()
             elif not isinstance(value, (int, float, np.number)):
-                raise TypeError(f"scalar {name!r} must be a number or a one-element tensor, "
-                                f"got {type(value).__name__}")
+                raise TypeError(f"scalar {name!r} must be a number or a one-element tensor, got {type(value).__name__}")
             if name not in self.names:
                 if len(self.names) >= schema.MAX_SCALARS:
-                    raise ValueError(f"bnviz records at most {schema.MAX_SCALARS} scalar names; "
-                                     f"{name!r} would be one more")
+                    raise ValueError(
+                        f"bnviz records at most {schema.MAX_SCALARS} scalar names; {name!r} would be one more"
+                    )
                 encode_scalar_name(name)
                 self.names.append(name)
             row[self.names.index(name)] = value
@@ -135,20 +142,37 @@ class _PendingWithScalars:
 class Recorder:
     """Records the instrumented model's BN statistics; see ``record``."""
 
-    def __init__(self, model, path, *, every=1, optimizer=None, overwrite=False, run_name=None,
-                 meta=None, activations=None, probes=1, channel_every="auto", hist_every="auto",
-                 flush_every=64, flush_seconds=10.0, max_pending=4, kernel="native", resume=False,
-                 start_step=None):
+    def __init__(
+        self,
+        model,
+        path,
+        *,
+        every=1,
+        optimizer=None,
+        overwrite=False,
+        run_name=None,
+        meta=None,
+        activations=None,
+        probes=1,
+        channel_every="auto",
+        hist_every="auto",
+        flush_every=64,
+        flush_seconds=10.0,
+        max_pending=4,
+        kernel="native",
+        resume=False,
+        start_step=None,
+    ):
         # In a job of several processes each rank writes its own file (docs/distributed.md).
         self.rank_info = distributed.rank_info()
         if self.rank_info:
             path = rank_path(path, self.rank_info["rank"])
-        if start_step is not None and (not isinstance(start_step, (int, np.integer)) or isinstance(start_step, bool)
-                                       or start_step < 0):
+        if start_step is not None and (
+            not isinstance(start_step, (int, np.integer)) or isinstance(start_step, bool) or start_step < 0
+        ):
             raise ValueError(f"start_step={start_step!r}: give the number of the first step to record (>= 0)")
         if resume and overwrite:
-            raise ValueError("resume=True continues the recording at path and overwrite=True replaces it: "
-                             "choose one")
+            raise ValueError("resume=True continues the recording at path and overwrite=True replaces it: choose one")
         self._resumed = _previous_recording(path) if resume else None
         if self._resumed is not None:
             path = segment_path(path, self._resumed["segments"])
@@ -163,8 +187,14 @@ class Recorder:
         self._flush_every = flush_every
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
-        self._options = dict(activations=activations, probes=probes, kernel=kernel, every=every,
-                             channel_every=channel_every, hist_every=hist_every)
+        self._options = dict(
+            activations=activations,
+            probes=probes,
+            kernel=kernel,
+            every=every,
+            channel_every=channel_every,
+            hist_every=hist_every,
+        )
         self._scalars = _ScalarLog()
         self._bad_scalars: set[str] = set()
         self._writer: AsyncWriter | None = None
@@ -192,19 +222,26 @@ class Recorder:
 
     def _attach(self) -> None:
         o = self._options
-        self.instrumentation = instrument(self._model, activations=o["activations"], probes=o["probes"],
-                                          kernel=o["kernel"])
+        self.instrumentation = instrument(
+            self._model, activations=o["activations"], probes=o["probes"], kernel=o["kernel"]
+        )
         try:
             layers = self.instrumentation.layers
-            self.schedule = default_schedule(len(layers), sum(l.num_features for l in layers),
-                                             o["every"], o["channel_every"], o["hist_every"])
-            self.engine = StatsEngine(self.instrumentation, capacity_rows=2 * self._flush_every,
-                                      every=self.schedule.every,
-                                      channel_every=self.schedule.channel_every,
-                                      hist_every=self.schedule.hist_every, probes=o["probes"],
-                                      first_step=self._step, first_train_row=self._train_rows_before(),
-                                      no_step_calls=NO_STEP_FORWARDS * len(layers),
-                                      on_no_step=self._no_step)
+            self.schedule = default_schedule(
+                len(layers), sum(l.num_features for l in layers), o["every"], o["channel_every"], o["hist_every"]
+            )
+            self.engine = StatsEngine(
+                self.instrumentation,
+                capacity_rows=2 * self._flush_every,
+                every=self.schedule.every,
+                channel_every=self.schedule.channel_every,
+                hist_every=self.schedule.hist_every,
+                probes=o["probes"],
+                first_step=self._step,
+                first_train_row=self._train_rows_before(),
+                no_step_calls=NO_STEP_FORWARDS * len(layers),
+                on_no_step=self._no_step,
+            )
             self._watch = distributed.LayerWatch(self._model, layers)
         except BaseException:
             self.instrumentation.detach()
@@ -228,13 +265,18 @@ class Recorder:
         before it warns once), so calling it again with the same n is harmless."""
         if n is not None:
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-                self._tell("step-type", f"bnviz: rec.step(n) needs a step number >= 0, got {n!r}; "
-                                        "this call counts as the next step")
+                self._tell(
+                    "step-type",
+                    f"bnviz: rec.step(n) needs a step number >= 0, got {n!r}; this call counts as the next step",
+                )
                 n = None
             elif n < self._step and not (self._free_start and not self._ended):
                 if n < self._step - 1:
-                    self._tell("step-back", f"bnviz: rec.step({n}) after step {self._step - 1} ended: "
-                                            "steps only go forward, so this call changes nothing")
+                    self._tell(
+                        "step-back",
+                        f"bnviz: rec.step({n}) after step {self._step - 1} ended: "
+                        "steps only go forward, so this call changes nothing",
+                    )
                 return
         n = self._step if n is None else int(n)
         # rec.log right after this goes to step n if the model ran in it (and not since)
@@ -296,8 +338,9 @@ class Recorder:
         self.engine.end_step(step)
         if self.instrumentation.observed and "layers" not in self._told:
             self._tell_layers()
-        due = (self.engine.rows_pending >= self._flush_every
-               or time.monotonic() - self._last_flush >= self._flush_seconds)
+        due = (
+            self.engine.rows_pending >= self._flush_every or time.monotonic() - self._last_flush >= self._flush_seconds
+        )
         if due and self.engine.rows_pending:
             self._flush(wait=False)
 
@@ -311,16 +354,17 @@ class Recorder:
         self._step = step + 1
         self._attach()  # the new engine goes on from the next step
         shown = ", ".join(replaced[:3]) + (f" and {len(replaced) - 3} more" if len(replaced) > 3 else "")
-        why = (f"bnviz: layers {shown} were replaced in the model after bnviz.record() started "
-               "(torch.nn.SyncBatchNorm.convert_sync_batchnorm builds new modules without bnviz's "
-               f"instrumentation), so their statistics of step {step} were not recorded")
+        why = (
+            f"bnviz: layers {shown} were replaced in the model after bnviz.record() started "
+            "(torch.nn.SyncBatchNorm.convert_sync_batchnorm builds new modules without bnviz's "
+            f"instrumentation), so their statistics of step {step} were not recorded"
+        )
         fix = "To record every step, convert the model first, then call bnviz.record()."
         if self._writer is not None:
             table = {(l["path"], l["num_features"]) for l in self._writer.writer.layers}
             now = {(l.path, l.num_features) for l in self.instrumentation.layers}
             if table != now:
-                raise RuntimeError(f"{why}; the model's BN layers no longer match the file's layer "
-                                   f"table. {fix}")
+                raise RuntimeError(f"{why}; the model's BN layers no longer match the file's layer table. {fix}")
             why += "; the file's layer table keeps the old layer kinds"
         _warn(f"{why}. Recording goes on with the new layers from step {step + 1}. {fix}")
 
@@ -332,26 +376,36 @@ class Recorder:
 
     def _no_step(self) -> None:
         since = f"step {self._step - 1} ended" if self._ended else "the recording began"
-        self._tell("no-step", f"bnviz: {NO_STEP_FORWARDS} training forwards of the model since {since} "
-                              "and no step marked: they all belong to one step, of which bnviz records "
-                              "the first forward. Pass optimizer= to bnviz.record, or call rec.step() "
-                              "after each optimizer step.")
+        self._tell(
+            "no-step",
+            f"bnviz: {NO_STEP_FORWARDS} training forwards of the model since {since} "
+            "and no step marked: they all belong to one step, of which bnviz records "
+            "the first forward. Pass optimizer= to bnviz.record, or call rec.step() "
+            "after each optimizer step.",
+        )
 
     def _tell_layers(self) -> None:
         """What the first observed forward showed about layers bnviz cannot record as asked."""
         self._told.add("layers")
         unchecked = self.instrumentation.unchecked
         if unchecked:
-            _warn("bnviz: these BatchNorm subclasses did not normalise their input with F.batch_norm in "
-                  f"their forward: {', '.join(unchecked)}. bnviz records their input and their own "
-                  "weight, bias and running statistics as a BN's; check that this is what they compute.")
-        reused = [f"{li.path} ({li.calls_per_forward} calls)" for li in self.instrumentation.layers
-                  if li.calls_per_forward > 1]
+            _warn(
+                "bnviz: these BatchNorm subclasses did not normalise their input with F.batch_norm in "
+                f"their forward: {', '.join(unchecked)}. bnviz records their input and their own "
+                "weight, bias and running statistics as a BN's; check that this is what they compute."
+            )
+        reused = [
+            f"{li.path} ({li.calls_per_forward} calls)"
+            for li in self.instrumentation.layers
+            if li.calls_per_forward > 1
+        ]
         if reused:
-            _warn("bnviz: these BN layers run more than once in one forward of the model: "
-                  f"{', '.join(reused)}. bnviz records the first call of each step (the layer table "
-                  "says how many calls there are in calls_per_forward); to see every call, give each "
-                  "use its own BN module.")
+            _warn(
+                "bnviz: these BN layers run more than once in one forward of the model: "
+                f"{', '.join(reused)}. bnviz records the first call of each step (the layer table "
+                "says how many calls there are in calls_per_forward); to see every call, give each "
+                "use its own BN module."
+            )
 
     def _train_rows_before(self) -> int:
         """Train rows the recording holds before the step in progress (0 unless resumed)."""
@@ -366,9 +420,11 @@ class Recorder:
         if now != before or self.instrumentation.probes_per_layer != self._resumed["probes"]:
             gone = ", ".join(sorted(p for p, _ in before - now)[:3]) or "none"
             new = ", ".join(sorted(p for p, _ in now - before)[:3]) or "none"
-            raise ValueError(f"resume=True: the model's BN layers (or probes) differ from those of "
-                             f"{self._resumed['path']} (missing now: {gone}; new: {new}); record this "
-                             "model to another path")
+            raise ValueError(
+                f"resume=True: the model's BN layers (or probes) differ from those of "
+                f"{self._resumed['path']} (missing now: {gone}; new: {new}); record this "
+                "model to another path"
+            )
 
     def _finish(self) -> None:
         self._scalars.end(self._step)
@@ -389,8 +445,10 @@ class Recorder:
                 self._release()
                 self._stop_writer()
                 return
-            _warn(f"bnviz: the writer of {self.path} did not take the last rows within "
-                  f"{WRITER_WAIT_S:.0f} s (a slow or hung disk?); they are not in the file")
+            _warn(
+                f"bnviz: the writer of {self.path} did not take the last rows within "
+                f"{WRITER_WAIT_S:.0f} s (a slow or hung disk?); they are not in the file"
+            )
         self._last_flush = time.monotonic()
 
     def _open_file(self) -> RunWriter:
@@ -413,8 +471,9 @@ class Recorder:
             meta["segment_start"] = self._step if self._first_step is None else self._first_step
         if self.rank_info:
             meta.update(self.rank_info)
-        return RunWriter(self.path, layers=self.engine.layer_table(), meta=meta,
-                         probes=self.engine.probes, overwrite=self._overwrite)
+        return RunWriter(
+            self.path, layers=self.engine.layer_table(), meta=meta, probes=self.engine.probes, overwrite=self._overwrite
+        )
 
     def _guard(self, fn) -> None:
         try:
@@ -423,8 +482,10 @@ class Recorder:
             self._stopped = True
             self._release()
             self._stop_writer()
-            _warn(f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
-                  "Training goes on without recording.")
+            _warn(
+                f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
+                "Training goes on without recording."
+            )
 
     def _stop_writer(self) -> None:
         """Close the file with every row handed over; never blocks longer than WRITER_WAIT_S."""
@@ -433,8 +494,10 @@ class Recorder:
             return
         try:
             if not writer.close(timeout=WRITER_WAIT_S):
-                _warn(f"bnviz: the writer of {self.path} did not finish within {WRITER_WAIT_S:.0f} s; "
-                      "it goes on in the background (committed rows are safe)")
+                _warn(
+                    f"bnviz: the writer of {self.path} did not finish within {WRITER_WAIT_S:.0f} s; "
+                    "it goes on in the background (committed rows are safe)"
+                )
         except Exception:  # noqa: BLE001 - its own warning raised (warnings as errors): nothing to add
             pass
 
@@ -452,16 +515,23 @@ def _previous_recording(path) -> dict | None:
     try:
         run = open_joined(existing[0])
     except RunFileError as err:
-        raise ValueError(f"resume=True: cannot continue {existing[0]}: {err.problem}. Move it away, "
-                         "or pass overwrite=True (without resume) to start again") from err
+        raise ValueError(
+            f"resume=True: cannot continue {existing[0]}: {err.problem}. Move it away, "
+            "or pass overwrite=True (without resume) to start again"
+        ) from err
     with run:
         steps = run.steps
         train = steps[run.rows("train")]
         last = train if len(train) else steps
-        return {"path": existing[0], "segments": len(existing), "probes": run._probes, "train_steps": train,
-                "last_step": int(last.max()) if len(last) else -1,
-                "layers": {(li.path, li.num_features) for li in run.layers},
-                "run_name": run.meta.get("run_name", existing[0].stem)}
+        return {
+            "path": existing[0],
+            "segments": len(existing),
+            "probes": run._probes,
+            "train_steps": train,
+            "last_step": int(last.max()) if len(last) else -1,
+            "layers": {(li.path, li.num_features) for li in run.layers},
+            "run_name": run.meta.get("run_name", existing[0].stem),
+        }
 
 
 def step_hook(optimizer, fn):
@@ -475,9 +545,11 @@ def step_hook(optimizer, fn):
         nxt = getattr(inner, "optimizer", None)
         if nxt is None or nxt is inner or len(seen) > 8:
             chain = " -> ".join(seen)
-            raise TypeError(f"optimizer={chain}: bnviz counts steps with a torch.optim.Optimizer's step "
-                            "hook and found none (nor one in its .optimizer chain). Pass the torch "
-                            "optimizer, or leave optimizer= out and call rec.step() after each step.")
+            raise TypeError(
+                f"optimizer={chain}: bnviz counts steps with a torch.optim.Optimizer's step "
+                "hook and found none (nor one in its .optimizer chain). Pass the torch "
+                "optimizer, or leave optimizer= out and call rec.step() after each step."
+            )
         inner = nxt
     return inner.register_step_post_hook(fn)
 
@@ -490,11 +562,26 @@ def _warn(message: str) -> None:
         pass
 
 
-def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, overwrite: bool = False,
-           run_name: str | None = None, meta: dict | None = None, activations: dict | None = None,
-           probes=1, channel_every="auto", hist_every="auto", flush_every: int = 64,
-           flush_seconds: float = 10.0, max_pending: int = 4, kernel: str = "native", resume: bool = False,
-           start_step: int | None = None) -> Recorder:
+def record(
+    model: torch.nn.Module,
+    path,
+    *,
+    every: int = 1,
+    optimizer=None,
+    overwrite: bool = False,
+    run_name: str | None = None,
+    meta: dict | None = None,
+    activations: dict | None = None,
+    probes=1,
+    channel_every="auto",
+    hist_every="auto",
+    flush_every: int = 64,
+    flush_seconds: float = 10.0,
+    max_pending: int = 4,
+    kernel: str = "native",
+    resume: bool = False,
+    start_step: int | None = None,
+) -> Recorder:
     """Instrument ``model`` and record its BatchNorm statistics to the HDF5 file ``path``.
 
     Use as a context manager, or call ``close()``. Call ``rec.step()`` after each optimizer
@@ -528,8 +615,22 @@ def record(model: torch.nn.Module, path, *, every: int = 1, optimizer=None, over
     r > 0 ``<stem>.rank<r><suffix>`` beside it (docs/distributed.md). ``model`` may be wrapped in
     DistributedDataParallel or not. Convert to SyncBatchNorm before calling it.
     """
-    return Recorder(model, path, every=every, optimizer=optimizer, overwrite=overwrite,
-                    run_name=run_name, meta=meta, activations=activations, probes=probes,
-                    channel_every=channel_every, hist_every=hist_every, flush_every=flush_every,
-                    flush_seconds=flush_seconds, max_pending=max_pending, kernel=kernel, resume=resume,
-                    start_step=start_step)
+    return Recorder(
+        model,
+        path,
+        every=every,
+        optimizer=optimizer,
+        overwrite=overwrite,
+        run_name=run_name,
+        meta=meta,
+        activations=activations,
+        probes=probes,
+        channel_every=channel_every,
+        hist_every=hist_every,
+        flush_every=flush_every,
+        flush_seconds=flush_seconds,
+        max_pending=max_pending,
+        kernel=kernel,
+        resume=resume,
+        start_step=start_step,
+    )

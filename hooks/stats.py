@@ -82,8 +82,15 @@ def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: in
     src = ones[: slot.numel()] if ones is not None else torch.ones_like(slot, dtype=counts.dtype)
     counts.scatter_add_(0, slot, src)
     counts = counts.view(t_count, num_layers, width + 1)
-    return torch.cat([counts[..., 1: bins + 1], counts[..., :1], counts[..., bins + 1: bins + 2],
-                      nonfinite.unsqueeze(-1).to(counts.dtype)], -1)
+    return torch.cat(
+        [
+            counts[..., 1 : bins + 1],
+            counts[..., :1],
+            counts[..., bins + 1 : bins + 2],
+            nonfinite.unsqueeze(-1).to(counts.dtype),
+        ],
+        -1,
+    )
 
 
 def widen_range(lo, hi, new_min, new_max, outside_fraction, margin: float, tolerance: float):

@@ -10,9 +10,9 @@ Writes bn_paper_with_bn.h5 and bn_paper_without_bn.h5 (about 30 s on 2 cores).
 """
 
 import torch
+from common import cli, load_digits, train_recorded
 from torch import nn
 
-from common import cli, load_digits, train_recorded
 from bnviz.hooks import Probe
 
 
@@ -37,10 +37,21 @@ def main():
     for with_bn in (True, False):
         name = "bn_paper_with_bn" if with_bn else "bn_paper_without_bn"
         torch.manual_seed(1)
-        train_recorded(mlp(with_bn), data, args.out / f"{name}.h5", steps=steps, batch=60, lr=2.0,
-                       seed=1, run_name=name, eval_every=50,
-                       meta={"sample": "bn_paper", "with_bn": with_bn, "dataset": "sklearn digits"},
-                       probes=1, channel_every=20, hist_every=10)
+        train_recorded(
+            mlp(with_bn),
+            data,
+            args.out / f"{name}.h5",
+            steps=steps,
+            batch=60,
+            lr=2.0,
+            seed=1,
+            run_name=name,
+            eval_every=50,
+            meta={"sample": "bn_paper", "with_bn": with_bn, "dataset": "sklearn digits"},
+            probes=1,
+            channel_every=20,
+            hist_every=10,
+        )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,21 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return acc
 
 
-def train_recorded(model: nn.Module, data: Digits, path: Path, *, steps: int, batch: int, lr: float,
-                   seed: int, run_name: str, meta: dict, eval_every: int = 50, momentum: float = 0.0,
-                   **record_kw) -> None:
+def train_recorded(
+    model: nn.Module,
+    data: Digits,
+    path: Path,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    run_name: str,
+    meta: dict,
+    eval_every: int = 50,
+    momentum: float = 0.0,
+    **record_kw,
+) -> None:
     """SGD on cross-entropy, recording every step; held-out accuracy every ``eval_every`` steps.
 
     The recording is packed (compressed) into ``path`` once the run has closed."""
@@ -69,7 +81,7 @@ def train_recorded(model: nn.Module, data: Digits, path: Path, *, steps: int, ba
         for step in range(steps):
             if pos + batch > n:
                 perm, pos = torch.randperm(n, generator=g), 0
-            idx = perm[pos:pos + batch]
+            idx = perm[pos : pos + batch]
             pos += batch
             loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
             opt.zero_grad()
@@ -78,8 +90,10 @@ def train_recorded(model: nn.Module, data: Digits, path: Path, *, steps: int, ba
             rec.log(loss=loss, lr=lr)
             if step % eval_every == 0 or step == steps - 1:
                 # the eval pass is recorded too (phase "eval"): running statistics at work
-                rec.log(test_accuracy=accuracy(model, data.x_test, data.y_test),
-                        train_accuracy=accuracy(model, data.x_train[:360], data.y_train[:360]))
+                rec.log(
+                    test_accuracy=accuracy(model, data.x_test, data.y_test),
+                    train_accuracy=accuracy(model, data.x_train[:360], data.y_train[:360]),
+                )
             rec.step()
     pack_run(raw, path)
     raw.unlink()

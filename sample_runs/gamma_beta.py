@@ -12,9 +12,9 @@
 """
 
 import torch
+from common import cli, load_digits, train_recorded
 from torch import nn
 
-from common import cli, load_digits, train_recorded
 from bnviz.hooks import Probe
 
 
@@ -60,9 +60,20 @@ def main():
     }
     for name, (build, lr) in runs.items():
         torch.manual_seed(3)
-        train_recorded(build(), data, args.out / f"{name}.h5", steps=steps, batch=32, lr=lr, seed=3,
-                       run_name=name, eval_every=50, meta={"sample": "gamma_beta", "lr": lr},
-                       channel_every=10, hist_every=10)
+        train_recorded(
+            build(),
+            data,
+            args.out / f"{name}.h5",
+            steps=steps,
+            batch=32,
+            lr=lr,
+            seed=3,
+            run_name=name,
+            eval_every=50,
+            meta={"sample": "gamma_beta", "lr": lr},
+            channel_every=10,
+            hist_every=10,
+        )
 
 
 if __name__ == "__main__":

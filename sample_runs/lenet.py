@@ -9,9 +9,9 @@ Writes lenet_{bn,plain}_lr{0.1,1.5}.h5.
 """
 
 import torch
+from common import cli, load_digits, train_recorded
 from torch import nn
 
-from common import cli, load_digits, train_recorded
 from bnviz.hooks import Probe
 
 
@@ -20,11 +20,21 @@ def lenet(with_bn: bool) -> nn.Sequential:
         return kind(n) if with_bn else Probe(n)
 
     return nn.Sequential(
-        nn.Conv2d(1, 6, 3, padding=1), norm(nn.BatchNorm2d, 6), nn.Sigmoid(), nn.AvgPool2d(2),
-        nn.Conv2d(6, 16, 3, padding=1), norm(nn.BatchNorm2d, 16), nn.Sigmoid(), nn.AvgPool2d(2),
+        nn.Conv2d(1, 6, 3, padding=1),
+        norm(nn.BatchNorm2d, 6),
+        nn.Sigmoid(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 3, padding=1),
+        norm(nn.BatchNorm2d, 16),
+        nn.Sigmoid(),
+        nn.AvgPool2d(2),
         nn.Flatten(),
-        nn.Linear(64, 120), norm(nn.BatchNorm1d, 120), nn.Sigmoid(),
-        nn.Linear(120, 84), norm(nn.BatchNorm1d, 84), nn.Sigmoid(),
+        nn.Linear(64, 120),
+        norm(nn.BatchNorm1d, 120),
+        nn.Sigmoid(),
+        nn.Linear(120, 84),
+        norm(nn.BatchNorm1d, 84),
+        nn.Sigmoid(),
         nn.Linear(84, 10),
     )
 
@@ -37,10 +47,20 @@ def main():
         for lr in (0.1, 1.5):
             name = f"lenet_{'bn' if with_bn else 'plain'}_lr{lr}"
             torch.manual_seed(2)
-            train_recorded(lenet(with_bn), data, args.out / f"{name}.h5", steps=steps, batch=64, lr=lr,
-                           seed=2, run_name=name, eval_every=25,
-                           meta={"sample": "lenet", "with_bn": with_bn, "lr": lr},
-                           channel_every=10, hist_every=5)
+            train_recorded(
+                lenet(with_bn),
+                data,
+                args.out / f"{name}.h5",
+                steps=steps,
+                batch=64,
+                lr=lr,
+                seed=2,
+                run_name=name,
+                eval_every=25,
+                meta={"sample": "lenet", "with_bn": with_bn, "lr": lr},
+                channel_every=10,
+                hist_every=5,
+            )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,9 @@ Writes tiny_batch_2.h5 and tiny_batch_64.h5.
 """
 
 import torch
-from torch import nn
-
 from common import cli, load_digits, train_recorded
 from gamma_beta import mlp
+from torch import nn
 
 
 def main():
@@ -22,10 +21,20 @@ def main():
     for batch in (2, 64):
         name = f"tiny_batch_{batch}"
         torch.manual_seed(4)
-        train_recorded(mlp(nn.ReLU), data, args.out / f"{name}.h5", steps=steps, batch=batch,
-                       lr=0.05, seed=4, run_name=name, eval_every=25,
-                       meta={"sample": "tiny_batches", "batch_size": batch},
-                       channel_every=10, hist_every=10)
+        train_recorded(
+            mlp(nn.ReLU),
+            data,
+            args.out / f"{name}.h5",
+            steps=steps,
+            batch=batch,
+            lr=0.05,
+            seed=4,
+            run_name=name,
+            eval_every=25,
+            meta={"sample": "tiny_batches", "batch_size": batch},
+            channel_every=10,
+            hist_every=10,
+        )
 
 
 if __name__ == "__main__":

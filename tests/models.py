@@ -14,9 +14,16 @@ def small_cnn() -> nn.Sequential:
     (layer paths "1", "4", "9")."""
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 6, 3, padding=1), nn.BatchNorm2d(6), nn.Sigmoid(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4), nn.BatchNorm1d(4),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.Sigmoid(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 4),
+        nn.BatchNorm1d(4),
     )
 
 
@@ -147,8 +154,16 @@ class BatchNormAct2d(nn.BatchNorm2d):
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         bn_training = self.training or (self.running_mean is None and self.running_var is None)
         use = not self.training or self.track_running_stats
-        x = F.batch_norm(x, self.running_mean if use else None, self.running_var if use else None,
-                         self.weight, self.bias, bn_training, factor, self.eps)
+        x = F.batch_norm(
+            x,
+            self.running_mean if use else None,
+            self.running_var if use else None,
+            self.weight,
+            self.bias,
+            bn_training,
+            factor,
+            self.eps,
+        )
         return self.act(self.drop(x))
 
 

@@ -2,14 +2,13 @@
 
 import math
 
+import models  # tests/models.py (pytest's pythonpath)
 import pytest
 import torch
 from torch import nn
 
 from bnviz.hooks import instrument
 from bnviz.hooks.activations import ZONES, check_activation
-
-import models  # tests/models.py (pytest's pythonpath)
 
 
 def detected(model, x):
@@ -47,9 +46,20 @@ def test_bn_after_activation_gets_the_one_after():
     assert detected(model, torch.randn(5, 4)) == {"2": ("tanh", "module")}
 
 
-@pytest.mark.parametrize("act,name", [(nn.ReLU6(), "relu6"), (nn.Hardtanh(), "hardtanh"), (nn.ELU(), "elu"),
-                                      (nn.GELU(), "gelu"), (nn.SiLU(), "silu"), (nn.LeakyReLU(), "leaky_relu"),
-                                      (nn.Sigmoid(), "sigmoid"), (nn.Tanh(), "tanh"), (nn.Mish(), "unknown")])
+@pytest.mark.parametrize(
+    "act,name",
+    [
+        (nn.ReLU6(), "relu6"),
+        (nn.Hardtanh(), "hardtanh"),
+        (nn.ELU(), "elu"),
+        (nn.GELU(), "gelu"),
+        (nn.SiLU(), "silu"),
+        (nn.LeakyReLU(), "leaky_relu"),
+        (nn.Sigmoid(), "sigmoid"),
+        (nn.Tanh(), "tanh"),
+        (nn.Mish(), "unknown"),
+    ],
+)
 def test_module_families(act, name):
     model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), act)
     assert detected(model, torch.randn(5, 4)) == {"1": (name, "module")}

@@ -30,8 +30,9 @@ def recordings(tmp_path_factory):
     paths = {}
     for name in (None, *EXPECTED):
         path = folder / f"{name or 'healthy'}.h5"
-        write_synthetic_run(path, layers=LAYERS, channels=16, steps=STEPS, eval_every=50,
-                            pathologies=(name,) if name else ())
+        write_synthetic_run(
+            path, layers=LAYERS, channels=16, steps=STEPS, eval_every=50, pathologies=(name,) if name else ()
+        )
         paths[name] = path
     return paths
 
@@ -42,9 +43,14 @@ def found(path, thresholds=None):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("shape", [dict(layers=8, channels=16, steps=300),
-                                   dict(layers=12, channels=[8, 64, 16], steps=1000, channel_every=10,
-                                        hist_every=50, eval_every=100)], ids=["small", "sparse-tiers"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        dict(layers=8, channels=16, steps=300),
+        dict(layers=12, channels=[8, 64, 16], steps=1000, channel_every=10, hist_every=50, eval_every=100),
+    ],
+    ids=["small", "sparse-tiers"],
+)
 def test_a_healthy_run_has_no_findings(tmp_path, seed, shape):
     if isinstance(shape["channels"], list):
         shape = {**shape, "channels": shape["channels"] * (shape["layers"] // 3)}
@@ -129,8 +135,15 @@ def test_threshold_overrides_parse_and_reject_bad_input():
 def test_a_finding_serialises_to_json():
     f = Finding(0.5, "dead", "a.bn", (1, 2), 3, 4, "msg", 0.25)
     assert json.loads(json.dumps(f.to_dict())) == {
-        "severity": 0.5, "kind": "dead", "layer": "a.bn", "channels": [1, 2], "first_step": 3,
-        "last_step": 4, "message": "msg", "value": 0.25}
+        "severity": 0.5,
+        "kind": "dead",
+        "layer": "a.bn",
+        "channels": [1, 2],
+        "first_step": 3,
+        "last_step": 4,
+        "message": "msg",
+        "value": 0.25,
+    }
 
 
 def test_a_run_without_rows_has_no_findings(tmp_path):

@@ -12,7 +12,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_runs"
 # run -> kinds that must be found (by layer path), or {} for a clean bill of health
 EXPECTED = {
     "bn_paper_with_bn": {},
-    "bn_paper_without_bn": {"drift": "7"},          # the BN paper's Figure 1: last hidden layer drifts
+    "bn_paper_without_bn": {"drift": "7"},  # the BN paper's Figure 1: last hidden layer drifts
     "tanh_large_init_plain": {"saturated": "1"},
     "tanh_large_init_bn": {},
     "relu_dying": {"dead": "7", "gamma_beta_zone": "7"},

@@ -6,13 +6,14 @@ import subprocess
 import sys
 import textwrap
 
-from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
-from bnviz.app.main_window import MainWindow
 from PySide6 import QtCore
 
+from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
+from bnviz.app.main_window import MainWindow
 
 BLOCKS, ROWS = 30, 8
-WRITER = textwrap.dedent("""
+WRITER = textwrap.dedent(
+    """
     import sys, time
     from bnviz.store import AsyncWriter, RunWriter
     from bnviz.store.synthetic import synthetic_blocks
@@ -25,7 +26,9 @@ WRITER = textwrap.dedent("""
         assert writer.submit(block, timeout=10)
         time.sleep(0.05)
     writer.close(timeout=30)
-""" % (BLOCKS * ROWS, ROWS))
+"""
+    % (BLOCKS * ROWS, ROWS)
+)
 
 
 def test_live_rows_update_the_views_and_follow_latest_tracks_them(qtbot, tmp_path):
@@ -34,8 +37,13 @@ def test_live_rows_update_the_views_and_follow_latest_tracks_them(qtbot, tmp_pat
     qtbot.addWidget(w)
     w.show()
     w.live_timer.setInterval(50)
-    with subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
         try:
             assert child.stdout.readline().strip() == "ready", child.stderr.read()
             assert w.open_files(str(path)), w.last_error

@@ -20,9 +20,14 @@ RANKS_TAB = VIEWS.index("ranks")
 def write_job(base, world=WORLD, skip=()):
     for r in range(world):
         if r not in skip:
-            write_synthetic_run(rank_path(base, r), layers=3, channels=6, steps=80, seed=r,
-                                meta={"rank": r, "world_size": world, "local_rank": r,
-                                      "dist_backend": "gloo", "job_id": "j"})
+            write_synthetic_run(
+                rank_path(base, r),
+                layers=3,
+                channels=6,
+                steps=80,
+                seed=r,
+                meta={"rank": r, "world_size": world, "local_rank": r, "dist_backend": "gloo", "job_id": "j"},
+            )
     return base
 
 
@@ -56,7 +61,7 @@ def test_the_ranks_tab_shows_only_for_a_job_of_several_ranks(window, job, single
     assert w.status["ranks"].text() == f"ranks: {WORLD}"
     w.session.state.update(view="ranks")
     assert w.tabs.currentIndex() == RANKS_TAB
-    opened(w, single)   # a single process has no Ranks view to stay on
+    opened(w, single)  # a single process has no Ranks view to stay on
     assert w.session.state.view == "drift" and not w.tabs.isTabVisible(RANKS_TAB)
 
 
@@ -105,8 +110,11 @@ def test_ranks_csv_holds_the_numbers_of_rank_divergence_in_the_shown_range(job, 
         np.testing.assert_allclose([float(r["pre_mean_spread"]) for r in rows], mean_spread[keep])
         np.testing.assert_allclose([float(r["pre_var_spread"]) for r in rows], var_spread[keep])
         for rank, other in enumerate(run.ranks):
-            np.testing.assert_allclose([float(r[f"rank{rank}_pre_mean"]) for r in rows],
-                                       other.summary("layer2.1.bn2", "pre_mean")[keep], rtol=1e-6)
+            np.testing.assert_allclose(
+                [float(r[f"rank{rank}_pre_mean"]) for r in rows],
+                other.summary("layer2.1.bn2", "pre_mean")[keep],
+                rtol=1e-6,
+            )
     for ext in (".png", ".svg"):
         render.render_view(job, tmp_path / f"ranks{ext}", ViewState(view="ranks"))
         assert (tmp_path / f"ranks{ext}").stat().st_size > 1000

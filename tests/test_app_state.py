@@ -24,9 +24,21 @@ def run_path(tmp_path_factory):
 
 
 def test_state_round_trips_through_json():
-    s = ViewState(layer="layer1.0.bn1", view="distribution", step=40, reference_step=3,
-                  step_range=(10, 90), link_zoom=False, tensors=("pre", "post"), compare_mode="side",
-                  channel=2, channel_metric="gamma", overview_metric="dead", speed=50, loop=False)
+    s = ViewState(
+        layer="layer1.0.bn1",
+        view="distribution",
+        step=40,
+        reference_step=3,
+        step_range=(10, 90),
+        link_zoom=False,
+        tensors=("pre", "post"),
+        compare_mode="side",
+        channel=2,
+        channel_metric="gamma",
+        overview_metric="dead",
+        speed=50,
+        loop=False,
+    )
     back = ViewState.from_dict(json.loads(json.dumps(s.to_dict())))
     assert back == s
     assert back.step_range == (10, 90) and back.tensors == ("pre", "post")
@@ -61,8 +73,9 @@ def test_update_notifies_only_changed_fields():
     assert seen == [{"step", "view"}]
 
 
-@pytest.mark.parametrize("change", [{"view": "nope"}, {"phase": "test"}, {"step_range": (5, 1)},
-                                    {"tensors": ("pre", "z")}, {"speed": 0}])
+@pytest.mark.parametrize(
+    "change", [{"view": "nope"}, {"phase": "test"}, {"step_range": (5, 1)}, {"tensors": ("pre", "z")}, {"speed": 0}]
+)
 def test_invalid_values_are_refused_and_leave_the_state_alone(change):
     s = ViewState()
     before = s.to_dict()
@@ -126,8 +139,10 @@ def test_overview_matrix_has_one_column_per_layer_and_shows_nan(run_path):
 
 def test_the_model_layer_imports_no_qt():
     """state, session, data and stepping are Qt-free (napari's rule): export and tests use them bare."""
-    code = ("import sys, bnviz.app, bnviz.app.state, bnviz.app.session, bnviz.app.data, bnviz.app.stepping, "
-            "bnviz.app.findings_job; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'torch')); "
-            "assert not bad, bad")
+    code = (
+        "import sys, bnviz.app, bnviz.app.state, bnviz.app.session, bnviz.app.data, bnviz.app.stepping, "
+        "bnviz.app.findings_job; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'torch')); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

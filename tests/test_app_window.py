@@ -12,13 +12,13 @@ import xml.etree.ElementTree as ET
 import h5py
 import numpy as np
 import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
 from bnviz.app.main_window import MainWindow
 from bnviz.app.state import VIEWS, ViewState
 from bnviz.store import RunWriter, open_run
 from bnviz.store.synthetic import PATHOLOGIES, layer_table, write_synthetic_run
-from PySide6 import QtCore, QtGui, QtWidgets
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -45,6 +45,7 @@ def error_boxes(w):
 
 
 # --- opening and navigating ---------------------------------------------------------------
+
 
 def test_open_shows_layers_views_and_status(window, qtbot, runs):
     w = opened(window, qtbot, runs[0])
@@ -175,8 +176,7 @@ def test_nan_is_marked_with_a_tooltip_and_named_in_the_readout(window, qtbot, ru
     w = opened(window, qtbot, runs[0])
     nan = [f for f in w.findings.items if f.kind == "nonfinite"][0]
     w.session.state.update(layer=nan.layer, step=int(w.session.steps[-1]), view="drift")
-    marks = [i for p in w.current_view().time_plots() for i in p.items
-             if "NaN" in (i.toolTip() or "")]
+    marks = [i for p in w.current_view().time_plots() for i in p.items if "NaN" in (i.toolTip() or "")]
     assert marks
     assert "NaN" in w.readout.text()
 
@@ -203,6 +203,7 @@ def test_compare_findings_list_run_b_tagged_and_clickable(window, qtbot, tmp_pat
     w.reload()
     w.findings.shutdown()
     assert not w.findings._procs, "both analyses stopped"
+
 
 def test_a_probe_without_gamma_or_running_stats_gets_a_note_not_nan_marks(window, qtbot):
     from bnviz.demo import demo_paths
@@ -243,6 +244,7 @@ def test_side_by_side_heatmaps_share_one_colour_scale_and_fit_the_window(window,
 
 
 # --- export -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_each_view_exports_valid_png_svg_csv(window, qtbot, runs, tmp_path, view):
@@ -339,6 +341,7 @@ def test_headless_render_matches_the_requested_state(runs, tmp_path, qapp):
 
 # --- bad input ----------------------------------------------------------------------------
 
+
 def _bad_files(tmp_path, good):
     text = tmp_path / "notes.h5"
     text.write_text("<b>not</b> a recording")
@@ -353,8 +356,15 @@ def _bad_files(tmp_path, good):
         f.attrs["format_version"] = "99.0"
     truncated = tmp_path / "truncated.h5"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
-    return {"text": text, "empty": empty, "other HDF5": other, "newer": newer, "truncated": truncated,
-            "missing": tmp_path / "missing.h5", "folder": tmp_path}
+    return {
+        "text": text,
+        "empty": empty,
+        "other HDF5": other,
+        "newer": newer,
+        "truncated": truncated,
+        "missing": tmp_path / "missing.h5",
+        "folder": tmp_path,
+    }
 
 
 def test_each_bad_file_shows_an_error_dialog(window, qtbot, runs, tmp_path):
@@ -392,7 +402,7 @@ def test_file_deleted_while_open_then_reload_shows_an_error(window, qtbot, runs,
     shutil.copy(runs[0], path)
     w = opened(window, qtbot, path)
     os.remove(path)
-    w.session.state.update(layer=w.session.primary.run.layers[2].path)   # still readable (open handle)
+    w.session.state.update(layer=w.session.primary.run.layers[2].path)  # still readable (open handle)
     w.reload()
     assert "gone.h5" in w.last_error and error_boxes(w)
     assert w.session.primary is not None, "the views keep what was read"
@@ -423,10 +433,12 @@ def test_layer_names_are_plain_text(window, qtbot, tmp_path):
 
 # --- files, settings, layouts -------------------------------------------------------------
 
+
 def test_reload_keeps_the_view_state(window, qtbot, runs):
     w = opened(window, qtbot, runs[0])
-    w.session.state.update(view="gamma_beta", layer=w.session.primary.run.layers[2].path, step=99,
-                           step_range=(20, 200), channel=3)
+    w.session.state.update(
+        view="gamma_beta", layer=w.session.primary.run.layers[2].path, step=99, step_range=(20, 200), channel=3
+    )
     before = w.session.state.to_dict()
     w.reload()
     assert w.session.state.to_dict() == before
@@ -451,7 +463,7 @@ def test_recent_files_and_geometry_persist(qtbot, runs, tmp_path):
     w.show()
     opened(w, qtbot, runs[1])
     opened(w, qtbot, runs[0])
-    w.resize(w.width(), 555)   # (the offscreen screen clamps widths: test the height)
+    w.resize(w.width(), 555)  # (the offscreen screen clamps widths: test the height)
     w.split.setSizes([150, w.width() - 150])
     split_state = w.split.saveState()
     w.close()
@@ -466,8 +478,13 @@ def test_recent_files_and_geometry_persist(qtbot, runs, tmp_path):
 def test_dropping_files_opens_them(window, qtbot, runs):
     mime = QtCore.QMimeData()
     mime.setUrls([QtCore.QUrl.fromLocalFile(str(runs[0])), QtCore.QUrl.fromLocalFile(str(runs[1]))])
-    ev = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
-                          QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    ev = QtGui.QDropEvent(
+        QtCore.QPointF(10, 10),
+        QtCore.Qt.DropAction.CopyAction,
+        mime,
+        QtCore.Qt.MouseButton.LeftButton,
+        QtCore.Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(ev)
     window.findings.wait()
     assert window.session.compare is not None and window.session.primary.path == str(runs[0])
@@ -514,6 +531,7 @@ def test_run_viewer_opens_the_files_and_returns_when_closed(qapp, runs, tmp_path
         seen["layer"] = w.session.state.layer
         w.findings.shutdown()
         w.close()
+
     QtCore.QTimer.singleShot(300, close_all)
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     with open_run(runs[0]) as run:
@@ -543,7 +561,7 @@ def test_options_bar_and_state_stay_in_step(window, qtbot, runs):
     assert not bar.compare.isVisible()
 
 
-@pytest.mark.qt_log_ignore("does not support raise")   # the offscreen platform, on showing a tooltip
+@pytest.mark.qt_log_ignore("does not support raise")  # the offscreen platform, on showing a tooltip
 def test_hovering_a_heatmap_cell_names_it_and_says_nan(window, qtbot, runs):
     w = opened(window, qtbot, runs[0])
     nan = [f for f in w.findings.items if f.kind == "nonfinite"][0]

@@ -138,7 +138,7 @@ def test_training_syncbatchnorm_in_a_process_group_runs_torchs_forward(monkeypat
     # no autograd, so no saved statistics: a synced forward is left out, an unsynced one is local
     sink.puts.clear()
     for world_synced, expected in ((True, []), (False, [(MODE_BATCH, None, None)])):
-        monkeypatch.setattr(batchnorm, "_synced", lambda m: world_synced)
+        monkeypatch.setattr(batchnorm, "_synced", lambda m: world_synced)  # noqa: B023
         with torch.no_grad():
             assert torch.equal(m(x), torch_forward(copy.deepcopy(ref), x))
         assert sink.puts == expected

@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from models import BatchNormAct2d, FrozenBatchNorm2d, TimmStyleNet
 from torch import nn
 
 import bnviz
 from bnviz.hooks import foreign
 from bnviz.store import RecordingWarning, open_run
-from models import BatchNormAct2d, FrozenBatchNorm2d, TimmStyleNet
 
 STEPS = 4
 
@@ -38,8 +38,10 @@ def train(model, rec=None):
 def inputs_of(model, names):
     """The input each named layer sees in the first step (an independent capture on a twin)."""
     seen = {}
-    handles = [model.get_submodule(n).register_forward_pre_hook(
-        lambda m, a, n=n: seen.setdefault(n, a[0].detach().clone())) for n in names]
+    handles = [
+        model.get_submodule(n).register_forward_pre_hook(lambda m, a, n=n: seen.setdefault(n, a[0].detach().clone()))
+        for n in names
+    ]
     torch.manual_seed(7)
     model(data(0)[0])
     for h in handles:
@@ -70,8 +72,10 @@ def test_timm_style_and_frozen_bn_are_recorded_and_training_is_bit_identical(tmp
 
         # frozen BN, step 0: normalised with its running statistics, whatever module.training says
         f = probe.stem_bn
-        ch = {k: run.channels("stem_bn", k, 0) for k in ("pre_mean", "used_mean", "used_var", "gamma",
-                                                          "post_mean", "grad_gamma")}
+        ch = {
+            k: run.channels("stem_bn", k, 0)
+            for k in ("pre_mean", "used_mean", "used_var", "gamma", "post_mean", "grad_gamma")
+        }
         np.testing.assert_allclose(ch["pre_mean"], x["stem_bn"].mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(ch["used_mean"], f.running_mean.numpy())
         np.testing.assert_array_equal(ch["used_var"], f.running_var.numpy())
@@ -83,10 +87,8 @@ def test_timm_style_and_frozen_bn_are_recorded_and_training_is_bit_identical(tmp
 
         # the BN subclass, step 0, training: batch statistics of its input, running stats before the update
         xb = x["bn1"]
-        np.testing.assert_allclose(run.channels("bn1", "pre_mean", 0), xb.mean(dim=(0, 2, 3)), rtol=1e-5,
-                                   atol=1e-6)
-        np.testing.assert_allclose(run.channels("bn1", "pre_var", 0), xb.var(dim=(0, 2, 3), unbiased=False),
-                                   rtol=1e-4)
+        np.testing.assert_allclose(run.channels("bn1", "pre_mean", 0), xb.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(run.channels("bn1", "pre_var", 0), xb.var(dim=(0, 2, 3), unbiased=False), rtol=1e-4)
         np.testing.assert_array_equal(run.channels("bn1", "running_mean", 0), np.zeros(8, np.float32))
         assert np.isfinite(run.channels("bn1", "grad_gamma", 0)).all()
     # detached: nothing of bnviz is left on the modules

@@ -26,8 +26,9 @@ def runs(tmp_path_factory):
 @pytest.fixture
 def viewer(monkeypatch):
     calls = []
-    monkeypatch.setattr(bnviz.app, "run_viewer",
-                        lambda paths, compare=None, layer=None: calls.append((paths, compare, layer)) or 0)
+    monkeypatch.setattr(
+        bnviz.app, "run_viewer", lambda paths, compare=None, layer=None: calls.append((paths, compare, layer)) or 0
+    )
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     return calls
 
@@ -122,9 +123,23 @@ def test_info_json_is_the_documented_structure(runs, capsys):
     assert cli.main(["info", str(sick), "--json", "--threshold", "drift=3"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["bnviz_info"] == 1
-    assert {"path", "file_size", "format_version", "writer_state", "recording_failed", "dropped_steps",
-            "model", "meta", "steps", "duration_s", "schedule", "scalars", "layers", "thresholds",
-            "findings"} <= set(info)
+    assert {
+        "path",
+        "file_size",
+        "format_version",
+        "writer_state",
+        "recording_failed",
+        "dropped_steps",
+        "model",
+        "meta",
+        "steps",
+        "duration_s",
+        "schedule",
+        "scalars",
+        "layers",
+        "thresholds",
+        "findings",
+    } <= set(info)
     assert info["file_size"] == os.path.getsize(sick) and info["writer_state"] == "closed"
     assert info["steps"] == {"first": 0, "last": 119, "rows": 120, "phases": {"train": 120, "eval": 0}}
     assert info["schedule"]["channels"]["every"] == 1 and info["thresholds"]["drift"] == 3.0
@@ -140,11 +155,15 @@ def test_info_fail_on_gives_status_3_only_for_serious_findings(runs, capsys):
     assert cli.main(["info", str(healthy), "--fail-on", "0"]) == 0
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.write_text("hello"), "HDF5"),
-    (lambda p: p.write_bytes(b""), "empty"),
-], ids=["missing", "text", "empty"])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("hello"), "HDF5"),
+        (lambda p: p.write_bytes(b""), "empty"),
+    ],
+    ids=["missing", "text", "empty"],
+)
 def test_info_on_a_bad_file_is_a_clear_error(tmp_path, capsys, make, expected):
     path = tmp_path / "bad.h5"
     make(path)

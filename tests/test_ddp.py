@@ -22,6 +22,8 @@ from bnviz.analysis.ranks import channel_divergence, global_batch_stats, iid_spr
 from bnviz.store import open_run
 from bnviz.store.ranks import RankFilesError, open_ranks, rank_of
 
+pytestmark = pytest.mark.slow  # process groups of several ranks
+
 WORLD = 2
 STEPS = 6
 LAYERS = ("1", "4", "9")  # paths of the BN layers of the worker's model
@@ -51,7 +53,8 @@ COMMON = textwrap.dedent("""
         return torch.randn(16, 3, 8, 8, generator=g) * (1 + rank) + 0.5 * rank
 """)
 
-TRAIN = COMMON + textwrap.dedent("""
+TRAIN = COMMON + textwrap.dedent(
+    """
     def train(variant):
         model = make()
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -84,7 +87,9 @@ TRAIN = COMMON + textwrap.dedent("""
         result.update(train(variant))
     np.savez(f"{out}/rank{rank}.npz", **result)
     dist.destroy_process_group()
-""" % {"steps": STEPS})
+"""
+    % {"steps": STEPS}
+)
 
 CRASH = COMMON + textwrap.dedent("""
     model = make()
@@ -111,11 +116,27 @@ def launch(script: str, out, world: int = WORLD, **extra_env):
     port = str(free_port())
     procs = []
     for rank in range(world):
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank),
-               "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
-               "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", **extra_env}
-        procs.append(subprocess.Popen([sys.executable, str(path), str(out)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "LOCAL_WORLD_SIZE": str(world),
+            "GLOO_SOCKET_IFNAME": "lo",
+            "OMP_NUM_THREADS": "1",
+            **extra_env,
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(path), str(out)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return procs
 
 
@@ -156,8 +177,7 @@ def test_instrumented_ddp_trains_bit_identically_before_or_after_wrapping(job):
 
 def test_the_recording_holds_every_rank_with_its_own_file(job):
     out, _ = job
-    assert sorted(p.name for p in out.glob("*.h5")) == ["after.h5", "after.rank1.h5", "before.h5",
-                                                        "before.rank1.h5"]
+    assert sorted(p.name for p in out.glob("*.h5")) == ["after.h5", "after.rank1.h5", "before.h5", "before.rank1.h5"]
     for name in ("before", "after"):
         with open_run(out / f"{name}.h5") as run:
             runs = open_ranks(run)
@@ -280,7 +300,8 @@ def test_a_sigkilled_rank_leaves_every_flushed_step_readable(tmp_path):
         assert run.ranks == [run] and "run.rank1.h5 is missing" in run.rank_problems[1]
 
 
-GPU_SYNC = COMMON + textwrap.dedent("""
+GPU_SYNC = COMMON + textwrap.dedent(
+    """
     from bnviz.hooks.distributed import synced_statistics
 
     # deterministic kernels for training; warn_only: bnviz's own statistics may use others
@@ -321,7 +342,9 @@ GPU_SYNC = COMMON + textwrap.dedent("""
         result.update(train(variant))
     np.savez(f"{out}/rank{rank}.npz", **result)
     dist.destroy_process_group()
-""" % {"steps": STEPS})
+"""
+    % {"steps": STEPS}
+)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="SyncBatchNorm syncs only on GPUs")

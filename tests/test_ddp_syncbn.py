@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from models import small_cnn
 from torch import nn
 
 import bnviz
 from bnviz.store import RecordingWarning, open_run
-from models import small_cnn
 
 STEPS = 6
 
@@ -45,6 +45,7 @@ def no_bnviz_left(model):
     return not any(type(m).__module__.startswith("bnviz") for m in model.modules())
 
 
+@pytest.mark.slow
 def test_convert_first_then_record_is_recorded_and_bit_identical(tmp_path):
     plain = train(nn.SyncBatchNorm.convert_sync_batchnorm(small_cnn()))
     model = nn.SyncBatchNorm.convert_sync_batchnorm(small_cnn())
@@ -59,16 +60,21 @@ def test_convert_first_then_record_is_recorded_and_bit_identical(tmp_path):
         assert [l.kind for l in run.layers] == ["SyncBatchNorm"] * 3
         assert list(run.steps) == list(range(STEPS))
         for step, x in enumerate(seen):
-            np.testing.assert_allclose(run.channels("1", "pre_mean", step), x.mean((0, 2, 3)).numpy(),
-                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                run.channels("1", "pre_mean", step), x.mean((0, 2, 3)).numpy(), rtol=1e-4, atol=1e-5
+            )
 
 
+@pytest.mark.slow
 def test_convert_after_record_warns_and_records_the_new_layers(tmp_path):
     plain = small_cnn()
     expected = train(plain, convert_at=0)
     model = small_cnn()
-    with pytest.warns(RecordingWarning, match=r"layers 1, 4, 9 were replaced.*step 0 were not recorded"
-                                              r".*convert the model first, then call bnviz.record"):
+    with pytest.warns(
+        RecordingWarning,
+        match=r"layers 1, 4, 9 were replaced.*step 0 were not recorded"
+        r".*convert the model first, then call bnviz.record",
+    ):
         with bnviz.record(model, tmp_path / "run.h5", channel_every=1) as rec:
             state = train(model, rec, convert_at=0)
     assert_same_state(state, expected)

@@ -3,6 +3,7 @@
 import copy
 import math
 
+import models  # tests/models.py (pytest's pythonpath)
 import numpy as np
 import pytest
 import torch
@@ -12,8 +13,6 @@ from bnviz.hooks import instrument
 from bnviz.hooks.batchnorm import MODE_BATCH, MODE_SYNC
 from bnviz.hooks.engine import StatsEngine
 from bnviz.store import schema
-
-import models  # tests/models.py (pytest's pythonpath)
 
 S, P = 32, 64
 SF = {n: i for i, n in enumerate(schema.SUMMARY_FIELDS)}
@@ -34,8 +33,12 @@ class Capture:
         def hook(m, args):
             if path not in self.seen:
                 get = lambda n: None if getattr(m, n, None) is None else getattr(m, n).detach().double().numpy().copy()  # noqa: E731
-                self.seen[path] = {"x": args[0].detach().double().numpy().copy(), "training": m.training,
-                                   **{n: get(n) for n in ("weight", "bias", "running_mean", "running_var")}}
+                self.seen[path] = {
+                    "x": args[0].detach().double().numpy().copy(),
+                    "training": m.training,
+                    **{n: get(n) for n in ("weight", "bias", "running_mean", "running_var")},
+                }
+
         return hook
 
     def _post(self, path):
@@ -44,6 +47,7 @@ class Capture:
             if "y" not in d:
                 d["y"] = out.detach().double().numpy().copy()
                 d["half"] = out.dtype in (torch.float16, torch.bfloat16)
+
         return hook
 
     def reset(self):
@@ -126,28 +130,46 @@ def expected(d, li):
     rm = d["running_mean"] if d["running_mean"] is not None else nan
     rv = d["running_var"] if d["running_var"] is not None else nan
     ch = {
-        "pre_mean": mean, "pre_var": var, "post_mean": y.mean(dims), "post_var": y.var(dims),
+        "pre_mean": mean,
+        "pre_var": var,
+        "post_mean": y.mean(dims),
+        "post_var": y.var(dims),
         "gamma": d["weight"] if d["weight"] is not None else nan,
         "beta": d["bias"] if d["bias"] is not None else nan,
-        "running_mean": rm, "running_var": rv,
+        "running_mean": rm,
+        "running_var": rv,
         "sat_y": in_zone(ys, li.zone_rule, li.zone_threshold).mean(1),
         "sat_xhat": in_zone(xh, li.zone_rule, li.zone_threshold).mean(1),
-        "used_mean": used_mean, "used_var": used_var,
+        "used_mean": used_mean,
+        "used_var": used_var,
     }
     summ = {
         "n": x.size // x.shape[1],
-        "pre_mean": mean.mean(), "pre_mean_sd": mean.std(), "pre_mean_min": mean.min(), "pre_mean_max": mean.max(),
-        "pre_var": var.mean(), "pre_var_min": var.min(), "pre_var_max": var.max(),
-        "post_mean": ch["post_mean"].mean(), "post_mean_sd": ch["post_mean"].std(),
-        "post_mean_min": ch["post_mean"].min(), "post_mean_max": ch["post_mean"].max(),
-        "post_var": ch["post_var"].mean(), "post_var_min": ch["post_var"].min(), "post_var_max": ch["post_var"].max(),
-        "gamma_mean": ch["gamma"].mean(), "gamma_abs_min": np.abs(ch["gamma"]).min(),
-        "gamma_abs_max": np.abs(ch["gamma"]).max(), "beta_mean": ch["beta"].mean(),
+        "pre_mean": mean.mean(),
+        "pre_mean_sd": mean.std(),
+        "pre_mean_min": mean.min(),
+        "pre_mean_max": mean.max(),
+        "pre_var": var.mean(),
+        "pre_var_min": var.min(),
+        "pre_var_max": var.max(),
+        "post_mean": ch["post_mean"].mean(),
+        "post_mean_sd": ch["post_mean"].std(),
+        "post_mean_min": ch["post_mean"].min(),
+        "post_mean_max": ch["post_mean"].max(),
+        "post_var": ch["post_var"].mean(),
+        "post_var_min": ch["post_var"].min(),
+        "post_var_max": ch["post_var"].max(),
+        "gamma_mean": ch["gamma"].mean(),
+        "gamma_abs_min": np.abs(ch["gamma"]).min(),
+        "gamma_abs_max": np.abs(ch["gamma"]).max(),
+        "beta_mean": ch["beta"].mean(),
         "beta_abs_max": np.abs(ch["beta"]).max(),
         "run_mean_gap": (np.abs(mean - rm) / np.sqrt(rv + eps)).mean(),
         "run_var_logratio": np.abs(np.log((var + eps) / (rv + eps))).mean(),
-        "sat_y": ch["sat_y"].mean(), "sat_xhat": ch["sat_xhat"].mean(),
-        "zone_channels": (ch["sat_y"] >= 0.99).mean(), "nonfinite_channels": 0.0,
+        "sat_y": ch["sat_y"].mean(),
+        "sat_xhat": ch["sat_xhat"].mean(),
+        "zone_channels": (ch["sat_y"] >= 0.99).mean(),
+        "nonfinite_channels": 0.0,
         "used_mean_gap": (np.abs(mean - used_mean) / np.sqrt(used_var + eps)).mean(),
     }
     quant = [np.quantile(pooled(v), schema.QUANTILES) for v in (xs, xh, ys)]
@@ -189,8 +211,14 @@ def check_row(block, r, seen, ins, grads=None, atol=2e-5):
         rc = list(zip(block.channel_step, block.channel_phase)).index(key) if len(block.channels[0]) else None
         if rc is not None:
             for name, value in ch.items():
-                np.testing.assert_allclose(block.channels[L][rc, CF[name]], value, rtol=2e-4, atol=atol,
-                                           equal_nan=True, err_msg=f"{li.path} {name}")
+                np.testing.assert_allclose(
+                    block.channels[L][rc, CF[name]],
+                    value,
+                    rtol=2e-4,
+                    atol=atol,
+                    equal_nan=True,
+                    err_msg=f"{li.path} {name}",
+                )
         close(block.quantiles[r, L], quant, atol=1e-5)
         close(block.probes[r, L], probes, atol=1e-5)
         if grads is not None:
@@ -214,14 +242,23 @@ def train_step(model, opt, x, engine, step, cap):
     cap.reset()
     opt.zero_grad()
     model(x).float().pow(2).mean().backward()
-    grads = {p: (m.weight.grad.double().numpy().copy(), m.bias.grad.double().numpy().copy())
-             for p, m in model.named_modules() if getattr(m, "weight", None) is not None and isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    grads = {
+        p: (m.weight.grad.double().numpy().copy(), m.bias.grad.double().numpy().copy())
+        for p, m in model.named_modules()
+        if getattr(m, "weight", None) is not None and isinstance(m, nn.modules.batchnorm._BatchNorm)
+    }
     opt.step()
     engine.end_step(step)
     return grads
 
 
-@pytest.mark.parametrize("make,batch", [(models.SmallCNN, models.cnn_batch), (models.SigmoidMLP, lambda seed=0: torch.randn(12, 20, generator=torch.Generator().manual_seed(seed)))])
+@pytest.mark.parametrize(
+    "make,batch",
+    [
+        (models.SmallCNN, models.cnn_batch),
+        (models.SigmoidMLP, lambda seed=0: torch.randn(12, 20, generator=torch.Generator().manual_seed(seed))),
+    ],
+)
 def test_train_and_eval_rows_match_numpy(make, batch):
     torch.manual_seed(0)
     model = make()
@@ -451,8 +488,9 @@ def test_synced_rows_normalise_with_the_global_statistics():
     # A synced SyncBatchNorm reports the global mean / invstd (MODE_SYNC); torch syncs no CPU tensor,
     # so each layer's report is made here, as from rank 0 of a job whose rank 1 saw another batch.
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Tanh(),
-                          nn.Conv2d(4, 5, 1), nn.BatchNorm2d(5), nn.ReLU())
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Tanh(), nn.Conv2d(4, 5, 1), nn.BatchNorm2d(5), nn.ReLU()
+    )
     ins = instrument(model, probes=2)
     engine = StatsEngine(ins, capacity_rows=4, samples=S, pool=P)
     model(torch.randn(8, 3, 6, 6))  # step 0: activations detected
@@ -468,9 +506,15 @@ def test_synced_rows_normalise_with_the_global_statistics():
         c = m.num_features
         x = torch.randn(8, c, 6, 6, generator=g) * 2 + 1
         other = torch.randn(8, c, 6, 6, generator=g) * 0.5 - 1
-        d = {"x": x.double().numpy(), "training": True, "half": False,
-             **{n: getattr(m, n).detach().double().numpy().copy()
-                for n in ("weight", "bias", "running_mean", "running_var")}}
+        d = {
+            "x": x.double().numpy(),
+            "training": True,
+            "half": False,
+            **{
+                n: getattr(m, n).detach().double().numpy().copy()
+                for n in ("weight", "bias", "running_mean", "running_var")
+            },
+        }
         um, uvar = x.double().mean((0, 2, 3)), x.double().var((0, 2, 3), correction=0)
         assert engine.wants(m._bnviz_index, True)
         if mode == MODE_SYNC:

@@ -1,13 +1,11 @@
 """Recording changes nothing: instrumented training is bit-identical to plain training on CPU."""
 
-
+import models  # tests/models.py (pytest's pythonpath)
 import pytest
 import torch
 
 from bnviz.hooks import instrument
 from bnviz.hooks.engine import StatsEngine
-
-import models  # tests/models.py (pytest's pythonpath)
 
 STEPS = 30
 
@@ -61,6 +59,7 @@ def assert_identical(a, b):
     assert all(torch.equal(a[1][k], b[1][k]) for k in a[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make,data", [(models.SmallCNN, cnn_data), (models.SigmoidMLP, mlp_data)])
 def test_training_bit_identical(make, data):
     plain = train(make, data, record=False)

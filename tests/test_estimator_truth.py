@@ -11,13 +11,12 @@ whose border differs from their centre.
 import numpy as np
 import pytest
 import torch
+import truth
 from torch import nn
 
 from bnviz.hooks import instrument
 from bnviz.hooks.engine import StatsEngine
 from bnviz.store import schema
-
-import truth
 
 SF = {n: i for i, n in enumerate(schema.SUMMARY_FIELDS)}
 CF = {n: i for i, n in enumerate(schema.CHANNEL_FIELDS)}
@@ -31,9 +30,15 @@ def conv_net(channels=16, seed=0):
     torch.manual_seed(seed)
     c = channels
     model = nn.Sequential(
-        nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-        nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.Tanh(),
-        nn.Conv2d(c, c, 5, padding=2), nn.BatchNorm2d(c), nn.ReLU(),
+        nn.Conv2d(3, c, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c),
+        nn.ReLU(),
+        nn.Conv2d(c, c, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c),
+        nn.Tanh(),
+        nn.Conv2d(c, c, 5, padding=2),
+        nn.BatchNorm2d(c),
+        nn.ReLU(),
     )
     _spread_affine(model)
     return model
@@ -41,8 +46,14 @@ def conv_net(channels=16, seed=0):
 
 def mlp(seed=0, width=48):
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(20, width), nn.BatchNorm1d(width), nn.ReLU(),
-                          nn.Linear(width, width), nn.BatchNorm1d(width), nn.Sigmoid())
+    model = nn.Sequential(
+        nn.Linear(20, width),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.BatchNorm1d(width),
+        nn.Sigmoid(),
+    )
     _spread_affine(model)
     return model
 
@@ -146,8 +157,9 @@ def test_fewer_values_than_samples_are_computed_exactly():
         f = truth.zone_fraction(ys, li["zone_rule"], li["zone_threshold"])
         np.testing.assert_allclose(block.channels[li["index"]][0, CF["sat_y"]], f, atol=1e-6)
         for k, c in enumerate(li["probe_channels"]):
-            np.testing.assert_allclose(block.probes[0, li["index"], k], np.quantile(ys[c], schema.QUANTILES),
-                                       rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                block.probes[0, li["index"], k], np.quantile(ys[c], schema.QUANTILES), rtol=1e-5, atol=1e-5
+            )
     one = mlp()
     one.eval()  # N = 1 in eval: one value per channel, exact
     block, table, seen = record_one(one, torch.randn(1, 20))
@@ -187,6 +199,7 @@ def test_other_inputs_are_estimated_without_bias(kind):
 def test_sampled_positions_cover_images_and_pixels():
     # the direct look at the failure mode: where the samples of one channel land
     from bnviz.hooks.sampling import sample_index
+
     for n, size in ((64, 32), (128, 8), (16, 64), (64, 16)):
         hw = size * size
         idx, s = sample_index(n, 4, hw, S, "cpu")

@@ -93,8 +93,9 @@ def test_channels_csv_round_trips_to_the_stored_channel_tier(qapp, run_path, out
 
 def test_many_layers_go_into_a_folder_with_an_index(qapp, run_path, out):
     progress = []
-    written = bnviz.export(run_path, out / "drift.png", layer="block.*",
-                           progress=lambda done, total, name: progress.append((done, total)))
+    written = bnviz.export(
+        run_path, out / "drift.png", layer="block.*", progress=lambda done, total, name: progress.append((done, total))
+    )
     folder = out / "drift"
     assert written == [folder / "block.bn1.png", folder / "block.bn2.png"]
     assert sorted(os.listdir(out)) == ["drift"]
@@ -113,14 +114,20 @@ def test_many_layers_go_into_a_folder_with_an_index(qapp, run_path, out):
 
 def test_steps_and_compare_reach_the_view_state(qapp, run_path, out, monkeypatch):
     seen = []
-    monkeypatch.setattr(bnviz.app.render, "render_view",
-                        lambda path, dest, state=None, compare=None: (seen.append((state, compare)),
-                                                                      dest.write_text("x")))
-    bnviz.export(run_path, out / "a.png", layer="stem.bn", view="distribution", steps="10:40",
-                 compare=run_path)
+    monkeypatch.setattr(
+        bnviz.app.render,
+        "render_view",
+        lambda path, dest, state=None, compare=None: (seen.append((state, compare)), dest.write_text("x")),
+    )
+    bnviz.export(run_path, out / "a.png", layer="stem.bn", view="distribution", steps="10:40", compare=run_path)
     state, compare = seen[0]
     assert (state.view, state.layer, state.step_range, state.step, state.reference_step) == (
-        "distribution", "stem.bn", (10, 40), 40, 10)
+        "distribution",
+        "stem.bn",
+        (10, 40),
+        40,
+        10,
+    )
     assert os.path.samefile(compare, run_path)
     bnviz.export(run_path, out / "b.png", layer="stem.bn", view="gamma_beta")
     assert (seen[1][0].view, seen[1][0].step_range, seen[1][0].step, seen[1][1]) == ("gamma_beta", None, None, None)
@@ -142,14 +149,17 @@ def test_a_failure_midway_leaves_nothing_behind(qapp, run_path, out, monkeypatch
     assert os.listdir(out) == []
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(layer="block.bn3"), "no layer matches 'block.bn3'; did you mean block.bn2 or block.bn1"),
-    (dict(layer="zzz"), "the run's layers are stem.bn, block.bn1, block.bn2"),
-    (dict(steps="100:200"), "no recorded step in 100:200; the run has steps 0 to 59"),
-    (dict(steps="40:10"), "step range 40:10 is empty"),
-    (dict(steps="ten:20"), "expected A:B"),
-    (dict(view="histogram"), "unknown view 'histogram'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(layer="block.bn3"), "no layer matches 'block.bn3'; did you mean block.bn2 or block.bn1"),
+        (dict(layer="zzz"), "the run's layers are stem.bn, block.bn1, block.bn2"),
+        (dict(steps="100:200"), "no recorded step in 100:200; the run has steps 0 to 59"),
+        (dict(steps="40:10"), "step range 40:10 is empty"),
+        (dict(steps="ten:20"), "expected A:B"),
+        (dict(view="histogram"), "unknown view 'histogram'"),
+    ],
+)
 def test_bad_input_is_refused_before_anything_is_written(run_path, out, kwargs, message):
     with pytest.raises(ExportError, match=message.replace("(", r"\(")):
         bnviz.export(run_path, out / "x.png", **kwargs)
@@ -194,8 +204,10 @@ def test_the_api_takes_an_open_run_and_leaves_it_open(qapp, run_path, out):
 
 
 def test_cli_export_writes_and_reports(qapp, run_path, out, capsys):
-    assert cli.main(["export", str(run_path), "--layer", "stem.bn", "--view", "train-eval",
-                     "-o", str(out / "te.csv")]) == 0
+    assert (
+        cli.main(["export", str(run_path), "--layer", "stem.bn", "--view", "train-eval", "-o", str(out / "te.csv")])
+        == 0
+    )
     assert "wrote" in capsys.readouterr().err
     assert cli.main(["export", str(run_path), "--layer", "stm.bn", "-o", str(out / "x.png")]) == 1
     err = capsys.readouterr().err
@@ -213,7 +225,7 @@ def test_the_public_api_resolves_lazily_and_export_stays_a_function():
 
     assert (bnviz.findings, bnviz.Thresholds, bnviz.open_run, bnviz.record) == (findings, Thresholds, open_run, record)
     with pytest.raises(AttributeError, match="no attribute 'exprot'"):
-        bnviz.exprot
+        bnviz.exprot  # noqa: B018
 
 
 def test_exported_pictures_say_what_they_show(qapp, run_path, out, tmp_path):

@@ -60,8 +60,10 @@ def test_new_files_are_1_1_with_the_used_statistics(recorded):
         assert run.format_version == "%d.%d" % schema.FORMAT_VERSION == "1.1"
         train, evals = run.channel_rows("train"), run.channel_rows("eval")
         for layer in run.layers:
-            ch = {f: run.channels(layer, f) for f in ("pre_mean", "pre_var", "running_mean", "running_var",
-                                                      "used_mean", "used_var")}
+            ch = {
+                f: run.channels(layer, f)
+                for f in ("pre_mean", "pre_var", "running_mean", "running_var", "used_mean", "used_var")
+            }
             np.testing.assert_array_equal(ch["used_mean"][train], ch["pre_mean"][train])
             np.testing.assert_allclose(ch["used_var"][train], ch["pre_var"][train], rtol=1e-6)
             np.testing.assert_array_equal(ch["used_mean"][evals], ch["running_mean"][evals])

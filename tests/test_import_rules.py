@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "bnviz.app")
 TORCH = ("torch", "bnviz.hooks")
 VIEWER_PACKAGES = ("bnviz.store", "bnviz.analysis", "bnviz.app")
-VIEWER_SOURCES = [*(ROOT / "bnviz").glob("*.py"),
-                  *(p for pkg in ("store", "analysis", "app") for p in (ROOT / "bnviz" / pkg).rglob("*.py"))]
+VIEWER_SOURCES = [
+    *(ROOT / "bnviz").glob("*.py"),
+    *(p for pkg in ("store", "analysis", "app") for p in (ROOT / "bnviz" / pkg).rglob("*.py")),
+]
 TRAINING_SOURCES = sorted((ROOT / "hooks").rglob("*.py"))
 
 _PROBE = """
@@ -35,8 +37,14 @@ print(json.dumps(sorted(sys.modules)))
 
 def loaded_after(packages, extra=""):
     code = _PROBE.format(packages=tuple(packages), extra=extra)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -52,11 +60,13 @@ def test_training_side_imports_no_qt():
 def test_viewer_side_imports_no_torch(tmp_path):
     run = tmp_path / "run.h5"
     # Exercise the CLI's read paths too, not only module import.
-    extra = (f"from bnviz.store.synthetic import write_synthetic_run\n"
-             f"write_synthetic_run({str(run)!r}, layers=2, channels=4, steps=20)\n"
-             f"import bnviz, bnviz.cli, bnviz.export\n"
-             f"assert bnviz.cli.main(['info', {str(run)!r}, '--json']) == 0\n"
-             f"bnviz.findings(bnviz.open_run({str(run)!r}))\n")
+    extra = (
+        f"from bnviz.store.synthetic import write_synthetic_run\n"
+        f"write_synthetic_run({str(run)!r}, layers=2, channels=4, steps=20)\n"
+        f"import bnviz, bnviz.cli, bnviz.export\n"
+        f"assert bnviz.cli.main(['info', {str(run)!r}, '--json']) == 0\n"
+        f"bnviz.findings(bnviz.open_run({str(run)!r}))\n"
+    )
     assert offenders(loaded_after(VIEWER_PACKAGES, extra), TORCH) == []
 
 
@@ -75,8 +85,9 @@ def imported_names(path: Path) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("sources, banned", [(TRAINING_SOURCES, QT), (VIEWER_SOURCES, TORCH)],
-                         ids=["training-no-qt", "viewer-no-torch"])
+@pytest.mark.parametrize(
+    "sources, banned", [(TRAINING_SOURCES, QT), (VIEWER_SOURCES, TORCH)], ids=["training-no-qt", "viewer-no-torch"]
+)
 def test_no_source_file_imports_across_the_line(sources, banned):
     assert sources, "no source files found: the scan would prove nothing"
     bad = {str(p.relative_to(ROOT)): offenders(imported_names(p), banned) for p in sources}

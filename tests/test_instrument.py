@@ -4,6 +4,7 @@ import copy
 import io
 import warnings
 
+import models  # tests/models.py (pytest's pythonpath)
 import pytest
 import torch
 from torch import nn
@@ -12,15 +13,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from bnviz.hooks import Probe, instrument
 from bnviz.hooks.batchnorm import ORIGINAL
 
-import models  # tests/models.py (pytest's pythonpath)
-
 
 def test_swaps_in_place_and_detach_restores():
     torch.manual_seed(0)
     model = models.SmallCNN()
     before = {n: (type(m), m) for n, m in model.named_modules()}
-    params = {n: p for n, p in model.named_parameters()}
-    buffers = {n: b for n, b in model.named_buffers()}
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     ins = instrument(model)
     for name, (cls, mod) in before.items():
@@ -76,9 +75,23 @@ def test_layers_in_forward_order_with_nesting_and_reuse():
 def test_layer_table_keys():
     model = models.SmallCNN()
     table = instrument(model, probes=2).layer_table()
-    assert list(table[0]) == ["index", "path", "kind", "num_features", "eps", "momentum", "affine",
-                              "track_running_stats", "activation", "activation_source", "zone_rule",
-                              "zone_threshold", "probe_channels", "calls_per_forward", "frozen"]
+    assert list(table[0]) == [
+        "index",
+        "path",
+        "kind",
+        "num_features",
+        "eps",
+        "momentum",
+        "affine",
+        "track_running_stats",
+        "activation",
+        "activation_source",
+        "zone_rule",
+        "zone_threshold",
+        "probe_channels",
+        "calls_per_forward",
+        "frozen",
+    ]
     assert table[0]["kind"] == "BatchNorm2d" and table[2]["kind"] == "BatchNorm1d"
     assert table[0]["probe_channels"] == [2, 6]
 

@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 accelerate = pytest.importorskip("accelerate")
 
+from models import small_cnn  # noqa: E402
+
 import bnviz  # noqa: E402
 from bnviz.store import RecordingWarning, open_run  # noqa: E402
-from models import small_cnn  # noqa: E402
 
 BATCHES, ACCUMULATE = 8, 2
 
@@ -20,8 +21,9 @@ def train(path=None):
     model = small_cnn()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     g = torch.Generator().manual_seed(3)
-    data = torch.utils.data.TensorDataset(torch.randn(BATCHES * 4, 3, 6, 6, generator=g),
-                                          torch.randn(BATCHES * 4, 4, generator=g))
+    data = torch.utils.data.TensorDataset(
+        torch.randn(BATCHES * 4, 3, 6, 6, generator=g), torch.randn(BATCHES * 4, 4, generator=g)
+    )
     model, opt, loader = acc.prepare(model, opt, torch.utils.data.DataLoader(data, batch_size=4))
     assert type(opt).__name__ == "AcceleratedOptimizer"
     updates = []

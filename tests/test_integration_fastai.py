@@ -17,8 +17,9 @@ with warnings.catch_warnings():  # fastai's imports warn about pandas options
     from fastai.optimizer import SGD
 
     from bnviz.integrations.fastai import BnvizCallback
-from bnviz.store import RecordingWarning, open_run  # noqa: E402
 from models import small_cnn  # noqa: E402
+
+from bnviz.store import RecordingWarning, open_run  # noqa: E402
 
 
 class Counter(Callback):
@@ -38,8 +39,9 @@ def fit(callbacks):
     g = torch.Generator().manual_seed(4)
     items = [(torch.randn(3, 6, 6, generator=g), torch.randn(4, generator=g)) for _ in range(32)]
     dls = DataLoaders(DataLoader(items[:24], bs=4), DataLoader(items[24:], bs=4), device="cpu")
-    learn = Learner(dls, small_cnn(), loss_func=F.mse_loss, opt_func=SGD, lr=0.05,
-                    cbs=[GradientAccumulation(n_acc=8), *callbacks])
+    learn = Learner(
+        dls, small_cnn(), loss_func=F.mse_loss, opt_func=SGD, lr=0.05, cbs=[GradientAccumulation(n_acc=8), *callbacks]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", RecordingWarning)

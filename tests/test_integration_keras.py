@@ -82,8 +82,13 @@ def test_keras_batch_normalization_is_recorded_faithfully_at_keras_steps(tmp_pat
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "KERAS_BACKEND": "torch"}
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run.h5"), str(tmp_path / "out.json")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run.h5"), str(tmp_path / "out.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["same"], "training with the callback differs from the unrecorded twin"

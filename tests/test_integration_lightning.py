@@ -20,8 +20,14 @@ class Net(pl.LightningModule):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 3),
+        )
 
     def forward(self, x):
         return self.body(x)
@@ -40,8 +46,9 @@ class Net(pl.LightningModule):
 
 def loader(seed):
     g = torch.Generator().manual_seed(seed)
-    data = torch.utils.data.TensorDataset(torch.randn(BATCHES * 4, 3, 5, 5, generator=g),
-                                          torch.randint(0, 3, (BATCHES * 4,), generator=g))
+    data = torch.utils.data.TensorDataset(
+        torch.randn(BATCHES * 4, 3, 5, 5, generator=g), torch.randint(0, 3, (BATCHES * 4,), generator=g)
+    )
     return torch.utils.data.DataLoader(data, batch_size=4)
 
 
@@ -63,10 +70,19 @@ class Counter(pl.Callback):
 
 
 def fit(callbacks):
-    trainer = pl.Trainer(max_epochs=EPOCHS, accumulate_grad_batches=ACCUMULATE, limit_val_batches=2,
-                         num_sanity_val_steps=2, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                         deterministic=True, callbacks=callbacks)
+    trainer = pl.Trainer(
+        max_epochs=EPOCHS,
+        accumulate_grad_batches=ACCUMULATE,
+        limit_val_batches=2,
+        num_sanity_val_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        deterministic=True,
+        callbacks=callbacks,
+    )
     model = Net()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's advice (num_workers...) and its deprecations

@@ -42,15 +42,27 @@ class Counter(transformers.TrainerCallback):
 
 def train(tmp_path, name, callbacks):
     torch.manual_seed(0)
-    config = transformers.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
-                                       layer_type="basic", num_labels=3)
+    config = transformers.ResNetConfig(
+        num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=3
+    )
     model = transformers.ResNetForImageClassification(config)
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path / name), max_steps=STEPS, per_device_train_batch_size=4,
-        gradient_accumulation_steps=ACCUMULATE, eval_strategy="steps", eval_steps=2, logging_steps=1,
-        report_to=[], use_cpu=True, seed=0, save_strategy="no", disable_tqdm=True)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=Images(64, 1), eval_dataset=Images(8, 2),
-                                   callbacks=callbacks)
+        output_dir=str(tmp_path / name),
+        max_steps=STEPS,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=ACCUMULATE,
+        eval_strategy="steps",
+        eval_steps=2,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=Images(64, 1), eval_dataset=Images(8, 2), callbacks=callbacks
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the Trainer's own advice and deprecations
         warnings.simplefilter("error", RecordingWarning)  # but not bnviz's

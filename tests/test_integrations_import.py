@@ -16,8 +16,10 @@ CASES = [
 
 @pytest.mark.parametrize("name, hidden, message", CASES, ids=[c[0] for c in CASES])
 def test_a_missing_framework_is_a_clear_import_error(name, hidden, message):
-    code = (f"import sys\nfor m in {hidden!r}: sys.modules[m] = None\n"
-            f"try:\n    import bnviz.integrations.{name}\nexcept ImportError as e:\n    print(e)\n")
+    code = (
+        f"import sys\nfor m in {hidden!r}: sys.modules[m] = None\n"
+        f"try:\n    import bnviz.integrations.{name}\nexcept ImportError as e:\n    print(e)\n"
+    )
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert message in out.stdout, out.stderr[-2000:]

@@ -45,8 +45,15 @@ class Collect(HTMLParser):
 @pytest.fixture(scope="module")
 def run_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("nb") / "run.h5"
-    write_synthetic_run(path, layers=4, channels=8, steps=120, pathologies=("dead_relu", "drift"),
-                        layer_names=HOSTILE, meta={"model_class": "<b>Net</b>"})
+    write_synthetic_run(
+        path,
+        layers=4,
+        channels=8,
+        steps=120,
+        pathologies=("dead_relu", "drift"),
+        layer_names=HOSTILE,
+        meta={"model_class": "<b>Net</b>"},
+    )
     return path
 
 
@@ -90,10 +97,14 @@ def test_show_of_an_open_run_with_a_comparison_and_the_overview(run_path):
         png_size(p._repr_png_())
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"layer": "nope"}, "no layer matches 'nope'"), ({"layer": "*"}, "matches 4 layers"),
-    ({"view": "histogram"}, "unknown view"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"layer": "nope"}, "no layer matches 'nope'"),
+        ({"layer": "*"}, "matches 4 layers"),
+        ({"view": "histogram"}, "unknown view"),
+    ],
+)
 def test_show_rejects_bad_input_before_drawing(run_path, kwargs, message):
     with pytest.raises(ExportError, match=message):
         bnviz.show(run_path, **kwargs)
@@ -116,8 +127,9 @@ def test_the_docs_notebook_runs_in_a_kernel_without_a_display(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     # the kernel runs this interpreter, whatever PATH finds first
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.km = client.create_kernel_manager()
     client.km.kernel_cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     client.execute(env=env)

@@ -26,8 +26,10 @@ def test_every_package_directory_is_in_pyproject():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "bnviz").rglob("__init__.py")}
-    found |= {"bnviz.hooks" + "".join("." + part for part in p.parent.relative_to(ROOT / "hooks").parts)
-              for p in (ROOT / "hooks").rglob("__init__.py")}
+    found |= {
+        "bnviz.hooks" + "".join("." + part for part in p.parent.relative_to(ROOT / "hooks").parts)
+        for p in (ROOT / "hooks").rglob("__init__.py")
+    }
     assert found == listed
     assert config["package-dir"] == {"bnviz": "bnviz", "bnviz.hooks": "hooks"}
 
@@ -39,8 +41,12 @@ def digest(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "-w", str(out), "--no-deps", "-q"],
-                   check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "-w", str(out), "--no-deps", "-q"],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     (path,) = out.glob("bnviz-*.whl")
     return path
 
@@ -52,8 +58,23 @@ def installed(wheel, tmp_path_factory):
     root = tmp_path_factory.mktemp("fresh")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                    "--no-deps", "--no-index", str(wheel)], check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     base = root / "base-deps"
     base.mkdir()
     for entry in SITE.iterdir():
@@ -66,8 +87,12 @@ def installed(wheel, tmp_path_factory):
 
 def run_in(installed, deps, *args, **kwargs):
     venv, paths, work = installed
-    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": paths[deps], "QT_QPA_PLATFORM": "offscreen",
-           "HOME": str(work)}
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "PYTHONPATH": paths[deps],
+        "QT_QPA_PLATFORM": "offscreen",
+        "HOME": str(work),
+    }
     return subprocess.run(list(args), capture_output=True, text=True, cwd=work, env=env, timeout=300, **kwargs)
 
 
@@ -89,8 +114,13 @@ def test_the_wheel_carries_the_current_demo_recordings(wheel, tmp_path):
 @pytest.mark.slow
 def test_the_base_install_reads_the_demo_and_says_what_pictures_need(installed):
     venv = installed[0]
-    where = run_in(installed, "base", "python", "-c",
-                   "import bnviz, bnviz.demo; print(bnviz.__file__); print(*bnviz.demo.demo_paths(), sep='\\n')")
+    where = run_in(
+        installed,
+        "base",
+        "python",
+        "-c",
+        "import bnviz, bnviz.demo; print(bnviz.__file__); print(*bnviz.demo.demo_paths(), sep='\\n')",
+    )
     assert where.returncode == 0, where.stderr
     lines = where.stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in lines), lines
@@ -105,10 +135,15 @@ def test_the_base_install_reads_the_demo_and_says_what_pictures_need(installed):
 @pytest.mark.slow
 def test_bnviz_demo_from_the_wheel_opens_a_window(installed):
     venv, paths, work = installed
-    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PYTHONPATH": paths["view"], "QT_QPA_PLATFORM": "offscreen",
-           "HOME": str(work)}
-    proc = subprocess.Popen(["bnviz", "demo"], cwd=work, env=env, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "PYTHONPATH": paths["view"],
+        "QT_QPA_PLATFORM": "offscreen",
+        "HOME": str(work),
+    }
+    proc = subprocess.Popen(
+        ["bnviz", "demo"], cwd=work, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         time.sleep(8)  # a failed start (no recordings, a missing library) exits within a second or two
         running = proc.poll() is None

@@ -6,11 +6,26 @@ import math
 import numpy as np
 import pytest
 
-from bnviz.analysis.ranks import (aligned_rows, channel_divergence, divergence_by_layer,
-                                  global_batch_stats, iid_spread, rank_divergence)
+from bnviz.analysis.ranks import (
+    aligned_rows,
+    channel_divergence,
+    divergence_by_layer,
+    global_batch_stats,
+    iid_spread,
+    rank_divergence,
+)
 from bnviz.store import open_run
-from bnviz.store.ranks import (RankFilesError, attach_ranks, job_path, open_ranks, rank_of,
-                               rank_path, rank_problems, refresh_ranks, world_size_of)
+from bnviz.store.ranks import (
+    RankFilesError,
+    attach_ranks,
+    job_path,
+    open_ranks,
+    rank_of,
+    rank_path,
+    rank_problems,
+    refresh_ranks,
+    world_size_of,
+)
 from bnviz.store.synthetic import write_synthetic_run
 
 
@@ -21,8 +36,9 @@ def rank_meta(rank, world=3, job="master:127.0.0.1:29500"):
 def write_job(base, world=3, steps=40, skip=(), **kw):
     for r in range(world):
         if r not in skip:
-            write_synthetic_run(rank_path(base, r), layers=2, channels=4, steps=steps, seed=r,
-                                meta=rank_meta(r, world), **kw)
+            write_synthetic_run(
+                rank_path(base, r), layers=2, channels=4, steps=steps, seed=r, meta=rank_meta(r, world), **kw
+            )
 
 
 def close_all(runs):
@@ -67,8 +83,9 @@ def test_missing_unreadable_and_foreign_rank_files_are_named(tmp_path):
     base = tmp_path / "run.h5"
     write_job(base, world=4, skip=(1, 2, 3))
     (tmp_path / "run.rank2.h5").write_bytes(b"not hdf5")
-    write_synthetic_run(tmp_path / "run.rank3.h5", layers=2, channels=4, steps=5,
-                        meta=rank_meta(3, 4, job="master:127.0.0.1:29501"))
+    write_synthetic_run(
+        tmp_path / "run.rank3.h5", layers=2, channels=4, steps=5, meta=rank_meta(3, 4, job="master:127.0.0.1:29501")
+    )
     with open_run(base) as run:
         with pytest.raises(RankFilesError) as err:
             open_ranks(run)
@@ -96,8 +113,9 @@ def test_aligned_rows_keep_the_steps_every_rank_recorded(tmp_path):
     base = tmp_path / "run.h5"
     write_job(base, world=2, steps=30, eval_every=10)
     # a third rank killed early: 17 steps only
-    write_synthetic_run(rank_path(base, 2), layers=2, channels=4, steps=17, seed=2, eval_every=10,
-                        meta=rank_meta(2, 2))  # wrong world size on purpose: open it by hand
+    write_synthetic_run(
+        rank_path(base, 2), layers=2, channels=4, steps=17, seed=2, eval_every=10, meta=rank_meta(2, 2)
+    )  # wrong world size on purpose: open it by hand
     runs = [open_run(rank_path(base, r)) for r in range(3)]
     try:
         steps, rows = aligned_rows(runs)
@@ -211,7 +229,6 @@ def test_divergence_by_layer_summarises_each_layer(tmp_path):
         close_all(runs[1:])
 
 
-
 def test_findings_flag_layers_whose_ranks_normalise_differently(tmp_path):
     from bnviz.analysis.findings import findings
     from bnviz.analysis.runinfo import describe
@@ -225,8 +242,9 @@ def test_findings_flag_layers_whose_ranks_normalise_differently(tmp_path):
         assert describe(run)["ranks"] == {"world_size": 2, "present": [0, 1], "problems": {}}
     # the same data on both ranks: nothing to flag
     for r in range(2):
-        write_synthetic_run(rank_path(tmp_path / "same.h5", r), layers=2, channels=4, steps=30, seed=7,
-                            meta=rank_meta(r, 2))
+        write_synthetic_run(
+            rank_path(tmp_path / "same.h5", r), layers=2, channels=4, steps=30, seed=7, meta=rank_meta(r, 2)
+        )
     with open_run(tmp_path / "same.h5") as run:
         assert not [f for f in findings(run) if f.kind == "ranks_disagree"]
     (tmp_path / "same.rank1.h5").unlink()

@@ -12,11 +12,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from models import small_cnn
 from torch import nn
 
 import bnviz
 from bnviz.store import RecordingWarning, open_run
-from models import small_cnn
 
 
 def train(model, rec, steps, *, opt=None, eval_at=(), call_step=True, seed=0):
@@ -56,8 +56,17 @@ def test_stored_channel_statistics_match_an_independent_computation(tmp_path):
         for step in range(6):
             x = torch.randn(16, 3, 8, 8, generator=g) + step
             # the recorded gamma/beta are those the forward used, running stats those before it
-            states.append({id(m): (m.weight.detach().clone(), m.bias.detach().clone(),
-                                   m.running_mean.clone(), m.running_var.clone()) for m in bns})
+            states.append(
+                {
+                    id(m): (
+                        m.weight.detach().clone(),
+                        m.bias.detach().clone(),
+                        m.running_mean.clone(),
+                        m.running_var.clone(),
+                    )
+                    for m in bns
+                }
+            )
             model(x).pow(2).mean().backward()
             opt.step()
             opt.zero_grad()
@@ -72,14 +81,18 @@ def test_stored_channel_statistics_match_an_independent_computation(tmp_path):
             for step, (x, y) in enumerate(seen[id(m)]):
                 x_np, y_np = x.numpy(), y.numpy()
                 axes = (0, 2, 3)
-                np.testing.assert_allclose(run.channels(layer.path, "pre_mean", step), x_np.mean(axes),
-                                           rtol=1e-4, atol=1e-5)
-                np.testing.assert_allclose(run.channels(layer.path, "pre_var", step), x_np.var(axes),
-                                           rtol=1e-3, atol=1e-5)
-                np.testing.assert_allclose(run.channels(layer.path, "post_mean", step), y_np.mean(axes),
-                                           rtol=1e-3, atol=1e-4)
-                np.testing.assert_allclose(run.channels(layer.path, "post_var", step), y_np.var(axes),
-                                           rtol=1e-3, atol=1e-4)
+                np.testing.assert_allclose(
+                    run.channels(layer.path, "pre_mean", step), x_np.mean(axes), rtol=1e-4, atol=1e-5
+                )
+                np.testing.assert_allclose(
+                    run.channels(layer.path, "pre_var", step), x_np.var(axes), rtol=1e-3, atol=1e-5
+                )
+                np.testing.assert_allclose(
+                    run.channels(layer.path, "post_mean", step), y_np.mean(axes), rtol=1e-3, atol=1e-4
+                )
+                np.testing.assert_allclose(
+                    run.channels(layer.path, "post_var", step), y_np.var(axes), rtol=1e-3, atol=1e-4
+                )
                 w, b, rm, rv = (t.numpy() for t in states[step][id(m)])
                 np.testing.assert_array_equal(run.channels(layer.path, "gamma", step), w)
                 np.testing.assert_array_equal(run.channels(layer.path, "beta", step), b)
@@ -124,7 +137,7 @@ def test_exception_inside_the_block_closes_the_file_and_reraises(tmp_path):
     with pytest.raises(ZeroDivisionError):
         with bnviz.record(model, tmp_path / "run.h5") as rec:
             train(model, rec, 3)
-            1 / 0
+            1 / 0  # noqa: B018
     with open_run(tmp_path / "run.h5") as run:
         assert run.writer_state == "closed"
         assert list(run.steps) == [0, 1, 2]
@@ -195,6 +208,7 @@ def wait_for_rows(path, n, timeout=60.0):
     raise AssertionError(f"{path} never reached {n} rows")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rows_before_kill", [4, 40])
 def test_sigkilled_training_leaves_every_flushed_step_readable(tmp_path, rows_before_kill):
     path = tmp_path / "run.h5"

@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from models import small_cnn
 from torch import nn
 
 import bnviz
 from bnviz.store import RecordingWarning, open_run
-from models import small_cnn
 
 
 def batches(steps, seed=0):
@@ -129,6 +129,7 @@ def test_many_forwards_and_no_step_warn_once(tmp_path):
         assert list(run.steps) == [0]
 
 
+@pytest.mark.slow
 def test_stepping_and_eval_loops_do_not_warn(tmp_path):
     model = small_cnn()
     with warnings.catch_warnings():
@@ -175,15 +176,14 @@ def test_a_bn_called_twice_per_forward_is_said_in_a_warning_and_the_layer_table(
         calls = {li.path: li.extra["calls_per_forward"] for li in run.layers}
         assert calls == {"bn": 2, "other": 1}
         # the recorded call is the first one: conv(x), not conv(2 x)
-        np.testing.assert_allclose(run.channels("bn", "pre_mean", 0), first_call_mean.numpy(), rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(run.channels("bn", "pre_mean", 0), first_call_mean.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_step_the_grad_scaler_skips_is_no_update_for_optimizer_but_counts_for_rec_step_n(tmp_path):
     def run(path, explicit):
         model = small_cnn()
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
-        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 4)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4)
         with bnviz.record(model, path, optimizer=None if explicit else opt) as rec:
             for step, x in enumerate(batches(4)):
                 loss = model(x).pow(2).mean() * (float("inf") if step == 1 else 1.0)

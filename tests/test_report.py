@@ -12,8 +12,12 @@ from bnviz.report import write_report
 from bnviz.store import open_run
 from bnviz.store.synthetic import write_synthetic_run
 
-HOSTILE = ['<img src="https://evil.example/x.png" onerror="alert(1)">', "a&b", "layer.2",
-           '"><script src="https://evil.example/x.js"></script>']
+HOSTILE = [
+    '<img src="https://evil.example/x.png" onerror="alert(1)">',
+    "a&b",
+    "layer.2",
+    '"><script src="https://evil.example/x.js"></script>',
+]
 
 
 class Page(HTMLParser):
@@ -32,8 +36,15 @@ class Page(HTMLParser):
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     run = folder / "sick.h5"
-    write_synthetic_run(run, layers=4, channels=8, steps=150, pathologies=("dead_relu", "drift"),
-                        layer_names=HOSTILE, meta={"model_class": "<i>Net</i>"})
+    write_synthetic_run(
+        run,
+        layers=4,
+        channels=8,
+        steps=150,
+        pathologies=("dead_relu", "drift"),
+        layer_names=HOSTILE,
+        meta={"model_class": "<i>Net</i>"},
+    )
     calls = []
     out = write_report(run, folder / "report.html", progress=lambda *a: calls.append(a))
     page = Page()
@@ -53,8 +64,10 @@ def test_the_page_refers_to_nothing_outside_itself(report):
     tags = [t for t, _ in page.tags]
     assert not {"script", "link", "iframe", "object", "embed"} & set(tags)
     for tag, attrs in page.tags:
-        assert set(attrs) <= {"href", "src", "id", "class", "alt", "loading", "charset", "name", "content",
-                              "lang"}, (tag, attrs)
+        assert set(attrs) <= {"href", "src", "id", "class", "alt", "loading", "charset", "name", "content", "lang"}, (
+            tag,
+            attrs,
+        )
         if "href" in attrs:
             assert attrs["href"].startswith("#"), attrs
         if "src" in attrs:

@@ -5,11 +5,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from models import small_cnn
 
 import bnviz
 from bnviz.store import open_run
 from bnviz.store.segments import JoinedRun, segment_path
-from models import small_cnn
 
 STEPS, CHECKPOINT = 8, 4  # the checkpoint holds the state after steps 0..3
 
@@ -69,8 +69,9 @@ def test_a_resumed_run_reads_as_the_uninterrupted_one(tmp_path):
             # retrained them from the checkpoint: every value equals the uninterrupted run's
             np.testing.assert_array_equal(run.summary_layer(layer.path), ref.summary_layer(layer.path))
             np.testing.assert_array_equal(run.channels(layer.path, "pre_mean"), ref.channels(layer.path, "pre_mean"))
-            np.testing.assert_array_equal(run.quantiles(layer.path, "post", [1, 5, 2]),
-                                          ref.quantiles(layer.path, "post", [1, 5, 2]))
+            np.testing.assert_array_equal(
+                run.quantiles(layer.path, "post", [1, 5, 2]), ref.quantiles(layer.path, "post", [1, 5, 2])
+            )
         np.testing.assert_array_equal(run.channel_steps, ref.channel_steps)
         np.testing.assert_array_equal(run.hist_steps, ref.hist_steps)
         for row, step in enumerate(ref.hist_steps):
@@ -149,8 +150,12 @@ def test_every_rank_of_a_resumed_job_joins_its_own_segments(tmp_path, monkeypatc
             model, opt = fresh()
             with bnviz.record(model, path, resume=True, start_step=start) as rec:
                 train(model, opt, rec, range(start, stop))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5", "run.rank1.h5", "run.rank1.resume1.h5",
-                                                          "run.resume1.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "run.h5",
+        "run.rank1.h5",
+        "run.rank1.resume1.h5",
+        "run.resume1.h5",
+    ]
     with open_run(path) as run:
         assert [type(r).__name__ for r in run.ranks] == ["JoinedRun", "JoinedRun"] and not run.rank_problems
         for r in run.ranks:

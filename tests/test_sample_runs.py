@@ -14,16 +14,23 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
 EXPECTED = {
     "bn_paper.py": ["bn_paper_with_bn", "bn_paper_without_bn"],
     "lenet.py": ["lenet_bn_lr0.1", "lenet_bn_lr1.5", "lenet_plain_lr0.1", "lenet_plain_lr1.5"],
-    "gamma_beta.py": ["gamma_frozen", "gamma_learned", "bn_before_relu", "bn_after_relu",
-                      "tanh_large_init_plain", "tanh_large_init_bn", "relu_dying"],
+    "gamma_beta.py": [
+        "gamma_frozen",
+        "gamma_learned",
+        "bn_before_relu",
+        "bn_after_relu",
+        "tanh_large_init_plain",
+        "tanh_large_init_bn",
+        "relu_dying",
+    ],
     "tiny_batches.py": ["tiny_batch_2", "tiny_batch_64"],
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_sample_script_runs_in_quick_mode_and_its_recordings_open(tmp_path, script):
-    subprocess.run([sys.executable, str(SAMPLES / script), "--quick", "--out", str(tmp_path)],
-                   check=True, timeout=300)
+    subprocess.run([sys.executable, str(SAMPLES / script), "--quick", "--out", str(tmp_path)], check=True, timeout=300)
     for name in EXPECTED[script]:
         with open_run(tmp_path / f"{name}.h5") as run:
             assert run.writer_state == "closed"

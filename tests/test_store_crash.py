@@ -18,7 +18,8 @@ from bnviz.store import open_run
 
 ROWS_PER_BLOCK = 16
 
-CHILD = textwrap.dedent("""
+CHILD = textwrap.dedent(
+    """
     import os, signal, sys, threading, time
     import h5py
     from bnviz.store import AsyncWriter, RunWriter
@@ -52,19 +53,31 @@ CHILD = textwrap.dedent("""
     for block in blocks:
         writer.append(block)
         print(writer.rows["summary"], flush=True)
-""" % ROWS_PER_BLOCK)
+"""
+    % ROWS_PER_BLOCK
+)
 
 # (point, n): the n-th dataset write, the n-th flush (odd: before an append's data flush,
 # even: after it, before the commit), or a kill after n seconds of asynchronous writing.
-KILL_POINTS = [("write", 3), ("write", 60), ("flush", 1), ("flush", 2), ("flush", 7),
-               ("flush", 8), ("timer", 0.3), ("timer", 0.7), ("timer", 1.1)]
+KILL_POINTS = [
+    ("write", 3),
+    ("write", 60),
+    ("flush", 1),
+    ("flush", 2),
+    ("flush", 7),
+    ("flush", 8),
+    ("timer", 0.3),
+    ("timer", 0.7),
+    ("timer", 1.1),
+]
 
 
 @pytest.mark.parametrize("point,n", KILL_POINTS)
 def test_killed_writer_leaves_every_committed_row(tmp_path, point, n):
     path = tmp_path / "run.h5"
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), point, str(n)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), point, str(n)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == -signal.SIGKILL, out.stderr
     printed = [int(line) for line in out.stdout.split()]
     known = printed[-1] if printed else 0  # committed before the last report

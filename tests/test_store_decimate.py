@@ -19,14 +19,14 @@ def test_spikes_survive_a_thousandfold_reduction():
     # buckets tile the series: min/max/mean per bucket equal a direct computation
     starts = np.append(x.astype(int), len(y))
     k = 417
-    part = y[starts[k]:starts[k + 1]]
+    part = y[starts[k] : starts[k + 1]]
     assert (lo[k], hi[k]) == (part.min(), part.max()) and mean[k] == pytest.approx(part.mean())
 
 
 def test_all_nan_buckets_stay_nan_and_partial_ones_ignore_nan():
     y = np.arange(100, dtype=float)
     y[20:40] = np.nan  # buckets 2 and 3 of 10 are gaps
-    y[45] = np.nan     # bucket 4 keeps its other values
+    y[45] = np.nan  # bucket 4 keeps its other values
     x, lo, hi, mean = decimate(np.arange(100) * 10, y, 10)
     assert np.isnan(lo[2:4]).all() and np.isnan(hi[2:4]).all() and np.isnan(mean[2:4]).all()
     assert (lo[4], hi[4]) == (40, 49)
@@ -45,8 +45,16 @@ def test_short_series_come_back_unchanged():
 
 def test_run_decimated_shows_the_nan_onset_as_a_gap(tmp_path):
     steps = 2000
-    write_synthetic_run(tmp_path / "r.h5", layers=7, channels=4, steps=steps, pathologies=("nan",),
-                        flush_rows=256, channel_every=50, hist_every=50)
+    write_synthetic_run(
+        tmp_path / "r.h5",
+        layers=7,
+        channels=4,
+        steps=steps,
+        pathologies=("nan",),
+        flush_rows=256,
+        channel_every=50,
+        hist_every=50,
+    )
     layer = pathology_layers(7)["nan"]
     with open_run(tmp_path / "r.h5") as run:
         x, lo, hi, mean = run.decimated(layer, "pre_mean", 100)

@@ -11,10 +11,20 @@ import h5py
 import numpy as np
 import pytest
 
-from bnviz.store import (AsyncWriter, CorruptRunFile, EmptyRunFile, NewerFormatError, NotBnvizRun,
-                         NotHDF5File, RecordingWarning, RunFileError, RunFileMissing, RunWriter,
-                         open_run)
-from bnviz.store import schema
+from bnviz.store import (
+    AsyncWriter,
+    CorruptRunFile,
+    EmptyRunFile,
+    NewerFormatError,
+    NotBnvizRun,
+    NotHDF5File,
+    RecordingWarning,
+    RunFileError,
+    RunFileMissing,
+    RunWriter,
+    open_run,
+    schema,
+)
 from bnviz.store.synthetic import synthetic_blocks, write_synthetic_run
 
 
@@ -31,6 +41,7 @@ def small_writer(path, **kw):
 
 
 # -- writer: the target ------------------------------------------------------------------
+
 
 def test_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -71,12 +82,14 @@ def test_bad_layer_table_and_meta(tmp_path):
     with pytest.raises(ValueError, match="unique"):
         RunWriter(tmp_path / "a.h5", layers=[{"path": "x", "num_features": 1}] * 2, meta={}, probes=0)
     with pytest.raises(ValueError, match="user_meta"):
-        RunWriter(tmp_path / "a.h5", layers=[{"path": "x", "num_features": 1}],
-                  meta={"model_class": object()}, probes=0)
+        RunWriter(
+            tmp_path / "a.h5", layers=[{"path": "x", "num_features": 1}], meta={"model_class": object()}, probes=0
+        )
     assert not (tmp_path / "a.h5").exists()
 
 
 # -- writer: failures while recording ----------------------------------------------------
+
 
 class FailingPending:
     def wait(self):
@@ -142,8 +155,9 @@ DISK_FULL_CHILD = textwrap.dedent("""
 
 def test_disk_full_mid_run_stops_recording_and_keeps_the_file(tmp_path):
     path = tmp_path / "run.h5"
-    out = subprocess.run([sys.executable, "-c", DISK_FULL_CHILD, str(path)], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_CHILD, str(path)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     n_warnings, category, committed = out.stdout.split()
     assert (n_warnings, category) == ("1", "RecordingWarning")
@@ -171,6 +185,7 @@ def test_low_disk_space_stops_recording_cleanly(tmp_path, monkeypatch):
 
 
 # -- reader --------------------------------------------------------------------------------
+
 
 def expect(exc_type, path, match):
     with pytest.raises(exc_type, match=match) as info:

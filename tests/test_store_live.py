@@ -11,7 +11,8 @@ from bnviz.store import open_run
 
 BLOCKS, ROWS = 40, 8
 
-WRITER = textwrap.dedent("""
+WRITER = textwrap.dedent(
+    """
     import sys, time
     from bnviz.store import AsyncWriter, RunWriter
     from bnviz.store.synthetic import synthetic_blocks
@@ -24,7 +25,9 @@ WRITER = textwrap.dedent("""
         assert writer.submit(block, timeout=10)
         time.sleep(0.03)
     writer.close(timeout=30)
-""" % (BLOCKS * ROWS, ROWS))
+"""
+    % (BLOCKS * ROWS, ROWS)
+)
 
 
 def follow(child, path):
@@ -53,8 +56,9 @@ def follow(child, path):
 
 def test_reader_follows_a_live_writer(tmp_path):
     path = tmp_path / "live.h5"
-    with subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
         try:
             seen, states, total = follow(child, path)
         finally:

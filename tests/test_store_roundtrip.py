@@ -13,15 +13,29 @@ WIDTHS = [3, 5, 2, 4, 1]
 
 
 def layer_table(names=ODD_NAMES, widths=WIDTHS, probes=2):
-    return [{"index": i, "path": n, "kind": "BatchNorm2d", "num_features": c, "eps": 1e-5,
-             "momentum": None if i == 1 else 0.1, "affine": True, "track_running_stats": True,
-             "activation": "relu", "activation_source": "module", "zone_rule": "dead",
-             "zone_threshold": 0.0, "probe_channels": list(range(min(probes, c)))}
-            for i, (n, c) in enumerate(zip(names, widths))]
+    return [
+        {
+            "index": i,
+            "path": n,
+            "kind": "BatchNorm2d",
+            "num_features": c,
+            "eps": 1e-5,
+            "momentum": None if i == 1 else 0.1,
+            "affine": True,
+            "track_running_stats": True,
+            "activation": "relu",
+            "activation_source": "module",
+            "zone_rule": "dead",
+            "zone_threshold": 0.0,
+            "probe_channels": list(range(min(probes, c))),
+        }
+        for i, (n, c) in enumerate(zip(names, widths))
+    ]
 
 
-def random_block(rng, first_step, rows=6, widths=WIDTHS, probes=2, channel_every=2, hist_every=3,
-                 names=("loss", "acc")):
+def random_block(
+    rng, first_step, rows=6, widths=WIDTHS, probes=2, channel_every=2, hist_every=3, names=("loss", "acc")
+):
     L = len(widths)
     step = np.arange(first_step, first_step + rows, dtype=np.int64)
     phase = (step % 4 == 3).astype(np.int8)
@@ -29,17 +43,23 @@ def random_block(rng, first_step, rows=6, widths=WIDTHS, probes=2, channel_every
     scalars = np.full((rows, schema.MAX_SCALARS), np.nan)
     scalars[:, : len(names)] = rng.standard_normal((rows, len(names)))
     return Block(
-        summary_step=step, summary_phase=phase, summary_time=1e9 + step * 0.5,
+        summary_step=step,
+        summary_phase=phase,
+        summary_time=1e9 + step * 0.5,
         summary=rng.standard_normal((rows, L, len(schema.SUMMARY_FIELDS))).astype(np.float32),
         quantiles=rng.standard_normal((rows, L, 3, NQ)).astype(np.float32),
         probes=rng.standard_normal((rows, L, probes, NQ)).astype(np.float32),
-        channel_step=step[ch], channel_phase=phase[ch],
-        channels=[rng.standard_normal((ch.sum(), len(schema.CHANNEL_FIELDS), c)).astype(np.float32)
-                  for c in widths],
-        hist_step=step[hi], hist_phase=phase[hi],
+        channel_step=step[ch],
+        channel_phase=phase[ch],
+        channels=[rng.standard_normal((ch.sum(), len(schema.CHANNEL_FIELDS), c)).astype(np.float32) for c in widths],
+        hist_step=step[hi],
+        hist_phase=phase[hi],
         hist_counts=rng.integers(0, 1000, (hi.sum(), L, 3, NB)).astype(np.int32),
         hist_range=np.sort(rng.standard_normal((hi.sum(), L, 3, 2)), axis=-1).astype(np.float32),
-        scalar_step=step, scalar_values=scalars, scalar_names=list(names), dropped_steps=1,
+        scalar_step=step,
+        scalar_values=scalars,
+        scalar_names=list(names),
+        dropped_steps=1,
     )
 
 
@@ -52,8 +72,13 @@ def written(tmp_path):
     rng = np.random.default_rng(1)
     blocks = [random_block(rng, 6 * i) for i in range(4)]
     path = tmp_path / "run.h5"
-    meta = {"model_class": "Net", "torch_version": "2.13.0", "run_name": "r ü",
-            "user_meta": {"lr": 0.1, "tags": ["a", "ü"]}, "schedule": {"every": 1, "channel_every": 2}}
+    meta = {
+        "model_class": "Net",
+        "torch_version": "2.13.0",
+        "run_name": "r ü",
+        "user_meta": {"lr": 0.1, "tags": ["a", "ü"]},
+        "schedule": {"every": 1, "channel_every": 2},
+    }
     with RunWriter(path, layers=layer_table(), meta=meta, probes=2) as w:
         for b in blocks:
             w.append(b)
@@ -70,8 +95,9 @@ def test_every_tier_round_trips(written):
         for i, name in enumerate(ODD_NAMES):
             assert run.layer(name).index == i
             np.testing.assert_array_equal(run.summary_layer(name), summary[:, i])
-            np.testing.assert_array_equal(run.summary(name, "post_var"),
-                                          summary[:, i, schema.SUMMARY_FIELDS.index("post_var")])
+            np.testing.assert_array_equal(
+                run.summary(name, "post_var"), summary[:, i, schema.SUMMARY_FIELDS.index("post_var")]
+            )
             np.testing.assert_array_equal(run.quantiles(name, "xhat"), quantiles[:, i, 1])
             np.testing.assert_array_equal(run.probes(name), probes[:, i])
             channels = np.concatenate([b.channels[i] for b in blocks])
@@ -83,7 +109,7 @@ def test_every_tier_round_trips(written):
         counts, ranges = concat(blocks, "hist_counts"), concat(blocks, "hist_range")
         h = run.hist("ümlaut.β", "post", 2)
         np.testing.assert_array_equal(h.counts, counts[2, 3, 2, : schema.HIST_BINS])
-        assert (h.under, h.over, h.nonfinite) == tuple(counts[2, 3, 2, schema.HIST_BINS:])
+        assert (h.under, h.over, h.nonfinite) == tuple(counts[2, 3, 2, schema.HIST_BINS :])
         assert h.edges[0] == ranges[2, 3, 2, 0] and h.edges[-1] == ranges[2, 3, 2, 1]
         assert len(h.edges) == schema.HIST_BINS + 1
         assert run.scalar_names == ["loss", "acc"]

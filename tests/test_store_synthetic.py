@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from bnviz.store import open_run, schema
-from bnviz.store.synthetic import (DEAD_FRACTION, NAN_AT, PATHOLOGIES, pathology_layers,
-                                   write_synthetic_run)
+from bnviz.store.synthetic import DEAD_FRACTION, NAN_AT, PATHOLOGIES, pathology_layers, write_synthetic_run
 
 STEPS, LAYERS = 400, 7
 
@@ -13,8 +12,9 @@ STEPS, LAYERS = 400, 7
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     path = tmp_path_factory.mktemp("syn") / "all.h5"
-    write_synthetic_run(path, layers=LAYERS, channels=16, steps=STEPS, pathologies=PATHOLOGIES,
-                        eval_every=20, flush_rows=100)
+    write_synthetic_run(
+        path, layers=LAYERS, channels=16, steps=STEPS, pathologies=PATHOLOGIES, eval_every=20, flush_rows=100
+    )
     with open_run(path) as r:
         yield r
 

@@ -13,8 +13,17 @@ from bnviz.store.synthetic import write_synthetic_run
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tables")
     a, b = folder / "a.h5", folder / "b.h5"
-    write_synthetic_run(a, layers=3, channels=6, steps=80, eval_every=20, channel_every=2, hist_every=5,
-                        layer_names=["stem.bn", "block.bn1", "block.bn2"], pathologies=("drift",))
+    write_synthetic_run(
+        a,
+        layers=3,
+        channels=6,
+        steps=80,
+        eval_every=20,
+        channel_every=2,
+        hist_every=5,
+        layer_names=["stem.bn", "block.bn1", "block.bn2"],
+        pathologies=("drift",),
+    )
     write_synthetic_run(b, layers=2, channels=6, steps=50, seed=3, layer_names=["stem.bn", "block.bn1"])
     return a, b
 
@@ -40,8 +49,12 @@ def view_table(qapp, state, a, b):
         session.close()
 
 
-CASES = [dict(), dict(layer="block.bn2", channel=3), dict(step_range=(10, 40), step=40, layer="block.bn1"),
-         dict(step=33, phase="all", channel_metric="sat_y", overview_metric="saturation", tensors=("pre",))]
+CASES = [
+    dict(),
+    dict(layer="block.bn2", channel=3),
+    dict(step_range=(10, 40), step=40, layer="block.bn1"),
+    dict(step=33, phase="all", channel_metric="sat_y", overview_metric="saturation", tensors=("pre",)),
+]
 
 
 @pytest.mark.parametrize("view", VIEWS)

@@ -14,8 +14,18 @@ import numpy as np
 import torch
 from torch import nn
 
-ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
-                      nn.Hardtanh, nn.Hardswish)
+ACTIVATION_MODULES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.Hardswish,
+)
 
 
 def _np(t):
@@ -36,14 +46,21 @@ class Truth:
     def _bn_hook(self, path):
         def hook(m, args, out):
             if path not in self.bn:
-                self.bn[path] = {"x": _np(args[0]), "y": _np(out), "eps": m.eps, "training": m.training,
-                                 "running_mean": None if m.running_mean is None else _np(m.running_mean),
-                                 "running_var": None if m.running_var is None else _np(m.running_var)}
+                self.bn[path] = {
+                    "x": _np(args[0]),
+                    "y": _np(out),
+                    "eps": m.eps,
+                    "training": m.training,
+                    "running_mean": None if m.running_mean is None else _np(m.running_mean),
+                    "running_var": None if m.running_var is None else _np(m.running_var),
+                }
+
         return hook
 
     def _act_hook(self, path):
         def hook(m, args):
             self.act.setdefault(path, []).append(_np(args[0]))
+
         return hook
 
     def reset(self):

@@ -61,8 +61,9 @@ def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
     if window <= 1 or len(x) == 0:
         return x.copy()
     half = window // 2
-    windows = np.sort(np.lib.stride_tricks.sliding_window_view(np.pad(x, half, mode="edge"), 2 * half + 1),
-                      axis=1)  # NaN sorts last
+    windows = np.sort(
+        np.lib.stride_tricks.sliding_window_view(np.pad(x, half, mode="edge"), 2 * half + 1), axis=1
+    )  # NaN sorts last
     k = np.isfinite(windows).sum(axis=1)
     lo = np.take_along_axis(windows, np.maximum(k - 1, 0)[:, None] // 2, axis=1)[:, 0]
     hi = np.take_along_axis(windows, (k // 2)[:, None], axis=1)[:, 0]

@@ -77,7 +77,7 @@ class Thresholds:
     rank_iid_factor: float = 3.0
 
     @classmethod
-    def parse(cls, items: list[str] | tuple[str, ...] = ()) -> "Thresholds":
+    def parse(cls, items: list[str] | tuple[str, ...] = ()) -> Thresholds:
         """Defaults with ``name=value`` overrides (as given on the command line)."""
         types = {f.name: f.type for f in fields(cls)}
         changes: dict[str, Any] = {}
@@ -85,8 +85,7 @@ class Thresholds:
             name, sep, text = item.partition("=")
             name = name.strip().replace("-", "_")
             if not sep or name not in types:
-                raise ValueError(f"unknown threshold {item!r}: expected NAME=VALUE with NAME one of "
-                                 f"{', '.join(types)}")
+                raise ValueError(f"unknown threshold {item!r}: expected NAME=VALUE with NAME one of {', '.join(types)}")
             try:
                 changes[name] = int(text) if types[name] == "int" else float(text)
             except ValueError:
@@ -99,14 +98,14 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Finding:
-    severity: float                 # 0..1, see the module docstring
-    kind: str                       # one of KINDS
-    layer: str                      # layer path
-    channels: tuple[int, ...]       # affected channels; () for a layer-wide finding
-    first_step: int | None          # step range where it shows
+    severity: float  # 0..1, see the module docstring
+    kind: str  # one of KINDS
+    layer: str  # layer path
+    channels: tuple[int, ...]  # affected channels; () for a layer-wide finding
+    first_step: int | None  # step range where it shows
     last_step: int | None
-    message: str                    # one line, for people
-    value: float                    # the measured value the threshold was applied to
+    message: str  # one line, for people
+    value: float  # the measured value the threshold was applied to
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -127,7 +126,7 @@ def findings(run, thresholds: Thresholds | None = None) -> list[Finding]:
     for layer in run.layers:
         if len(train):
             summary = run.summary_layer(layer, train)  # (R, F_S): one read per layer
-            field = lambda name: np.asarray(summary[:, SUMMARY_FIELDS.index(name)], np.float64)  # noqa: E731
+            field = lambda name: np.asarray(summary[:, SUMMARY_FIELDS.index(name)], np.float64)  # noqa: E731, B023
             out += _drift(run, layer, train, thr)
             out += _small_batch(run, layer, field("n"), train, thr)
             out += _train_eval(run, layer, field("run_mean_gap"), field("run_var_logratio"), train, ch_train, thr)
@@ -179,10 +178,16 @@ def _nonfinite(run, thr: Thresholds) -> Finding | None:
     channels = _nonfinite_channels(run, layer, step)
     where = f" (channels {_channel_list(channels)})" if len(channels) else ""
     later = f"; {n_layers - 1} more layers follow" if n_layers > 1 else ""
-    return Finding(WEIGHTS["nonfinite"], "nonfinite", layer.path, tuple(int(c) for c in channels),
-                   step, int(steps[rows[-1]]),
-                   f"first non-finite batch statistics at step {step} in {layer.path}{where}{later}",
-                   float(n_layers))
+    return Finding(
+        WEIGHTS["nonfinite"],
+        "nonfinite",
+        layer.path,
+        tuple(int(c) for c in channels),
+        step,
+        int(steps[rows[-1]]),
+        f"first non-finite batch statistics at step {step} in {layer.path}{where}{later}",
+        float(n_layers),
+    )
 
 
 def _nonfinite_channels(run, layer, step: int) -> np.ndarray:
@@ -196,8 +201,7 @@ def _nonfinite_channels(run, layer, step: int) -> np.ndarray:
 
 
 def _drift(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding]:
-    drift = rolling_median(band_drift(run.quantiles(layer, "pre", train), thr.early_fraction),
-                           thr.drift_window)
+    drift = rolling_median(band_drift(run.quantiles(layer, "pre", train), thr.early_fraction), thr.drift_window)
     if not np.isfinite(drift).any():
         return []
     peak = int(np.nanargmax(drift))
@@ -209,13 +213,22 @@ def _drift(run, layer, train: np.ndarray, thr: Thresholds) -> list[Finding]:
     if layer.kind == "Probe":
         what, after = "the probed values'", ""
     else:
-        post = rolling_median(band_drift(run.quantiles(layer, "post", train), thr.early_fraction),
-                              thr.drift_window)
+        post = rolling_median(band_drift(run.quantiles(layer, "post", train), thr.early_fraction), thr.drift_window)
         what = "the BN input's"
         after = f"; the BN output's moved {np.nanmax(post):.1f}" if np.isfinite(post).any() else ""
-    return [Finding(_excess_severity("drift", value / thr.drift), "drift", layer.path, (), first, last,
-                    f"{what} 15/50/85th percentiles moved {value:.1f} early band widths from where "
-                    f"they started (peak at step {int(steps[peak])}){after}", value)]
+    return [
+        Finding(
+            _excess_severity("drift", value / thr.drift),
+            "drift",
+            layer.path,
+            (),
+            first,
+            last,
+            f"{what} 15/50/85th percentiles moved {value:.1f} early band widths from where "
+            f"they started (peak at step {int(steps[peak])}){after}",
+            value,
+        )
+    ]
 
 
 def _ranks_disagree(run, thr: Thresholds) -> list[Finding]:
@@ -225,12 +238,20 @@ def _ranks_disagree(run, thr: Thresholds) -> list[Finding]:
         limit = max(thr.rank_divergence, thr.rank_iid_factor * d["iid"])
         if not d["median"] > limit:
             continue
-        out.append(Finding(_excess_severity("ranks_disagree", d["median"] / limit), "ranks_disagree", path,
-                           (), None, None,
-                           f"the {len(runs)} ranks' batch means differ by {d['median']:.2f} batch std "
-                           f"(median; random sampling alone gives {d['iid']:.2f}): each rank normalises "
-                           f"differently (unshuffled shards or small per-rank batches; SyncBatchNorm helps)",
-                           d["median"]))
+        out.append(
+            Finding(
+                _excess_severity("ranks_disagree", d["median"] / limit),
+                "ranks_disagree",
+                path,
+                (),
+                None,
+                None,
+                f"the {len(runs)} ranks' batch means differ by {d['median']:.2f} batch std "
+                f"(median; random sampling alone gives {d['iid']:.2f}): each rank normalises "
+                f"differently (unshuffled shards or small per-rank batches; SyncBatchNorm helps)",
+                d["median"],
+            )
+        )
     return out
 
 
@@ -239,14 +260,24 @@ def _small_batch(run, layer, n: np.ndarray, train: np.ndarray, thr: Thresholds) 
     if not med < thr.min_batch_values:
         return []
     first, last = _span(np.asarray(run.steps)[train], n < thr.min_batch_values)
-    return [Finding(_excess_severity("small_batch", thr.min_batch_values / max(med, 1.0)), "small_batch",
-                    layer.path, (), first, last,
-                    f"BN normalises over only {med:g} values per channel (median batch); its batch "
-                    f"statistics are noisy and eval-mode outputs will differ", med)]
+    return [
+        Finding(
+            _excess_severity("small_batch", thr.min_batch_values / max(med, 1.0)),
+            "small_batch",
+            layer.path,
+            (),
+            first,
+            last,
+            f"BN normalises over only {med:g} values per channel (median batch); its batch "
+            f"statistics are noisy and eval-mode outputs will differ",
+            med,
+        )
+    ]
 
 
-def _train_eval(run, layer, gap: np.ndarray, logratio: np.ndarray, train: np.ndarray, ch_train: np.ndarray,
-                thr: Thresholds) -> list[Finding]:
+def _train_eval(
+    run, layer, gap: np.ndarray, logratio: np.ndarray, train: np.ndarray, ch_train: np.ndarray, thr: Thresholds
+) -> list[Finding]:
     if layer.kind == "Probe" or not layer.track_running_stats:
         return []
     late = _late(len(train), thr)
@@ -258,15 +289,25 @@ def _train_eval(run, layer, gap: np.ndarray, logratio: np.ndarray, train: np.nda
     steps = np.asarray(run.steps)[train]
     past_warmup = np.arange(len(train)) >= early_rows(len(train), thr.early_fraction)
     exceeds = (rolling_median(gap, thr.drift_window) > thr.running_gap) | (
-        rolling_median(logratio, thr.drift_window) > thr.running_var_logratio)
+        rolling_median(logratio, thr.drift_window) > thr.running_var_logratio
+    )
     first, last = _span(steps, exceeds & past_warmup)
     channels = _train_eval_channels(run, layer, ch_train, thr)
     which = f" (worst channels {_channel_list(channels)})" if len(channels) else ""
-    return [Finding(_excess_severity("train_eval", excess), "train_eval", layer.path,
-                    tuple(int(c) for c in channels), first, last,
-                    f"running statistics are far from the batch statistics late in training: mean gap "
-                    f"{gap_late:.2f} running std, |log variance ratio| {lr_late:.2f}; eval outputs "
-                    f"will differ from training{which}", value)]
+    return [
+        Finding(
+            _excess_severity("train_eval", excess),
+            "train_eval",
+            layer.path,
+            tuple(int(c) for c in channels),
+            first,
+            last,
+            f"running statistics are far from the batch statistics late in training: mean gap "
+            f"{gap_late:.2f} running std, |log variance ratio| {lr_late:.2f}; eval outputs "
+            f"will differ from training{which}",
+            value,
+        )
+    ]
 
 
 def _train_eval_channels(run, layer, ch_train: np.ndarray, thr: Thresholds) -> np.ndarray:
@@ -286,8 +327,11 @@ def _channel_findings(run, layer, ch_train: np.ndarray, thr: Thresholds) -> list
     steps = np.asarray(run.channel_steps)[ch_train]
     out = []
     # "bound" (no activation follows) marks values far outside a normalised range: no zone to die in.
-    zone = (layer.zone_rule in ("dead", "saturated") and layer.zone_threshold is not None
-            and layer.activation not in ("none", "unknown"))
+    zone = (
+        layer.zone_rule in ("dead", "saturated")
+        and layer.zone_threshold is not None
+        and layer.activation not in ("none", "unknown")
+    )
     if zone:
         out += _zone(run, layer, ch_train, steps, thr)
     if layer.affine and layer.kind != "Probe":
@@ -319,9 +363,19 @@ def _zone(run, layer, ch_train, steps, thr: Thresholds) -> list[Finding]:
     kind = _zone_kind(layer)
     share = len(flagged) / n_ch
     first, last = _span(steps, in_zone[:, flagged].any(axis=1))
-    return [Finding(_share_severity(kind, share), kind, layer.path, tuple(int(c) for c in flagged), first, last,
-                    f"{len(flagged)} of {n_ch} channels {kind} (>= {fraction:.0%} of outputs in "
-                    f"{layer.activation}'s {kind} zone): {_channel_list(flagged)}", share)]
+    return [
+        Finding(
+            _share_severity(kind, share),
+            kind,
+            layer.path,
+            tuple(int(c) for c in flagged),
+            first,
+            last,
+            f"{len(flagged)} of {n_ch} channels {kind} (>= {fraction:.0%} of outputs in "
+            f"{layer.activation}'s {kind} zone): {_channel_list(flagged)}",
+            share,
+        )
+    ]
 
 
 def _gamma_beta_zone(layer, gamma, beta, steps, thr: Thresholds) -> list[Finding]:
@@ -337,11 +391,20 @@ def _gamma_beta_zone(layer, gamma, beta, steps, thr: Thresholds) -> list[Finding
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = beta[-1, flagged] / np.abs(gamma[-1, flagged])
     kind = _zone_kind(layer)
-    return [Finding(_share_severity("gamma_beta_zone", share), "gamma_beta_zone", layer.path,
-                    tuple(int(c) for c in flagged), first, last,
-                    f"γ and β alone put >= {fraction:.0%} of the outputs of {len(flagged)} of {pushed.shape[1]} "
-                    f"channels in {layer.activation}'s {kind} zone (β/|γ| {np.nanmin(ratio):.2g} to "
-                    f"{np.nanmax(ratio):.2g}): {_channel_list(flagged)}", share)]
+    return [
+        Finding(
+            _share_severity("gamma_beta_zone", share),
+            "gamma_beta_zone",
+            layer.path,
+            tuple(int(c) for c in flagged),
+            first,
+            last,
+            f"γ and β alone put >= {fraction:.0%} of the outputs of {len(flagged)} of {pushed.shape[1]} "
+            f"channels in {layer.activation}'s {kind} zone (β/|γ| {np.nanmin(ratio):.2g} to "
+            f"{np.nanmax(ratio):.2g}): {_channel_list(flagged)}",
+            share,
+        )
+    ]
 
 
 def _gamma_collapse(layer, gamma, steps, thr: Thresholds) -> list[Finding]:
@@ -354,8 +417,17 @@ def _gamma_collapse(layer, gamma, steps, thr: Thresholds) -> list[Finding]:
     share = len(flagged) / g.shape[1]
     with np.errstate(invalid="ignore"):
         first, last = _span(steps, (g[:, flagged] < thr.gamma_collapse).any(axis=1))
-    return [Finding(_share_severity("gamma_collapse", share), "gamma_collapse", layer.path,
-                    tuple(int(c) for c in flagged), first, last,
-                    f"γ collapsed toward 0 in {len(flagged)} of {g.shape[1]} channels (|γ| at most "
-                    f"{np.nanmax(g[-1, flagged]):.2g} at the end, from at least {np.nanmin(g[0, flagged]):.2g}"
-                    f"); they pass almost nothing on: {_channel_list(flagged)}", share)]
+    return [
+        Finding(
+            _share_severity("gamma_collapse", share),
+            "gamma_collapse",
+            layer.path,
+            tuple(int(c) for c in flagged),
+            first,
+            last,
+            f"γ collapsed toward 0 in {len(flagged)} of {g.shape[1]} channels (|γ| at most "
+            f"{np.nanmax(g[-1, flagged]):.2g} at the end, from at least {np.nanmin(g[0, flagged]):.2g}"
+            f"); they pass almost nothing on: {_channel_list(flagged)}",
+            share,
+        )
+    ]

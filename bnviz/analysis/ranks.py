@@ -32,8 +32,9 @@ def aligned_rows(runs, phase: str | None = "train", tier: str = "summary"):
         raise ValueError(f"tier must be 'summary' or 'channels', got {tier!r}")
     per_run = []
     for run in runs:
-        steps, rows = (run.steps, run.rows(phase)) if tier == "summary" else \
-            (run.channel_steps, run.channel_rows(phase))
+        steps, rows = (
+            (run.steps, run.rows(phase)) if tier == "summary" else (run.channel_steps, run.channel_rows(phase))
+        )
         s = steps[rows]
         last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)
         per_run.append((s[last], rows[last]))
@@ -105,14 +106,14 @@ def iid_spread(world_size: int, n) -> float | np.ndarray:
     return _expected_range(int(world_size)) / np.sqrt(np.asarray(n, np.float64))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expected_range(w: int) -> float:
     # E[R] = integral of 1 - Phi(x)^w - (1 - Phi(x))^w over x (the range of w standard normals)
     if w < 2:
         return 0.0
     x = np.linspace(-10.0, 10.0, 4001)
     phi = 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2.0)) for v in x]))
-    y = 1.0 - phi ** w - (1.0 - phi) ** w
+    y = 1.0 - phi**w - (1.0 - phi) ** w
     return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
 
 
@@ -127,7 +128,10 @@ def divergence_by_layer(runs, phase: str | None = "train") -> dict:
         steps, spread = channel_divergence(runs, layer.path, phase)
         n = np.nanmedian(_counts_at(runs[0], layer.path, steps, phase)) if len(steps) else math.nan
         finite = spread[np.isfinite(spread)]
-        out[layer.path] = {"median": float(np.median(finite)) if finite.size else math.nan,
-                           "max": float(finite.max()) if finite.size else math.nan,
-                           "iid": float(iid_spread(len(runs), n)), "steps": int(len(steps))}
+        out[layer.path] = {
+            "median": float(np.median(finite)) if finite.size else math.nan,
+            "max": float(finite.max()) if finite.size else math.nan,
+            "iid": float(iid_spread(len(runs), n)),
+            "steps": int(len(steps)),
+        }
     return out

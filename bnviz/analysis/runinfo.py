@@ -18,8 +18,21 @@ from bnviz.analysis.findings import Thresholds, findings
 from bnviz.store.schema import PHASE_NAMES
 
 INFO_VERSION = 1
-LAYER_KEYS = ("index", "path", "kind", "num_features", "eps", "momentum", "affine", "track_running_stats",
-              "activation", "activation_source", "zone_rule", "zone_threshold", "probe_channels")
+LAYER_KEYS = (
+    "index",
+    "path",
+    "kind",
+    "num_features",
+    "eps",
+    "momentum",
+    "affine",
+    "track_running_stats",
+    "activation",
+    "activation_source",
+    "zone_rule",
+    "zone_threshold",
+    "probe_channels",
+)
 
 
 def describe(run, thresholds: Thresholds | None = None) -> dict:
@@ -52,9 +65,11 @@ def describe(run, thresholds: Thresholds | None = None) -> dict:
             "hist": _tier(run.hist_steps),
         },
         "scalars": list(run.scalar_names),
-        "ranks": {"world_size": int(meta.get("world_size", 1)),
-                  "present": [int(r.meta.get("rank", 0)) for r in getattr(run, "ranks", [run])],
-                  "problems": {str(k): v for k, v in getattr(run, "rank_problems", {}).items()}},
+        "ranks": {
+            "world_size": int(meta.get("world_size", 1)),
+            "present": [int(r.meta.get("rank", 0)) for r in getattr(run, "ranks", [run])],
+            "problems": {str(k): v for k, v in getattr(run, "rank_problems", {}).items()},
+        },
         "layers": [_layer(li) for li in run.layers],
         "thresholds": thr.to_dict(),
         "findings": [_json_safe(f.to_dict()) for f in findings(run, thr)],
@@ -69,8 +84,12 @@ def _tier(steps) -> dict:
     """Rows, first/last step and the usual spacing of one tier's rows ("every" N steps)."""
     s = np.unique(np.asarray(steps, dtype=np.int64))
     gaps = np.diff(s)
-    return {"rows": int(len(np.asarray(steps))), "first": int(s[0]) if len(s) else None,
-            "last": int(s[-1]) if len(s) else None, "every": int(np.median(gaps)) if len(gaps) else None}
+    return {
+        "rows": int(len(np.asarray(steps))),
+        "first": int(s[0]) if len(s) else None,
+        "last": int(s[-1]) if len(s) else None,
+        "every": int(np.median(gaps)) if len(gaps) else None,
+    }
 
 
 def _layer(li) -> dict:
@@ -102,7 +121,7 @@ def _json_safe(obj):
     return str(obj)
 
 
-def _size_text(n: float) -> str:
+def size_text(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -110,7 +129,7 @@ def _size_text(n: float) -> str:
     return ""
 
 
-def _duration_text(s: float | None) -> str:
+def duration_text(s: float | None) -> str:
     if s is None:
         return "unknown"
     h, rem = divmod(int(round(s)), 3600)
@@ -122,12 +141,16 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     """The human-readable ``bnviz info``: header, schedule, layers, findings (worst first)."""
     st, sch = info["steps"], info["schedule"]
     phases = ", ".join(f"{n} {name}" for name, n in st["phases"].items() if n)
-    every = lambda t: "none" if not t["rows"] else (  # noqa: E731
-        f"{t['rows']} rows, every " + ("step" if (t["every"] or 1) == 1 else f"{t['every']} steps"))
+
+    def every(t: dict) -> str:
+        if not t["rows"]:
+            return "none"
+        return f"{t['rows']} rows, every " + ("step" if (t["every"] or 1) == 1 else f"{t['every']} steps")
+
     meta = info["meta"]
     lines = [
         f"{info['path']}",
-        f"  file       {_size_text(info['file_size'])}, format {info['format_version']}, "
+        f"  file       {size_text(info['file_size'])}, format {info['format_version']}, "
         f"writer {info['writer_state']}"
         + (", recording FAILED (write error)" if info["recording_failed"] else "")
         + (f", {info['dropped_steps']} steps dropped (writer fell behind)" if info["dropped_steps"] else ""),
@@ -135,7 +158,9 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
         + (f" (torch {meta['torch_version']})" if meta.get("torch_version") not in (None, "unknown") else "")
         + (f", started {meta['start_time']}" if meta.get("start_time") else ""),
         f"  steps      {st['first']} to {st['last']}: {st['rows']} rows ({phases or 'none'}), "
-        f"took {_duration_text(info['duration_s'])}" if st["rows"] else "  steps      none recorded yet",
+        f"took {duration_text(info['duration_s'])}"
+        if st["rows"]
+        else "  steps      none recorded yet",
         f"  schedule   summary {every(sch['summary'])}; channels {every(sch['channels'])}; "
         f"histograms {every(sch['hist'])}",
     ]
@@ -146,22 +171,28 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
         lines.append(f"  ranks      {len(ranks['present'])} of {ranks['world_size']} rank files read")
         lines += [f"    rank {r}: {problem}" for r, problem in ranks["problems"].items()]
     kinds = Counter(li["kind"] for li in info["layers"])
-    lines.append(f"  layers     {len(info['layers'])} ("
-                 + ", ".join(f"{k} x{n}" for k, n in kinds.items()) + ")")
+    lines.append(f"  layers     {len(info['layers'])} (" + ", ".join(f"{k} x{n}" for k, n in kinds.items()) + ")")
     shown = info["layers"] if show_all else info["layers"][:limit]
     width = max((len(li["path"]) for li in shown), default=0)
     for li in shown:
         act = li["activation"] or "unknown"
-        lines.append(f"    {li['index']:>3} {li['path']:<{width}}  {li['kind']:<13} "
-                     f"{li['num_features'] or 0:>5} ch -> {act}")
+        lines.append(
+            f"    {li['index']:>3} {li['path']:<{width}}  {li['kind']:<13} {li['num_features'] or 0:>5} ch -> {act}"
+        )
     if len(shown) < len(info["layers"]):
         lines.append(f"    ... {len(info['layers']) - len(shown)} more (--all lists them)")
     fs = info["findings"]
     lines.append(f"  findings   {len(fs) or 'none'}")
     for f in fs if show_all else fs[:limit]:
-        span = "" if f["first_step"] is None else (
-            f" steps {f['first_step']}-{f['last_step']}" if f["last_step"] != f["first_step"]
-            else f" step {f['first_step']}")
+        span = (
+            ""
+            if f["first_step"] is None
+            else (
+                f" steps {f['first_step']}-{f['last_step']}"
+                if f["last_step"] != f["first_step"]
+                else f" step {f['first_step']}"
+            )
+        )
         lines.append(f"    {f['severity']:.2f} {f['kind']:<15} {f['layer']}{span}: {f['message']}")
     if not show_all and len(fs) > limit:
         lines.append(f"    ... {len(fs) - limit} more (--all lists them)")

@@ -51,15 +51,15 @@ def zone_mass(gamma: np.ndarray, beta: np.ndarray, lo: float, hi: float) -> np.n
     return np.where(np.isfinite(g) & np.isfinite(b), np.minimum(mass, 1.0), np.nan)
 
 
-def running_gap(batch_mean: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray,
-                eps: float) -> np.ndarray:
+def running_gap(batch_mean: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray, eps: float) -> np.ndarray:
     """|batch mean - running mean| in running standard deviations: how differently eval normalises.
 
     The per-channel form of the summary field ``run_mean_gap``.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.abs(np.asarray(batch_mean, np.float64) - running_mean) / np.sqrt(
-            np.asarray(running_var, np.float64) + eps)
+            np.asarray(running_var, np.float64) + eps
+        )
 
 
 def running_var_logratio(batch_var: np.ndarray, running_var: np.ndarray, eps: float) -> np.ndarray:

@@ -51,8 +51,16 @@ def drift_table(run, layer: str, phase: str = "train") -> Table:
 
 
 def gamma_beta_table(run, layer: str, phase: str = "train") -> Table:
-    fields = ("gamma_mean", "gamma_abs_min", "gamma_abs_max", "beta_mean", "beta_abs_max",
-              "sat_y", "sat_xhat", "zone_channels")
+    fields = (
+        "gamma_mean",
+        "gamma_abs_min",
+        "gamma_abs_max",
+        "beta_mean",
+        "beta_abs_max",
+        "sat_y",
+        "sat_xhat",
+        "zone_channels",
+    )
     return _layer_summary(run, layer, fields, phase_mask(run.phases, phase))
 
 
@@ -87,8 +95,11 @@ def at_steps(channel: Table, steps: np.ndarray, index: int) -> Table:
     in the same CSV as the layer's columns, under one step column."""
     cs = channel["step"]
     i = np.clip(np.searchsorted(cs, steps, side="right") - 1, 0, max(len(cs) - 1, 0))
-    return {f"channel{index}_{k}": (v[i] if len(cs) else np.full(len(steps), np.nan))
-            for k, v in channel.items() if k != "step"}
+    return {
+        f"channel{index}_{k}": (v[i] if len(cs) else np.full(len(steps), np.nan))
+        for k, v in channel.items()
+        if k != "step"
+    }
 
 
 def rows_in_range(table: Table, step_range: tuple[int, int] | None, key: str = "step") -> Table:
@@ -112,8 +123,8 @@ def matrix_table(steps: np.ndarray, values: np.ndarray, prefix: str) -> Table:
 class Hist:
     tensor: str
     step: int
-    edges: np.ndarray     # (NB+1,)
-    density: np.ndarray   # counts / (total finite in range * bin width): comparable across ranges
+    edges: np.ndarray  # (NB+1,)
+    density: np.ndarray  # counts / (total finite in range * bin width): comparable across ranges
     under: int
     over: int
     nonfinite: int
@@ -143,8 +154,18 @@ def distribution(run, layer: str, step: int | None, tensors=TENSORS) -> list[His
         width = np.diff(edges)
         with np.errstate(invalid="ignore", divide="ignore"):
             density = counts / (inside * width) if inside > 0 else np.zeros_like(counts)
-        out.append(Hist(t, int(run.hist_steps[row]), edges, density, int(h.under), int(h.over),
-                        int(h.nonfinite), int(inside + h.under + h.over + h.nonfinite)))
+        out.append(
+            Hist(
+                t,
+                int(run.hist_steps[row]),
+                edges,
+                density,
+                int(h.under),
+                int(h.over),
+                int(h.nonfinite),
+                int(inside + h.under + h.over + h.nonfinite),
+            )
+        )
     return out
 
 
@@ -164,12 +185,17 @@ OVERVIEW_LABELS = {
     "gamma": "mean γ",
     "nonfinite": "channels with NaN/Inf statistics",
 }
-_OVERVIEW_FIELD = {"saturation": "sat_y", "dead": "zone_channels", "gamma": "gamma_mean",
-                   "nonfinite": "nonfinite_channels"}
+_OVERVIEW_FIELD = {
+    "saturation": "sat_y",
+    "dead": "zone_channels",
+    "gamma": "gamma_mean",
+    "nonfinite": "nonfinite_channels",
+}
 
 
-def overview_matrix(run, metric: str, phase: str = "train", max_columns: int = 2000,
-                    progress=None) -> tuple[np.ndarray, np.ndarray]:
+def overview_matrix(
+    run, metric: str, phase: str = "train", max_columns: int = 2000, progress=None
+) -> tuple[np.ndarray, np.ndarray]:
     """(steps (R',), values (R', L)): one metric for every layer, at most ``max_columns`` rows.
 
     ``progress(done, total)`` is called per layer so a caller can keep its window responsive.
@@ -207,6 +233,7 @@ def nan_steps(steps: np.ndarray, *columns: np.ndarray) -> np.ndarray:
 
 # --- the activation that follows the layer -------------------------------------------------
 
+
 def activation(name: str, y: np.ndarray) -> np.ndarray | None:
     """The activation's curve f(y), or None when unknown/none."""
     y = np.asarray(y, dtype=np.float64)
@@ -226,21 +253,21 @@ def activation(name: str, y: np.ndarray) -> np.ndarray | None:
     return None if f is None else f()
 
 
-
 # --- ranks of a distributed job --------------------------------------------------------------
+
 
 @dataclass
 class RankData:
     """What the Ranks view draws for one job: each rank's layer-mean batch mean over its own
     steps, and the spreads across ranks (``bnviz.analysis.ranks``) over the steps all recorded."""
 
-    ranks: list[int]                                   # rank numbers, in the order of ``runs``
-    pre_mean: list[tuple[np.ndarray, np.ndarray]]      # (steps, values) per rank
-    mean_spread: tuple[np.ndarray, np.ndarray]         # rank_divergence("pre_mean"): in batch std
-    var_spread: tuple[np.ndarray, np.ndarray]          # rank_divergence("pre_var"): relative
-    channel_spread: tuple[np.ndarray, np.ndarray]      # channel_divergence, on the channel tier
-    iid: float                                         # what sampling alone gives (iid_spread)
-    flag: float                                        # above this the findings report the layer
+    ranks: list[int]  # rank numbers, in the order of ``runs``
+    pre_mean: list[tuple[np.ndarray, np.ndarray]]  # (steps, values) per rank
+    mean_spread: tuple[np.ndarray, np.ndarray]  # rank_divergence("pre_mean"): in batch std
+    var_spread: tuple[np.ndarray, np.ndarray]  # rank_divergence("pre_var"): relative
+    channel_spread: tuple[np.ndarray, np.ndarray]  # channel_divergence, on the channel tier
+    iid: float  # what sampling alone gives (iid_spread)
+    flag: float  # above this the findings report the layer
 
 
 def rank_data(runs, layer: str, phase: str = "train", thresholds=None) -> RankData:
@@ -257,9 +284,15 @@ def rank_data(runs, layer: str, phase: str = "train", thresholds=None) -> RankDa
     steps0, (rows0,) = aligned_rows(runs[:1], ph)
     n = np.asarray(runs[0].summary(layer, "n", rows0), np.float64)
     iid = float(iid_spread(len(runs), np.nanmedian(n))) if len(n) else math.nan
-    return RankData([rank_of(r) for r in runs], per_rank,
-                    rank_divergence(runs, "pre_mean", layer, ph), rank_divergence(runs, "pre_var", layer, ph),
-                    channel_divergence(runs, layer, ph), iid, max(thr.rank_divergence, thr.rank_iid_factor * iid))
+    return RankData(
+        [rank_of(r) for r in runs],
+        per_rank,
+        rank_divergence(runs, "pre_mean", layer, ph),
+        rank_divergence(runs, "pre_var", layer, ph),
+        channel_divergence(runs, layer, ph),
+        iid,
+        max(thr.rank_divergence, thr.rank_iid_factor * iid),
+    )
 
 
 def rank_table(d: RankData) -> Table:

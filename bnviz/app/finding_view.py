@@ -6,10 +6,17 @@ finding's picture). Qt-free: ``ViewState`` changes only.
 
 from __future__ import annotations
 
-VIEW_FOR_KIND = {"nonfinite": "drift", "dead": "gamma_beta", "saturated": "gamma_beta",
-                 "gamma_beta_zone": "gamma_beta", "gamma_collapse": "gamma_beta",
-                 "train_eval": "train_eval", "small_batch": "drift", "drift": "distribution",
-                 "ranks_disagree": "ranks"}
+VIEW_FOR_KIND = {
+    "nonfinite": "drift",
+    "dead": "gamma_beta",
+    "saturated": "gamma_beta",
+    "gamma_beta_zone": "gamma_beta",
+    "gamma_collapse": "gamma_beta",
+    "train_eval": "train_eval",
+    "small_batch": "drift",
+    "drift": "distribution",
+    "ranks_disagree": "ranks",
+}
 
 
 def finding_changes(finding, steps) -> dict:

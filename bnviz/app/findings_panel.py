@@ -19,18 +19,21 @@ from bnviz.app.session import Session
 COLUMNS = ("", "Run", "Layer", "Finding")
 START_DELAY_MS = 300
 LIVE_EVERY_MS = 30_000
-SEVERITY_COLOURS = ((0.75, style.OKABE_ITO["vermillion"]), (0.55, style.OKABE_ITO["orange"]),
-                    (0.0, style.OKABE_ITO["sky"]))
+SEVERITY_COLOURS = (
+    (0.75, style.OKABE_ITO["vermillion"]),
+    (0.55, style.OKABE_ITO["orange"]),
+    (0.0, style.OKABE_ITO["sky"]),
+)
 
 
 class FindingsPanel(QtWidgets.QWidget):
-    found = QtCore.Signal(object)   # list of Finding, for the layer tree's badges
+    found = QtCore.Signal(object)  # list of Finding, for the layer tree's badges
 
     def __init__(self, session: Session, parent=None) -> None:
         super().__init__(parent)
         self.session = session
         self.items: list = []
-        self.item_runs: list[str] = []   # each item's run label ("A", "B"; "" with one run open)
+        self.item_runs: list[str] = []  # each item's run label ("A", "B"; "" with one run open)
         self.label = QtWidgets.QLabel("Findings")
         self.label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
@@ -45,9 +48,9 @@ class FindingsPanel(QtWidgets.QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.label)
         box.addWidget(self.table)
-        self._procs: dict[str, QtCore.QProcess] = {}   # run label -> its running analysis
-        self._results: dict[str, list | str] = {}      # run label -> findings, or why there are none
-        self.info: dict | None = None   # bnviz info's description of the run, once analysed
+        self._procs: dict[str, QtCore.QProcess] = {}  # run label -> its running analysis
+        self._results: dict[str, list | str] = {}  # run label -> findings, or why there are none
+        self.info: dict | None = None  # bnviz info's description of the run, once analysed
         self._started = QtCore.QElapsedTimer()
         # start after the first plot is painted: the analysis must not slow the first picture
         self._start_timer = QtCore.QTimer(self)
@@ -92,7 +95,7 @@ class FindingsPanel(QtWidgets.QWidget):
         for key, proc in list(self._procs.items()):
             if proc.state() != QtCore.QProcess.ProcessState.NotRunning and not proc.waitForFinished(ms):
                 return False
-            if self._procs.get(key) is proc:   # finished() not delivered yet: take the result now
+            if self._procs.get(key) is proc:  # finished() not delivered yet: take the result now
                 self._finished(key, proc, proc.exitCode())
         return True
 
@@ -129,13 +132,14 @@ class FindingsPanel(QtWidgets.QWidget):
         """Every run's findings in one table; the header counts them per run."""
         keys = sorted(self._results)
         rows = [(f, k) for k in keys if isinstance(v := self._results[k], list) for f in v]
-        rows.sort(key=lambda fk: -fk[0].severity)   # stable: equal severities keep A before B
+        rows.sort(key=lambda fk: -fk[0].severity)  # stable: equal severities keep A before B
         errors = [f"{k + ' ' if k else ''}{v}" for k, v in self._results.items() if isinstance(v, str)]
         header = ""
-        if keys != [""]:   # compare mode: "Findings: A none, B 2"
+        if keys != [""]:  # compare mode: "Findings: A none, B 2"
             header = "Findings: " + ", ".join(
                 f"{k} {len(v) if v else 'none'}" if isinstance(v, list) else f"{k} failed"
-                for k, v in ((k, self._results[k]) for k in keys))
+                for k, v in ((k, self._results[k]) for k in keys)
+            )
             if rows:
                 header += " — most severe first (click to show)"
         if errors:
@@ -149,12 +153,18 @@ class FindingsPanel(QtWidgets.QWidget):
         self.table.setRowCount(len(self.items))
         for r, (f, run) in enumerate(zip(self.items, self.item_runs)):
             steps = "" if f.first_step is None else f"steps {f.first_step}–{f.last_step}"
-            tip = style.tooltip(f"{f.kind} (severity {f.severity:.2f}) in {f.layer}"
-                                + (f", {steps}" if steps else "") + f"\n{f.message}")
+            tip = style.tooltip(
+                f"{f.kind} (severity {f.severity:.2f}) in {f.layer}"
+                + (f", {steps}" if steps else "")
+                + f"\n{f.message}"
+            )
             colour = next(c for limit, c in SEVERITY_COLOURS if f.severity >= limit)
             if run:
-                tip = style.tooltip(f"Run {run}: {f.kind} (severity {f.severity:.2f}) in {f.layer}"
-                                    + (f", {steps}" if steps else "") + f"\n{f.message}")
+                tip = style.tooltip(
+                    f"Run {run}: {f.kind} (severity {f.severity:.2f}) in {f.layer}"
+                    + (f", {steps}" if steps else "")
+                    + f"\n{f.message}"
+                )
             for c, text in enumerate(("●", run, f.layer, f.message)):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setToolTip(tip)
@@ -162,8 +172,14 @@ class FindingsPanel(QtWidgets.QWidget):
                     item.setForeground(QtGui.QBrush(QtGui.QColor(colour)))
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
-        self.label.setText(error or (f"Findings: {len(self.items)}, most severe first (click to show)"
-                                     if self.items else "Findings: none — this run looks healthy"))
+        self.label.setText(
+            error
+            or (
+                f"Findings: {len(self.items)}, most severe first (click to show)"
+                if self.items
+                else "Findings: none — this run looks healthy"
+            )
+        )
         # the layer tree shows the primary run: only its findings badge it
         self.found.emit([f for f, run in zip(self.items, self.item_runs) if run in ("", "A")])
 

@@ -57,8 +57,13 @@ class LayerTree(QtWidgets.QTreeWidget):
                     parent = nodes[key]
                 leaf = QtWidgets.QTreeWidgetItem(parent, [parts[-1], str(li.num_features), li.activation or ""])
                 leaf.setData(0, PATH_ROLE, li.path)
-                leaf.setToolTip(0, style.tooltip(f"{li.path}\n{li.kind}, {li.num_features} channels, "
-                                                 f"followed by {li.activation} ({li.activation_source})"))
+                leaf.setToolTip(
+                    0,
+                    style.tooltip(
+                        f"{li.path}\n{li.kind}, {li.num_features} channels, "
+                        f"followed by {li.activation} ({li.activation_source})"
+                    ),
+                )
                 self._leaves[li.path] = leaf
             self.expandAll()
             for c in range(3):

@@ -171,8 +171,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def open_dialog(self, compare: bool = False) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open a recording to compare" if compare
-                                                        else "Open a bnviz recording", "", FILE_FILTER)
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open a recording to compare" if compare else "Open a bnviz recording", "", FILE_FILTER
+        )
         if not path:
             return
         if compare and self.session.primary:
@@ -195,8 +196,9 @@ class MainWindow(QtWidgets.QMainWindow):
             path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save layout", "", "bnviz layout (*.json)")
         if path:
             slots = self.session.slots
-            layout = Layout([slots[0].path] if slots else [], slots[1].path if len(slots) > 1 else None,
-                            self.session.state)
+            layout = Layout(
+                [slots[0].path] if slots else [], slots[1].path if len(slots) > 1 else None, self.session.state
+            )
             with open(path, "w", encoding="utf-8") as f:
                 f.write(layout.to_json())
 
@@ -216,8 +218,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_files(layout.paths[0], layout.compare, keep_state=True)
 
     def export_dialog(self, ext: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, f"Export view as {ext[1:].upper()}",
-                                                        f"{self.session.state.view}{ext}", f"*{ext}")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, f"Export view as {ext[1:].upper()}", f"{self.session.state.view}{ext}", f"*{ext}"
+        )
         if path:
             if not path.lower().endswith(ext):
                 path += ext
@@ -235,8 +238,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_error(self, title: str, text: str) -> None:
         """A window-modal message that does not block the event loop (tests intercept it)."""
         self.last_error = text
-        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, text,
-                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Warning, title, text, QtWidgets.QMessageBox.StandardButton.Ok, self
+        )
         box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
@@ -282,8 +286,10 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.live_timer.stop()
         if slot is not None and len(self.session.steps) == 0:
-            self.show_banner(f"{slot.path} has no recorded steps yet"
-                             + (": waiting for the training run to write some." if live else "."))
+            self.show_banner(
+                f"{slot.path} has no recorded steps yet"
+                + (": waiting for the training run to write some." if live else ".")
+            )
         self._update_status()
 
     def _show_ranks(self) -> None:
@@ -293,15 +299,18 @@ class MainWindow(QtWidgets.QMainWindow):
         problems = getattr(slot.run, "rank_problems", {}) if slot else {}
         multi = len(ranks) > 1
         if not multi and self.session.state.view == "ranks":
-            self.session.state.update(view="drift")   # first: hiding the current tab picks a neighbour
+            self.session.state.update(view="drift")  # first: hiding the current tab picks a neighbour
         self.tabs.setTabVisible(VIEWS.index("ranks"), multi)
         self.actions["view_ranks"].setEnabled(multi)
         world = len(ranks) + len(problems)
-        self.status["ranks"].setText(f"ranks: {len(ranks)} of {world}" if problems else
-                                     f"ranks: {world}" if multi else "")
+        self.status["ranks"].setText(
+            f"ranks: {len(ranks)} of {world}" if problems else f"ranks: {world}" if multi else ""
+        )
         if problems:
-            self.show_banner(f"This distributed job ran {world} ranks; {len(problems)} cannot be shown. "
-                             + " ".join(f"Rank {r}: {why}." for r, why in sorted(problems.items())))
+            self.show_banner(
+                f"This distributed job ran {world} ranks; {len(problems)} cannot be shown. "
+                + " ".join(f"Rank {r}: {why}." for r, why in sorted(problems.items()))
+            )
 
     def _data_changed(self) -> None:
         for v in self.views.values():
@@ -359,8 +368,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.session.refresh()
         except (RunFileError, OSError) as e:
             self.live_timer.stop()
-            self.show_banner(f"The recording can no longer be read (deleted or truncated while open?): {e}. "
-                             "The views show what was read before; File > Reload tries again.")
+            self.show_banner(
+                f"The recording can no longer be read (deleted or truncated while open?): {e}. "
+                "The views show what was read before; File > Reload tries again."
+            )
         try:
             live = any(s.live for s in self.session.slots)
         except (RunFileError, OSError):
@@ -381,7 +392,9 @@ class MainWindow(QtWidgets.QMainWindow):
         step = self.session.cursor_step()
         steps = self.session.steps
         s["step"].setText(f"step {step} of {int(steps[-1])}" if step is not None else "no steps")
-        phase = PHASE_NAMES.get(int(self.session.phases[row_at_or_before(steps, step)]), "?") if step is not None else ""
+        phase = (
+            PHASE_NAMES.get(int(self.session.phases[row_at_or_before(steps, step)]), "?") if step is not None else ""
+        )
         try:
             writer = slot.run.writer_state
             failed = slot.run.recording_failed
@@ -389,11 +402,14 @@ class MainWindow(QtWidgets.QMainWindow):
             writer, failed = "unreadable", False
             self.show_banner(f"The recording can no longer be read (deleted or truncated while open?): {e}")
         if failed:
-            self.show_banner("Recording stopped on a write error (disk full?); the file holds every step "
-                             "written before it.")
+            self.show_banner(
+                "Recording stopped on a write error (disk full?); the file holds every step written before it."
+            )
         elif writer == "writer gone" and not self.banner.isVisible():
-            self.show_banner("The training process stopped without closing this file (killed or crashed?); "
-                             "the views show every step it finished writing.")
+            self.show_banner(
+                "The training process stopped without closing this file (killed or crashed?); "
+                "the views show every step it finished writing."
+            )
         s["phase"].setText(f"phase: {phase}" if phase else "")
         s["writer"].setText(f"writer: {writer}")
 

@@ -25,7 +25,7 @@ class OptionsBar(QtWidgets.QWidget):
         self.link = QtWidgets.QCheckBox("Linked zoom")
         self.link.setToolTip("Zooming one time plot zooms them all, in every view (Z)")
         self.link.toggled.connect(lambda on: self.session.state.update(link_zoom=on))
-        self.labels: dict[QtWidgets.QWidget, QtWidgets.QLabel] = {}   # control -> its label
+        self.labels: dict[QtWidgets.QWidget, QtWidgets.QLabel] = {}  # control -> its label
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(2, 0, 2, 0)
         row.addWidget(self.readout, 1)

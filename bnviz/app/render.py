@@ -79,6 +79,7 @@ def write_csv(table: dict, path) -> None:
             w.writerow(names)
             for i in range(n_rows):
                 w.writerow([cell(c, i) for c in cols])
+
     write_atomically(path, write)
 
 
@@ -102,8 +103,11 @@ def _paint_caption(painter, view, width: int) -> None:
 
     painter.fillRect(QtCore.QRect(0, 0, width, CAPTION_HEIGHT), QtGui.QColor("white"))
     painter.setPen(QtGui.QColor("black"))
-    painter.drawText(QtCore.QRect(8, 0, width - 16, CAPTION_HEIGHT),
-                     int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter), caption(view))
+    painter.drawText(
+        QtCore.QRect(8, 0, width - 16, CAPTION_HEIGHT),
+        int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter),
+        caption(view),
+    )
 
 
 def write_png(view, path) -> None:
@@ -120,6 +124,7 @@ def write_png(view, path) -> None:
             painter.end()
         if not image.save(tmp, "PNG"):
             raise ExportError(f"{path}: Qt could not write the PNG")
+
     write_atomically(path, write)
 
 
@@ -141,10 +146,14 @@ def write_svg(view, path) -> None:
             raise ExportError(f"{path}: Qt could not start the SVG")
         try:
             _paint_caption(painter, view, rect.width())
-            scene.render(painter, QtCore.QRectF(0, CAPTION_HEIGHT, rect.width(), rect.height()),
-                         view.glw.mapToScene(rect).boundingRect())
+            scene.render(
+                painter,
+                QtCore.QRectF(0, CAPTION_HEIGHT, rect.width(), rect.height()),
+                view.glw.mapToScene(rect).boundingRect(),
+            )
         finally:
             painter.end()
+
     write_atomically(path, write)
 
 
@@ -162,6 +171,7 @@ def export_view(view, path) -> None:
 def ensure_app(antialias: bool = False):
     """The QApplication, created off screen when there is no display (CI, servers)."""
     from PySide6 import QtWidgets
+
     app = QtWidgets.QApplication.instance()
     if app is None:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -169,6 +179,7 @@ def ensure_app(antialias: bool = False):
         _quiet_offscreen_notes()
         app = QtWidgets.QApplication([])
     from bnviz.app import style
+
     style.configure(antialias)
     return app
 
@@ -195,6 +206,7 @@ def render_view(path, out, state=None, compare=None, size=(1400, 900)) -> None:
     from bnviz.app.session import Session
     from bnviz.app.state import ViewState
     from bnviz.app.views import VIEW_CLASSES
+
     session = Session(ViewState.from_dict(state.to_dict()) if state is not None else ViewState())
     session.open(os.fspath(path), os.fspath(compare) if compare else None)
     try:

@@ -70,13 +70,15 @@ class Session:
             raise
         same = self.primary is not None and self.primary.path == os.path.abspath(path)
         self.close()
-        if self.primary is not None and not same and not keep_state:  # another recording: its steps have nothing to do with the old range/reference
+        if (
+            self.primary is not None and not same and not keep_state
+        ):  # another recording: its steps have nothing to do with the old range/reference
             self.state.update(step=None, step_range=None, reference_step=None)
         names = [path] + ([compare] if compare else [])
         labels = ["A", "B"] if compare else [""]
         self.slots = [Slot(lab, r, os.path.abspath(p)) for lab, r, p in zip(labels, runs, names)]
         self._steps, self._phases = np.asarray(runs[0].steps), np.asarray(runs[0].phases)
-        self.opening = True   # listeners skip redraws until runs_changed: one draw per open
+        self.opening = True  # listeners skip redraws until runs_changed: one draw per open
         try:
             self._fix_state()
         finally:

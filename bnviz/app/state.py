@@ -8,8 +8,9 @@ with ``state.changed.connect(fn)``; ``fn`` receives the set of field names that 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from bnviz.store.schema import CHANNEL_FIELDS, TENSORS
 
@@ -52,21 +53,21 @@ class Signal:
 
 @dataclass
 class ViewState:
-    layer: str | None = None            # layer path
+    layer: str | None = None  # layer path
     view: str = "drift"
-    step: int | None = None             # the cursor step (None: latest)
-    reference_step: int | None = None   # pinned step overlaid in distribution views
+    step: int | None = None  # the cursor step (None: latest)
+    reference_step: int | None = None  # pinned step overlaid in distribution views
     step_range: tuple[int, int] | None = None  # detail range of time plots; None: whole run
     link_zoom: bool = True
     follow_latest: bool = False
-    phase: str = "train"                # rows shown in time plots (eval rows use running stats)
+    phase: str = "train"  # rows shown in time plots (eval rows use running stats)
     channel: int | None = None
     channel_metric: str = "post_mean"
     overview_metric: str = "drift"
     tensors: tuple[str, ...] = TENSORS  # histograms shown in the distribution view
     log_counts: bool = False
     compare_mode: str = "overlay"
-    speed: int = 10                     # recorded rows per playback tick
+    speed: int = 10  # recorded rows per playback tick
     loop: bool = True
     changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
@@ -89,8 +90,13 @@ class ViewState:
 
     @staticmethod
     def _validate(values: dict[str, Any]) -> None:
-        choices = {"view": VIEWS, "phase": PHASES, "channel_metric": CHANNEL_METRICS,
-                   "overview_metric": OVERVIEW_METRICS, "compare_mode": COMPARE_MODES}
+        choices = {
+            "view": VIEWS,
+            "phase": PHASES,
+            "channel_metric": CHANNEL_METRICS,
+            "overview_metric": OVERVIEW_METRICS,
+            "compare_mode": COMPARE_MODES,
+        }
         for name, allowed in choices.items():
             if values[name] not in allowed:
                 raise ValueError(f"{name}={values[name]!r} is not one of {', '.join(allowed)}")
@@ -109,18 +115,19 @@ class ViewState:
         return {"version": STATE_VERSION, **d}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ViewState":
+    def from_dict(cls, d: dict[str, Any]) -> ViewState:
         """Build from ``to_dict`` output; unknown keys (from a newer bnviz) are ignored."""
         if not isinstance(d, dict):
             raise ValueError("a view state must be a JSON object")
         version = d.get("version", STATE_VERSION)
         if not isinstance(version, int) or version > STATE_VERSION:
-            raise ValueError(f"view state version {version!r} is newer than this bnviz "
-                             f"understands ({STATE_VERSION}); upgrade bnviz")
+            raise ValueError(
+                f"view state version {version!r} is newer than this bnviz understands ({STATE_VERSION}); upgrade bnviz"
+            )
         known = {k: _normalise(k, v) for k, v in d.items() if k in _FIELD_NAMES}
         return cls(**known)
 
-    def assign(self, other: "ViewState") -> set[str]:
+    def assign(self, other: ViewState) -> set[str]:
         """Take every field of ``other`` (Reload and Load Layout), notifying once."""
         return self.update(**asdict_state(other))
 
@@ -151,16 +158,20 @@ class Layout:
     state: ViewState
 
     def to_json(self) -> str:
-        return json.dumps({"bnviz_layout": 1, "paths": self.paths, "compare": self.compare,
-                           "state": self.state.to_dict()}, indent=2)
+        return json.dumps(
+            {"bnviz_layout": 1, "paths": self.paths, "compare": self.compare, "state": self.state.to_dict()}, indent=2
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "Layout":
+    def from_json(cls, text: str) -> Layout:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"not a bnviz layout (invalid JSON: {e})") from None
         if not isinstance(d, dict) or "bnviz_layout" not in d:
             raise ValueError("not a bnviz layout (no 'bnviz_layout' key)")
-        return cls(paths=[str(p) for p in d.get("paths", [])], compare=d.get("compare"),
-                   state=ViewState.from_dict(d.get("state", {})))
+        return cls(
+            paths=[str(p) for p in d.get("paths", [])],
+            compare=d.get("compare"),
+            state=ViewState.from_dict(d.get("state", {})),
+        )

@@ -29,8 +29,10 @@ class OverviewStrip(QtWidgets.QWidget):
         side.addWidget(self.choice)
         side.addWidget(self.whole)
         # in compare mode: which curve is which (the axis label has no room for it)
-        self.key = QtWidgets.QLabel(f"<span style='color:{style.OKABE_ITO['blue']}'>━━</span> A &nbsp; "
-                                    f"<span style='color:{style.OKABE_ITO['vermillion']}'>╍╍</span> B")
+        self.key = QtWidgets.QLabel(
+            f"<span style='color:{style.OKABE_ITO['blue']}'>━━</span> A &nbsp; "
+            f"<span style='color:{style.OKABE_ITO['vermillion']}'>╍╍</span> B"
+        )
         self.key.setTextFormat(QtCore.Qt.TextFormat.RichText)
         # a rich-text label would ask for the width of a paragraph, widening the column
         self.key.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
@@ -52,8 +54,7 @@ class OverviewStrip(QtWidgets.QWidget):
         self.step_line = pg.InfiniteLine(angle=90, pen=style.pen(style.CURSOR, 1))
         self.curve = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["blue"], 1.2), connect="finite")
         # the compared run's same scalar, dashed
-        self.curve_b = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["vermillion"], 1.2, dashed=True),
-                                       connect="finite")
+        self.curve_b = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["vermillion"], 1.2, dashed=True), connect="finite")
         for item in (self.curve, self.curve_b, self.region, self.step_line):
             self.plot.addItem(item)
         for item in (self.curve, self.curve_b):

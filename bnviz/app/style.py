@@ -5,22 +5,28 @@ from __future__ import annotations
 import html
 import re
 
-from bnviz.app import qt_guard  # noqa: F401  (must run before anything is drawn)
-
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from bnviz.app import qt_guard  # noqa: F401  (must run before anything is drawn)
+
 # Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies.
 OKABE_ITO = {
-    "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
-    "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000",
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "black": "#000000",
 }
 TENSOR_COLOURS = {"pre": OKABE_ITO["blue"], "xhat": OKABE_ITO["green"], "post": OKABE_ITO["vermillion"]}
 # "x-hat", not "x-hat": common UI fonts drop the combining circumflex
 TENSOR_LABELS = {"pre": "pre-BN x", "xhat": "x-hat (normalised)", "post": "post-BN y"}
 CURSOR = OKABE_ITO["black"]
 REFERENCE = OKABE_ITO["purple"]
-ZONE = (240, 228, 66, 70)          # the activation's saturated / dead zone, translucent yellow
+ZONE = (240, 228, 66, 70)  # the activation's saturated / dead zone, translucent yellow
 NAN_MARK = OKABE_ITO["vermillion"]
 # colour maps: sequential for magnitudes, diverging for signed values
 SEQUENTIAL = "viridis"
@@ -86,8 +92,7 @@ def tooltip(text: str) -> str:
     return "<p style='white-space:pre'>" + html.escape(str(text)) + "</p>"
 
 
-def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str],
-              line_chars: int = LEGEND_LINE_CHARS) -> None:
+def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str], line_chars: int = LEGEND_LINE_CHARS) -> None:
     """The plot's title with its legend on lines below, each about ``line_chars`` characters
     (HTML built from escaped parts)."""
     html_text = f"<span style='font-size:{FONT_PT + 1}pt'>{plain(title)}</span>"
@@ -101,8 +106,11 @@ def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str],
         lines[-1].append(entry)
         width += n + 3
     if legend_entries:
-        html_text += (f"<br><span style='font-size:{FONT_PT - 1}pt'>"
-                      + "<br>".join(" &nbsp;&nbsp; ".join(line) for line in lines) + "</span>")
+        html_text += (
+            f"<br><span style='font-size:{FONT_PT - 1}pt'>"
+            + "<br>".join(" &nbsp;&nbsp; ".join(line) for line in lines)
+            + "</span>"
+        )
     plot.setTitle(html_text if title or legend_entries else None)
     if title or legend_entries:
         # pyqtgraph fixes the title row at 30 px: make room for the legend lines
@@ -122,6 +130,7 @@ def _narrow(label: pg.LabelItem) -> None:
         def update_min() -> None:
             base()
             label.setMinimumWidth(0)
+
         label.updateMin = update_min
         label.bnviz_narrow = True
     label.setMinimumWidth(0)

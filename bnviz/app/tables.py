@@ -7,9 +7,22 @@ suite checks, view by view, that it equals the live view's table.
 
 from __future__ import annotations
 
-from bnviz.app.data import (Table, at_steps, channel_matrix, channel_table, distribution, distribution_table,
-                            drift_table, gamma_beta_table, matrix_table, overview_matrix, rank_data, rank_table,
-                            rows_in_range, train_eval_table)
+from bnviz.app.data import (
+    Table,
+    at_steps,
+    channel_matrix,
+    channel_table,
+    distribution,
+    distribution_table,
+    drift_table,
+    gamma_beta_table,
+    matrix_table,
+    overview_matrix,
+    rank_data,
+    rank_table,
+    rows_in_range,
+    train_eval_table,
+)
 from bnviz.app.stepping import snap
 
 TIME_AXIS = {"drift", "channels", "gamma_beta", "train_eval", "overview", "ranks"}  # not: distribution
@@ -52,8 +65,11 @@ def export_table(state, main, other=None) -> Table:
     step = state.step if state.step is not None and len(steps) and steps[0] <= state.step <= steps[-1] else None
     step = snap(steps, step)
     rng = state.step_range if state.view in TIME_AXIS else None
-    tables = {label: rows_in_range(run_table(state.view, run, layer, state, step), rng)
-              for label, run in slots if layer is not None and any(li.path == layer for li in run.layers)}
+    tables = {
+        label: rows_in_range(run_table(state.view, run, layer, state, step), rng)
+        for label, run in slots
+        if layer is not None and any(li.path == layer for li in run.layers)
+    }
     if len(tables) == 1:
         return next(iter(tables.values()))
     return {f"{label}.{k}": v for label, t in tables.items() for k, v in t.items()}

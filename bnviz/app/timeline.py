@@ -43,13 +43,19 @@ class Timeline(QtWidgets.QWidget):
         outer.setSpacing(0)
         row = QtWidgets.QHBoxLayout()
         button(icons.SP_MediaSkipBackward, "First step (Home)", lambda: self.go_row(0))
-        button(icons.SP_MediaSeekBackward, "Jump back 5% (Shift+Left)",
-               lambda: self.step_rows(-big_jump(len(self.session.steps))))
+        button(
+            icons.SP_MediaSeekBackward,
+            "Jump back 5% (Shift+Left)",
+            lambda: self.step_rows(-big_jump(len(self.session.steps))),
+        )
         button(icons.SP_ArrowLeft, "Previous recorded step (Left)", lambda: self.step_rows(-1))
         self.play_button = button(icons.SP_MediaPlay, "Play / pause (Space)", self.toggle_play)
         button(icons.SP_ArrowRight, "Next recorded step (Right)", lambda: self.step_rows(1))
-        button(icons.SP_MediaSeekForward, "Jump forward 5% (Shift+Right)",
-               lambda: self.step_rows(big_jump(len(self.session.steps))))
+        button(
+            icons.SP_MediaSeekForward,
+            "Jump forward 5% (Shift+Right)",
+            lambda: self.step_rows(big_jump(len(self.session.steps))),
+        )
         button(icons.SP_MediaSkipForward, "Last step (End)", lambda: self.go_row(-1))
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setToolTip("Step cursor: the step every view shows")
@@ -77,8 +83,9 @@ class Timeline(QtWidgets.QWidget):
         row.addWidget(self.follow)
         self.pin = QtWidgets.QToolButton()
         self.pin.setText("Pin reference")
-        self.pin.setToolTip("Pin the cursor step as the reference the distribution view overlays (R); "
-                            "Shift+R clears it")
+        self.pin.setToolTip(
+            "Pin the cursor step as the reference the distribution view overlays (R); Shift+R clears it"
+        )
         self.pin.clicked.connect(self.pin_reference)
         row.addWidget(self.pin)
         row.addStretch(1)
@@ -114,8 +121,9 @@ class Timeline(QtWidgets.QWidget):
         self.session.state.update(reference_step=self.session.cursor_step())
 
     def _tick(self) -> None:
-        step, playing = advance(self.session.steps, self.session.cursor_step(), self.session.state.speed,
-                                self.session.state.loop)
+        step, playing = advance(
+            self.session.steps, self.session.cursor_step(), self.session.state.speed, self.session.state.loop
+        )
         if step is not None:
             self.session.state.update(step=step)
         if not playing:
@@ -141,8 +149,9 @@ class Timeline(QtWidgets.QWidget):
         if step is not None:
             self.slider.setValue(row_at_or_before(steps, step) or 0)
         self.slider.blockSignals(False)
-        self.step_label.setText(f"step {step if step is not None else '–'}"
-                                + (f" / {int(steps[-1])}" if len(steps) else ""))
+        self.step_label.setText(
+            f"step {step if step is not None else '–'}" + (f" / {int(steps[-1])}" if len(steps) else "")
+        )
         with QtCore.QSignalBlocker(self.speed):
             self.speed.setCurrentIndex(max(0, self.speed.findData(state.speed)))
         for box, on in ((self.loop, state.loop), (self.follow, state.follow_latest)):

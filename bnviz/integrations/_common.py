@@ -8,12 +8,16 @@ RANKS = ("zero", "all")
 def check_options(framework: str, ranks: str, record_kwargs: dict) -> None:
     """Fail at construction (before training starts) on options a callback cannot honour."""
     if ranks not in RANKS:
-        raise ValueError(f"ranks={ranks!r}: choose 'zero' (only the process of global rank 0 records) "
-                         "or 'all' (every rank records its own file: docs/distributed.md)")
+        raise ValueError(
+            f"ranks={ranks!r}: choose 'zero' (only the process of global rank 0 records) "
+            "or 'all' (every rank records its own file: docs/distributed.md)"
+        )
     taken = sorted({"optimizer", "start_step"} & set(record_kwargs))  # the step counter is the framework's
     if taken:
-        raise TypeError(f"the {framework} callback counts steps itself from the framework's step counter: "
-                        f"leave out {', '.join(taken)}")
+        raise TypeError(
+            f"the {framework} callback counts steps itself from the framework's step counter: "
+            f"leave out {', '.join(taken)}"
+        )
 
 
 def records_here(ranks: str, global_rank: int) -> bool:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 
 if os.environ.get("KERAS_BACKEND", "tensorflow") != "torch":
-    raise ImportError("bnviz.integrations.keras records Keras 3 on the torch backend: set "
-                      "KERAS_BACKEND=torch before importing keras")
+    raise ImportError(
+        "bnviz.integrations.keras records Keras 3 on the torch backend: set KERAS_BACKEND=torch before importing keras"
+    )
 try:
     import keras
 except ImportError as err:  # pragma: no cover - depends on the environment
@@ -32,9 +33,19 @@ from bnviz.hooks.distributed import rank_info
 from ._common import check_options, record_kwargs, records_here
 
 # Keras activation function names -> bnviz's (hooks/activations.py ACTIVATIONS)
-_ACTIVATION_NAMES = {"relu": "relu", "relu6": "relu6", "leaky_relu": "leaky_relu", "elu": "elu",
-                     "gelu": "gelu", "silu": "silu", "swish": "silu", "sigmoid": "sigmoid", "tanh": "tanh",
-                     "hard_tanh": "hardtanh", "linear": "none"}
+_ACTIVATION_NAMES = {
+    "relu": "relu",
+    "relu6": "relu6",
+    "leaky_relu": "leaky_relu",
+    "elu": "elu",
+    "gelu": "gelu",
+    "silu": "silu",
+    "swish": "silu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "hard_tanh": "hardtanh",
+    "linear": "none",
+}
 
 
 class KerasBatchNorm(nn.BatchNorm1d):
@@ -46,8 +57,9 @@ class KerasBatchNorm(nn.BatchNorm1d):
         gamma = layer.gamma if layer.scale else None
         beta = layer.beta if layer.center else None
         features = layer.moving_mean.shape[0]
-        super().__init__(features, eps=layer.epsilon, momentum=1.0 - layer.momentum, affine=False,
-                         track_running_stats=False)
+        super().__init__(
+            features, eps=layer.epsilon, momentum=1.0 - layer.momentum, affine=False, track_running_stats=False
+        )
         self.affine, self.track_running_stats = layer.scale or layer.center, True
         self._parameters["weight"] = gamma.value if gamma is not None else None
         self._parameters["bias"] = beta.value if beta is not None else None
@@ -64,8 +76,11 @@ class KerasLayers(nn.Module):
 
 
 def batch_norm_layers(model) -> list:
-    return [l for l in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(l, keras.layers.BatchNormalization)]
+    return [
+        l
+        for l in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(l, keras.layers.BatchNormalization)
+    ]
 
 
 def following_activation(layer) -> str | None:
@@ -75,8 +90,11 @@ def following_activation(layer) -> str | None:
         return None
     nxt = nodes[0].operation
     if isinstance(nxt, keras.layers.ReLU):
-        return "relu6" if nxt.max_value == 6 and not nxt.negative_slope else (
-            "leaky_relu" if nxt.negative_slope else "relu")
+        return (
+            "relu6"
+            if nxt.max_value == 6 and not nxt.negative_slope
+            else ("leaky_relu" if nxt.negative_slope else "relu")
+        )
     if isinstance(nxt, keras.layers.LeakyReLU):
         return "leaky_relu"
     if isinstance(nxt, keras.layers.ELU):

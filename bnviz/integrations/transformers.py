@@ -44,8 +44,9 @@ class BnvizCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         # the Trainer's own numbers (loss, learning_rate, grad_norm, eval_*), beside the BN statistics
         if self.recorder is not None and logs:
-            self.recorder.log(**{k: v for k, v in logs.items() if isinstance(v, (int, float))
-                                 and not isinstance(v, bool)})
+            self.recorder.log(
+                **{k: v for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            )
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.recorder is not None:

@@ -4,14 +4,35 @@ Imports neither torch nor Qt. The format is documented in docs/format.md.
 """
 
 from bnviz.store.block import Block
-from bnviz.store.errors import (CorruptRunFile, EmptyRunFile, NewerFormatError, NotBnvizRun,
-                                NotHDF5File, RecordingWarning, RecordingWriteError, RunFileError,
-                                RunFileMissing)
+from bnviz.store.errors import (
+    CorruptRunFile,
+    EmptyRunFile,
+    NewerFormatError,
+    NotBnvizRun,
+    NotHDF5File,
+    RecordingWarning,
+    RecordingWriteError,
+    RunFileError,
+    RunFileMissing,
+)
 from bnviz.store.reader import Histogram, LayerInfo, Run, open_run
 from bnviz.store.writer import AsyncWriter, RunWriter
 
 __all__ = [
-    "AsyncWriter", "Block", "CorruptRunFile", "EmptyRunFile", "Histogram", "LayerInfo",
-    "NewerFormatError", "NotBnvizRun", "NotHDF5File", "RecordingWarning", "RecordingWriteError",
-    "Run", "RunFileError", "RunFileMissing", "RunWriter", "open_run",
+    "AsyncWriter",
+    "Block",
+    "CorruptRunFile",
+    "EmptyRunFile",
+    "Histogram",
+    "LayerInfo",
+    "NewerFormatError",
+    "NotBnvizRun",
+    "NotHDF5File",
+    "RecordingWarning",
+    "RecordingWriteError",
+    "Run",
+    "RunFileError",
+    "RunFileMissing",
+    "RunWriter",
+    "open_run",
 ]

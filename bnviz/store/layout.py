@@ -28,19 +28,29 @@ MAX_CHUNK_ROWS = 8192
 # Root attributes and fixed datasets.
 ATTR_FORMAT = "format"
 ATTR_VERSION = "format_version"
-LAYERS = "layers"              # scalar UTF-8 string: JSON list of layer dicts
-COMMIT = "commit"              # (len(TIERS),) int64: committed rows per tier, written last
-STATUS = "status"              # (3,) float64: STATUS_FIELDS
+LAYERS = "layers"  # scalar UTF-8 string: JSON list of layer dicts
+COMMIT = "commit"  # (len(TIERS),) int64: committed rows per tier, written last
+STATUS = "status"  # (3,) float64: STATUS_FIELDS
 STATUS_FIELDS = ("heartbeat", "state", "dropped_steps")
 STATE_LIVE, STATE_CLOSED, STATE_FAILED = 0, 1, 2
 SCALAR_NAMES = "scalar_names"  # (MAX_SCALARS,) fixed-size UTF-8 bytes, b"" for a free slot
-CHANNEL_GROUP = "channels"     # one dataset per layer, named by its index: channels/0, channels/1 ...
+CHANNEL_GROUP = "channels"  # one dataset per layer, named by its index: channels/0, channels/1 ...
 
 # Run metadata: root attributes. JSON_META_KEYS hold JSON text, the rest plain strings/numbers.
 # META_KEYS are always present (the writer fills what the recorder does not give); the recorder
 # may add further plain keys (flush_every, flush_seconds).
-META_KEYS = ("model_class", "torch_version", "bnviz_version", "command_line", "host", "pid",
-             "start_time", "run_name", "user_meta", "schedule")
+META_KEYS = (
+    "model_class",
+    "torch_version",
+    "bnviz_version",
+    "command_line",
+    "host",
+    "pid",
+    "start_time",
+    "run_name",
+    "user_meta",
+    "schedule",
+)
 JSON_META_KEYS = ("user_meta", "schedule", "engine")
 
 

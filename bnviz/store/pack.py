@@ -37,7 +37,7 @@ def _copy(src: h5py.Group, dst: h5py.Group) -> None:
             out[()] = item[()]
         else:
             for start in range(0, item.shape[0], COPY_ROWS):
-                out[start:start + COPY_ROWS] = item[start:start + COPY_ROWS]
+                out[start : start + COPY_ROWS] = item[start : start + COPY_ROWS]
         out.attrs.update(dict(item.attrs))
 
 

@@ -30,9 +30,12 @@ class RankFilesError(RunFileError):
     def __init__(self, path, problems: dict[int, str]):
         self.problems = dict(problems)
         lines = "; ".join(f"rank {r}: {p}" for r, p in sorted(self.problems.items()))
-        super().__init__(path, f"incomplete distributed recording ({lines}). Copy every "
-                               "<stem>.rank<r><suffix> file beside rank 0's, or read the ranks "
-                               "present with open_ranks(run, strict=False)")
+        super().__init__(
+            path,
+            f"incomplete distributed recording ({lines}). Copy every "
+            "<stem>.rank<r><suffix> file beside rank 0's, or read the ranks "
+            "present with open_ranks(run, strict=False)",
+        )
 
 
 def rank_path(path, rank: int) -> Path:
@@ -70,8 +73,10 @@ def _scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
             continue
         p = rank_path(base, r)
         if not p.exists():
-            problems[r] = (f"{p.name} is missing (that rank did not call bnviz.record, died "
-                           "before its first flush, or its file was not copied here)")
+            problems[r] = (
+                f"{p.name} is missing (that rank did not call bnviz.record, died "
+                "before its first flush, or its file was not copied here)"
+            )
             continue
         try:
             other = open_joined(p)
@@ -93,8 +98,10 @@ def _mismatch(run: Run, other: Run, rank: int) -> str | None:
     if world_size_of(other) != world_size_of(run):
         return f"is from a job of {world_size_of(other)} ranks, not {world_size_of(run)} (an earlier job?)"
     if other.meta.get("job_id") != run.meta.get("job_id"):
-        return (f"is from another job (job_id {other.meta.get('job_id')!r}, "
-                f"not {run.meta.get('job_id')!r}); an earlier run's file?")
+        return (
+            f"is from another job (job_id {other.meta.get('job_id')!r}, "
+            f"not {run.meta.get('job_id')!r}); an earlier run's file?"
+        )
     return None
 
 
@@ -129,7 +136,7 @@ def rank_problems(run: Run) -> dict[int, str]:
 
 def refresh_ranks(runs) -> bool:
     """Refresh every run (live recordings); True when any got new rows."""
-    return any([r.refresh() for r in runs])
+    return any([r.refresh() for r in runs])  # noqa: C419
 
 
 def close_ranks(runs, keep: Run | None = None) -> None:

@@ -52,8 +52,15 @@ from h5py import h5f, h5p
 
 from bnviz.store import layout, schema
 from bnviz.store.decimate import decimate
-from bnviz.store.errors import (CorruptRunFile, EmptyRunFile, NewerFormatError, NotBnvizRun,
-                                NotHDF5File, RunFileError, RunFileMissing)
+from bnviz.store.errors import (
+    CorruptRunFile,
+    EmptyRunFile,
+    NewerFormatError,
+    NotBnvizRun,
+    NotHDF5File,
+    RunFileError,
+    RunFileMissing,
+)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # A live writer heartbeats at least this often (AsyncWriter: 10 s), so a status older than
@@ -88,7 +95,7 @@ class LayerInfo:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LayerInfo":
+    def from_dict(cls, d: dict) -> LayerInfo:
         known = {k for k in cls.__dataclass_fields__ if k != "extra"}
         kwargs = {k: v for k, v in d.items() if k in known}
         kwargs["probe_channels"] = tuple(kwargs.get("probe_channels") or ())
@@ -97,14 +104,14 @@ class LayerInfo:
 
 @dataclass(frozen=True)
 class Histogram:
-    edges: np.ndarray   # (HIST_BINS + 1,)
+    edges: np.ndarray  # (HIST_BINS + 1,)
     counts: np.ndarray  # (HIST_BINS,)
     under: int
     over: int
     nonfinite: int
 
 
-def open_run(path) -> "Run":
+def open_run(path) -> Run:
     """Open a bnviz recording for reading; raises a RunFileError subclass if it is not one.
 
     A distributed job's rank files beside it are opened too: ``run.ranks`` (rank 0 first, the
@@ -160,8 +167,8 @@ def _stored_end_address(path: Path) -> int | None:
     start = 12 + 2 * size
     if len(head) < start + size:
         return None
-    base = int.from_bytes(head[12:12 + size], "little")
-    return base + int.from_bytes(head[start:start + size], "little")
+    base = int.from_bytes(head[12 : 12 + size], "little")
+    return base + int.from_bytes(head[start : start + size], "little")
 
 
 def _open_file(path: Path) -> h5py.File:
@@ -173,23 +180,25 @@ def _open_file(path: Path) -> h5py.File:
     if size == 0:
         raise EmptyRunFile(path, "the file is empty (0 bytes): the recording never got its first write")
     if not _has_hdf5_signature(path, size):
-        raise NotHDF5File(path, "not an HDF5 file: a bnviz recording is the HDF5 file that "
-                                "bnviz.record writes")
+        raise NotHDF5File(path, "not an HDF5 file: a bnviz recording is the HDF5 file that bnviz.record writes")
     try:
         fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_read_fapl())
         return h5py.File(fid)
     except (OSError, RuntimeError) as err:
         reason = str(err)
         if "truncated" in reason:
-            raise CorruptRunFile(path, f"the file is truncated ({size} bytes; HDF5 says: {reason}); "
-                                       "it was cut short, e.g. by an incomplete copy") from err
+            raise CorruptRunFile(
+                path,
+                f"the file is truncated ({size} bytes; HDF5 says: {reason}); "
+                "it was cut short, e.g. by an incomplete copy",
+            ) from err
         raise CorruptRunFile(path, f"HDF5 cannot open it, the file is damaged ({reason})") from err
 
 
 class Run:
     """A recording opened for reading. See the module docstring for the API."""
 
-    ranks: list[Run]            # the job's rank files, rank 0 first (store/ranks.py attach_ranks)
+    ranks: list[Run]  # the job's rank files, rank 0 first (store/ranks.py attach_ranks)
     rank_problems: dict[int, str]
 
     def __init__(self, path):
@@ -215,11 +224,16 @@ class Run:
         size, eoa = self.path.stat().st_size, _stored_end_address(self.path)
         if fmt != schema.FORMAT_NAME and eoa is not None and size < eoa:
             # a cut-short file can lose the root attributes too (a packed run keeps them last)
-            raise CorruptRunFile(self.path, f"the file is truncated ({size} bytes, HDF5 expects {eoa}); "
-                                            "it was cut short, e.g. by an incomplete copy")
+            raise CorruptRunFile(
+                self.path,
+                f"the file is truncated ({size} bytes, HDF5 expects {eoa}); "
+                "it was cut short, e.g. by an incomplete copy",
+            )
         if fmt != schema.FORMAT_NAME:
-            raise NotBnvizRun(self.path, "an HDF5 file, but not a bnviz recording "
-                                         f"(no {layout.ATTR_FORMAT}={schema.FORMAT_NAME!r} attribute)")
+            raise NotBnvizRun(
+                self.path,
+                f"an HDF5 file, but not a bnviz recording (no {layout.ATTR_FORMAT}={schema.FORMAT_NAME!r} attribute)",
+            )
         try:
             self.format_version = version.decode() if isinstance(version, bytes) else str(version)
             file_version = layout.parse_version(self.format_version)
@@ -263,12 +277,15 @@ class Run:
         try:
             for name, tier in names:
                 n = self._counts[tier]
-                self._dataset(name).id.chunk_iter(lambda info: visit(info, n))
+                self._dataset(name).id.chunk_iter(lambda info: visit(info, n))  # noqa: B023
         except _READ_ERRORS as err:
             missing.append(err)
         if missing:
-            raise CorruptRunFile(self.path, f"the file is truncated ({size} bytes, HDF5 expects {eoa}) "
-                                            "and recorded rows are missing; an incomplete copy?")
+            raise CorruptRunFile(
+                self.path,
+                f"the file is truncated ({size} bytes, HDF5 expects {eoa}) "
+                "and recorded rows are missing; an incomplete copy?",
+            )
 
     def _read_meta(self) -> dict:
         meta = {}
@@ -328,7 +345,7 @@ class Run:
 
     @property
     def writer_state(self) -> str:
-        """"closed", "live", or "writer gone" (killed, or silent for too long)."""
+        """ "closed", "live", or "writer gone" (killed, or silent for too long)."""
         heartbeat, state, _ = self._status()
         if state != layout.STATE_LIVE:
             return "closed"
@@ -361,8 +378,7 @@ class Run:
         try:
             ds = self._dataset(name)
             if ds.shape[0] < n:
-                raise CorruptRunFile(self.path, f"dataset {name} has {ds.shape[0]} rows, "
-                                                f"fewer than the {n} committed")
+                raise CorruptRunFile(self.path, f"dataset {name} has {ds.shape[0]} rows, fewer than the {n} committed")
             if isinstance(rows, slice):
                 start, stop, step = rows.indices(n)
                 if stop <= start:
@@ -573,8 +589,10 @@ class Run:
         return run_html(self)
 
     def __repr__(self) -> str:
-        return (f"<bnviz Run {self.path.name}: {len(self.layers)} layers, "
-                f"{self._counts['summary']} rows, format {self.format_version}>")
+        return (
+            f"<bnviz Run {self.path.name}: {len(self.layers)} layers, "
+            f"{self._counts['summary']} rows, format {self.format_version}>"
+        )
 
 
 def _pad_fields(values: np.ndarray, count: int) -> np.ndarray:

@@ -19,36 +19,36 @@ PHASE_NAMES = {PHASE_TRAIN: "train", PHASE_EVAL: "eval"}
 # Per layer, per recorded row (the "summary" tier, written on every recorded step).
 # Moments are over the channels of the layer; per-channel values are in CHANNEL_FIELDS.
 SUMMARY_FIELDS = (
-    "n",                   # values per channel in the batch (N x spatial size)
-    "pre_mean",            # mean over channels of the per-channel batch mean of the BN input
-    "pre_mean_sd",         # standard deviation over channels of the same
+    "n",  # values per channel in the batch (N x spatial size)
+    "pre_mean",  # mean over channels of the per-channel batch mean of the BN input
+    "pre_mean_sd",  # standard deviation over channels of the same
     "pre_mean_min",
     "pre_mean_max",
-    "pre_var",             # mean over channels of the per-channel biased batch variance of the input
+    "pre_var",  # mean over channels of the per-channel biased batch variance of the input
     "pre_var_min",
     "pre_var_max",
-    "post_mean",           # the same for the BN output y
+    "post_mean",  # the same for the BN output y
     "post_mean_sd",
     "post_mean_min",
     "post_mean_max",
     "post_var",
     "post_var_min",
     "post_var_max",
-    "gamma_mean",          # NaN for affine=False and probes
+    "gamma_mean",  # NaN for affine=False and probes
     "gamma_abs_min",
     "gamma_abs_max",
     "beta_mean",
     "beta_abs_max",
-    "run_mean_gap",        # mean over channels of |batch mean - running mean| / sqrt(running var + eps)
-    "run_var_logratio",    # mean over channels of |log((batch var + eps) / (running var + eps))|
-    "sat_y",               # fraction of sampled y in the following activation's saturated/dead zone
-    "sat_xhat",            # the same for x-hat alone (gamma=1, beta=0): sat_y - sat_xhat is gamma/beta's doing
-    "zone_channels",       # fraction of channels with >= 99% of their sampled y in the zone
+    "run_mean_gap",  # mean over channels of |batch mean - running mean| / sqrt(running var + eps)
+    "run_var_logratio",  # mean over channels of |log((batch var + eps) / (running var + eps))|
+    "sat_y",  # fraction of sampled y in the following activation's saturated/dead zone
+    "sat_xhat",  # the same for x-hat alone (gamma=1, beta=0): sat_y - sat_xhat is gamma/beta's doing
+    "zone_channels",  # fraction of channels with >= 99% of their sampled y in the zone
     "nonfinite_channels",  # channels whose batch mean or variance is NaN/Inf
-    "grad_gamma_norm",     # L2 norm of gamma's gradient at the step's end (NaN where none)
+    "grad_gamma_norm",  # L2 norm of gamma's gradient at the step's end (NaN where none)
     "grad_beta_norm",
     # 1.1
-    "used_mean_gap",       # mean over channels of |pre_mean - used_mean| / sqrt(used_var + eps)
+    "used_mean_gap",  # mean over channels of |pre_mean - used_mean| / sqrt(used_var + eps)
 )
 
 # Per layer, per channel, on the channel schedule.

@@ -74,7 +74,7 @@ class JoinedRun(Run):
 
     def _open_new_segments(self) -> bool:
         added = False
-        for p in segment_paths(self.path)[len(self.segments):]:
+        for p in segment_paths(self.path)[len(self.segments) :]:
             try:
                 seg = Run(p)
             except RunFileError:
@@ -90,7 +90,7 @@ class JoinedRun(Run):
     def _join(self) -> None:
         """Visible rows of each segment per tier: those before every later segment's start."""
         starts = [int(s.meta.get("segment_start", 0)) for s in self.segments]
-        cut = [min(starts[k + 1:], default=None) for k in range(len(self.segments))]
+        cut = [min(starts[k + 1 :], default=None) for k in range(len(self.segments))]
         self._visible = []
         for seg, c in zip(self.segments, cut):
             rows = {}
@@ -183,8 +183,10 @@ class JoinedRun(Run):
                 other.close()
 
     def __repr__(self) -> str:
-        return (f"<bnviz Run {self.path.name} + {len(self.segments) - 1} resumed segments: "
-                f"{len(self.layers)} layers, {self._counts['summary']} rows>")
+        return (
+            f"<bnviz Run {self.path.name} + {len(self.segments) - 1} resumed segments: "
+            f"{len(self.layers)} layers, {self._counts['summary']} rows>"
+        )
 
 
 def _mismatch(first: Run, seg: Run) -> str | None:

@@ -63,25 +63,25 @@ class _Model:
     """Fixed per-layer and per-channel parameters of the synthetic run."""
 
     n_layers: int
-    widths: np.ndarray          # (L,)
-    starts: np.ndarray          # (L,) first flat channel of each layer
-    lid: np.ndarray             # (N,) layer of each flat channel
-    z: np.ndarray               # (N,) standardised pattern of channel means
-    w: np.ndarray               # (N,) channel variance pattern, mean 1 per layer
+    widths: np.ndarray  # (L,)
+    starts: np.ndarray  # (L,) first flat channel of each layer
+    lid: np.ndarray  # (N,) layer of each flat channel
+    z: np.ndarray  # (N,) standardised pattern of channel means
+    w: np.ndarray  # (N,) channel variance pattern, mean 1 per layer
     gamma0: np.ndarray
     beta0: np.ndarray
-    dead: np.ndarray            # (N,) bool, channels the dead_relu pathology kills
-    is_tanh: np.ndarray         # (L,) bool
-    probe_idx: np.ndarray       # (L, K) flat channel index of each probe
-    level: np.ndarray           # (L,) pre-BN mean level
-    spread: np.ndarray          # (L,) spread of channel means
-    var0: np.ndarray            # (L,)
-    drift: np.ndarray           # (L,) mean drift over the whole run
-    growth: np.ndarray          # (L,) relative variance growth over the run
-    noise: np.ndarray           # (L,) batch-to-batch noise of the mean
-    gamma_trend: np.ndarray     # (L,) log gamma change over the run
-    n: np.ndarray               # (L,) values per channel per batch
-    nan_layer: int              # first NaN layer, or n_layers
+    dead: np.ndarray  # (N,) bool, channels the dead_relu pathology kills
+    is_tanh: np.ndarray  # (L,) bool
+    probe_idx: np.ndarray  # (L, K) flat channel index of each probe
+    level: np.ndarray  # (L,) pre-BN mean level
+    spread: np.ndarray  # (L,) spread of channel means
+    var0: np.ndarray  # (L,)
+    drift: np.ndarray  # (L,) mean drift over the whole run
+    growth: np.ndarray  # (L,) relative variance growth over the run
+    noise: np.ndarray  # (L,) batch-to-batch noise of the mean
+    gamma_trend: np.ndarray  # (L,) log gamma change over the run
+    n: np.ndarray  # (L,) values per channel per batch
+    nan_layer: int  # first NaN layer, or n_layers
     sat_layer: int
     dead_layer: int
 
@@ -99,16 +99,28 @@ def _make_model(rng, n_layers, widths, probes, pathologies) -> _Model:
         w[seg] /= w[seg].mean()
     depth = np.arange(L) / max(1, L - 1)
     m = _Model(
-        n_layers=L, widths=widths, starts=starts, lid=lid, z=z, w=w,
+        n_layers=L,
+        widths=widths,
+        starts=starts,
+        lid=lid,
+        z=z,
+        w=w,
         gamma0=1.0 + 0.1 * rng.standard_normal(lid.size),
         beta0=0.05 * rng.standard_normal(lid.size),
-        dead=np.zeros(lid.size, bool), is_tanh=np.zeros(L, bool),
+        dead=np.zeros(lid.size, bool),
+        is_tanh=np.zeros(L, bool),
         probe_idx=starts[:, None] + (np.arange(probes)[None, :] * widths[:, None]) // max(1, probes),
-        level=0.5 * rng.standard_normal(L) + 0.3 * depth, spread=0.2 + 0.3 * rng.random(L),
-        var0=np.exp(rng.normal(0.0, 0.5, L)) * (1 + depth), drift=0.2 * rng.standard_normal(L),
-        growth=0.3 * rng.random(L), noise=np.full(L, 0.02), gamma_trend=0.2 * rng.standard_normal(L),
+        level=0.5 * rng.standard_normal(L) + 0.3 * depth,
+        spread=0.2 + 0.3 * rng.random(L),
+        var0=np.exp(rng.normal(0.0, 0.5, L)) * (1 + depth),
+        drift=0.2 * rng.standard_normal(L),
+        growth=0.3 * rng.random(L),
+        noise=np.full(L, 0.02),
+        gamma_trend=0.2 * rng.standard_normal(L),
         n=(32 * np.maximum(1, 32 >> (4 * np.arange(L) // L)) ** 2).astype(float),
-        nan_layer=L, sat_layer=-1, dead_layer=-1,
+        nan_layer=L,
+        sat_layer=-1,
+        dead_layer=-1,
     )
     if "drift" in pathologies:
         m.drift[where["drift"]] = 3.0
@@ -120,7 +132,7 @@ def _make_model(rng, n_layers, widths, probes, pathologies) -> _Model:
     if "dead_relu" in pathologies:
         m.dead_layer = where["dead_relu"]
         s, c = starts[m.dead_layer], widths[m.dead_layer]
-        m.dead[s + rng.permutation(c)[:max(1, int(DEAD_FRACTION * c))]] = True
+        m.dead[s + rng.permutation(c)[: max(1, int(DEAD_FRACTION * c))]] = True
     if "gamma_collapse" in pathologies:
         m.gamma_trend[where["gamma_collapse"]] = -5.0
     if "small_batch" in pathologies:
@@ -181,14 +193,22 @@ class _Generator:
         tanh = m.is_tanh[m.lid]
         grad_scale = 0.05 * np.exp(-2 * u) * (1 + 10 * m.noise[m.lid])
         s = {
-            "pre_mean": bm, "pre_var": bv, "post_mean": post_mean, "post_var": post_var,
-            "gamma": gamma, "beta": beta, "running_mean": rm, "running_var": rv,
+            "pre_mean": bm,
+            "pre_var": bv,
+            "post_mean": post_mean,
+            "post_var": post_var,
+            "gamma": gamma,
+            "beta": beta,
+            "running_mean": rm,
+            "running_var": rv,
             "sat_y": _zone_mass(post_mean, np.sqrt(post_var), tanh),
             "sat_xhat": _zone_mass(xh_mean, np.sqrt(xh_var), tanh),
             "grad_gamma": grad_scale * self.rng.standard_normal(bm.shape),
             "grad_beta": grad_scale * self.rng.standard_normal(bm.shape),
-            "used_mean": np.where(train, bm, rm), "used_var": np.where(train, bv, rv),
-            "xhat_mean": xh_mean, "xhat_var": xh_var,
+            "used_mean": np.where(train, bm, rm),
+            "used_var": np.where(train, bv, rv),
+            "xhat_mean": xh_mean,
+            "xhat_var": xh_var,
         }
         broken = (step >= NAN_AT * self.steps)[:, None] & (m.lid >= m.nan_layer)
         if broken.any():
@@ -212,28 +232,36 @@ class _Generator:
         gamma, beta = s["gamma"], s["beta"]
         f = {
             "n": np.broadcast_to(m.n, gamma.shape[:1] + m.n.shape),
-            "gamma_mean": mean(gamma), "gamma_abs_min": red(np.minimum, np.abs(gamma)),
-            "gamma_abs_max": red(np.maximum, np.abs(gamma)), "beta_mean": mean(beta),
+            "gamma_mean": mean(gamma),
+            "gamma_abs_min": red(np.minimum, np.abs(gamma)),
+            "gamma_abs_max": red(np.maximum, np.abs(gamma)),
+            "beta_mean": mean(beta),
             "beta_abs_max": red(np.maximum, np.abs(beta)),
             "run_mean_gap": mean(np.abs(s["pre_mean"] - s["running_mean"]) / np.sqrt(s["running_var"] + EPS)),
             "run_var_logratio": mean(np.abs(np.log((s["pre_var"] + EPS) / (s["running_var"] + EPS)))),
             "used_mean_gap": mean(np.abs(s["pre_mean"] - s["used_mean"]) / np.sqrt(s["used_var"] + EPS)),
-            "sat_y": mean(s["sat_y"]), "sat_xhat": mean(s["sat_xhat"]),
+            "sat_y": mean(s["sat_y"]),
+            "sat_xhat": mean(s["sat_xhat"]),
             "zone_channels": mean((s["sat_y"] >= 0.99).astype(float)),
             "nonfinite_channels": red(np.add, (~np.isfinite(s["pre_mean"] + s["pre_var"])).astype(float)),
             "grad_gamma_norm": np.sqrt(red(np.add, s["grad_gamma"] ** 2)),
             "grad_beta_norm": np.sqrt(red(np.add, s["grad_beta"] ** 2)),
         }
         for t in ("pre", "post"):
-            f |= {f"{t}_mean": mean(s[f"{t}_mean"]), f"{t}_mean_sd": sd(s[f"{t}_mean"]),
-                  f"{t}_mean_min": red(np.minimum, s[f"{t}_mean"]),
-                  f"{t}_mean_max": red(np.maximum, s[f"{t}_mean"]),
-                  f"{t}_var": mean(s[f"{t}_var"]), f"{t}_var_min": red(np.minimum, s[f"{t}_var"]),
-                  f"{t}_var_max": red(np.maximum, s[f"{t}_var"])}
+            f |= {
+                f"{t}_mean": mean(s[f"{t}_mean"]),
+                f"{t}_mean_sd": sd(s[f"{t}_mean"]),
+                f"{t}_mean_min": red(np.minimum, s[f"{t}_mean"]),
+                f"{t}_mean_max": red(np.maximum, s[f"{t}_mean"]),
+                f"{t}_var": mean(s[f"{t}_var"]),
+                f"{t}_var_min": red(np.minimum, s[f"{t}_var"]),
+                f"{t}_var_max": red(np.maximum, s[f"{t}_var"]),
+            }
         summary = np.stack([f[name] for name in schema.SUMMARY_FIELDS], axis=-1)
         # pooled over channels: a mixture of normals, summarised by its mean and variance
-        pooled = [(mean(s[f"{t}_mean"]), mean(s[f"{t}_var"]) + sd(s[f"{t}_mean"]) ** 2)
-                  for t in ("pre", "xhat", "post")]
+        pooled = [
+            (mean(s[f"{t}_mean"]), mean(s[f"{t}_var"]) + sd(s[f"{t}_mean"]) ** 2) for t in ("pre", "xhat", "post")
+        ]
         quantiles = np.stack([mu[..., None] + np.sqrt(v)[..., None] * _Z for mu, v in pooled], axis=2)
         pm, pv = s["post_mean"][:, m.probe_idx], s["post_var"][:, m.probe_idx]
         probes = pm[..., None] + np.sqrt(pv)[..., None] * _Z
@@ -268,24 +296,30 @@ class _Generator:
         hist_rows = np.flatnonzero(step % self.hist_every == 0)
         onset = int(np.ceil(NAN_AT * self.steps))
         nan_rows = np.flatnonzero((step == onset) | (step == onset - 1))
-        detail = np.unique(np.concatenate([np.arange(0, r, self.detail), [0, r - 1], ch_rows,
-                                           hist_rows, nan_rows]))
+        detail = np.unique(np.concatenate([np.arange(0, r, self.detail), [0, r - 1], ch_rows, hist_rows, nan_rows]))
         s = self.channel_state(step[detail], phase[detail], [a[detail] for a in series])
         summary_d, quant_d, probes_d, pooled = self.layer_rows(s)
         summary, quantiles, probes = (_interpolate(a, detail, r) for a in (summary_d, quant_d, probes_d))
         pos = {row: i for i, row in enumerate(detail)}
         ch_sel = [pos[i] for i in ch_rows]
         flat = np.stack([s[name][ch_sel] for name in schema.CHANNEL_FIELDS], axis=1)
-        channels = [flat[:, :, a:a + c] for a, c in zip(self.m.starts, self.m.widths)]
+        channels = [flat[:, :, a : a + c] for a, c in zip(self.m.starts, self.m.widths)]
         h_sel = [pos[i] for i in hist_rows]
         counts, ranges = self.hist([(mu[h_sel], v[h_sel]) for mu, v in pooled])
         block = Block(
-            summary_step=step, summary_phase=phase.astype(np.int8), summary_time=time,
-            summary=summary.astype(np.float32), quantiles=quantiles.astype(np.float32),
-            probes=probes.astype(np.float32), channel_step=step[ch_rows],
-            channel_phase=phase[ch_rows].astype(np.int8), channels=[c.astype(np.float32) for c in channels],
-            hist_step=step[hist_rows], hist_phase=phase[hist_rows].astype(np.int8),
-            hist_counts=counts, hist_range=ranges,
+            summary_step=step,
+            summary_phase=phase.astype(np.int8),
+            summary_time=time,
+            summary=summary.astype(np.float32),
+            quantiles=quantiles.astype(np.float32),
+            probes=probes.astype(np.float32),
+            channel_step=step[ch_rows],
+            channel_phase=phase[ch_rows].astype(np.int8),
+            channels=[c.astype(np.float32) for c in channels],
+            hist_step=step[hist_rows],
+            hist_phase=phase[hist_rows].astype(np.int8),
+            hist_counts=counts,
+            hist_range=ranges,
         )
         if self.scalars:
             u = step / max(1, self.steps - 1)
@@ -321,19 +355,42 @@ def layer_table(widths, probes: int, names=None, pathologies=()) -> list[dict]:
     table = []
     for i, (name, c) in enumerate(zip(names, widths)):
         tanh = i == sat
-        table.append({
-            "index": i, "path": name, "kind": "BatchNorm2d", "num_features": int(c), "eps": EPS,
-            "momentum": MOMENTUM, "affine": True, "track_running_stats": True,
-            "activation": "tanh" if tanh else "relu", "activation_source": "module",
-            "zone_rule": "saturated" if tanh else "dead", "zone_threshold": TANH_THRESHOLD if tanh else 0.0,
-            "probe_channels": [int(k * c // max(1, probes)) for k in range(probes)],
-        })
+        table.append(
+            {
+                "index": i,
+                "path": name,
+                "kind": "BatchNorm2d",
+                "num_features": int(c),
+                "eps": EPS,
+                "momentum": MOMENTUM,
+                "affine": True,
+                "track_running_stats": True,
+                "activation": "tanh" if tanh else "relu",
+                "activation_source": "module",
+                "zone_rule": "saturated" if tanh else "dead",
+                "zone_threshold": TANH_THRESHOLD if tanh else 0.0,
+                "probe_channels": [int(k * c // max(1, probes)) for k in range(probes)],
+            }
+        )
     return table
 
 
-def synthetic_blocks(*, layers=8, channels=32, steps=500, flush_rows=64, pathologies=(), seed=0,
-                     eval_every=0, scalars=True, probes=4, channel_every=1, hist_every=1,
-                     layer_names=None, detail=None):
+def synthetic_blocks(
+    *,
+    layers=8,
+    channels=32,
+    steps=500,
+    flush_rows=64,
+    pathologies=(),
+    seed=0,
+    eval_every=0,
+    scalars=True,
+    probes=4,
+    channel_every=1,
+    hist_every=1,
+    layer_names=None,
+    detail=None,
+):
     """(layer table, meta, iterator of Blocks of ``flush_rows`` rows): the parts of
     ``write_synthetic_run``, for callers that drive a RunWriter themselves."""
     unknown = set(pathologies) - set(PATHOLOGIES)
@@ -347,26 +404,47 @@ def synthetic_blocks(*, layers=8, channels=32, steps=500, flush_rows=64, patholo
     detail = detail or max(1, int(widths.sum()) // 512)
     gen = _Generator(model, steps, probes, channel_every, hist_every, detail, scalars, rng)
     table = layer_table(widths, probes, layer_names, pathologies)
-    schedule = {"every": 1, "channel_every": channel_every, "hist_every": hist_every,
-                "flush_steps": flush_rows}
-    meta = {"model_class": "SyntheticNet", "run_name": f"synthetic-{seed}", "schedule": schedule,
-            "user_meta": {"synthetic": True, "pathologies": sorted(pathologies), "seed": seed}}
+    schedule = {"every": 1, "channel_every": channel_every, "hist_every": hist_every, "flush_steps": flush_rows}
+    meta = {
+        "model_class": "SyntheticNet",
+        "run_name": f"synthetic-{seed}",
+        "schedule": schedule,
+        "user_meta": {"synthetic": True, "pathologies": sorted(pathologies), "seed": seed},
+    }
     step = np.arange(steps, dtype=np.int64)
     phase = np.zeros(steps, np.int8)
     if eval_every:
-        evals = step[eval_every - 1::eval_every]
+        evals = step[eval_every - 1 :: eval_every]
         order = np.argsort(np.concatenate([step, evals]), kind="stable")
         step = np.concatenate([step, evals])[order]
         phase = np.concatenate([phase, np.ones(len(evals), np.int8)])[order]
     time = 1.7e9 + 0.15 * np.arange(len(step))
-    blocks = (gen.block(step[a:a + flush_rows], phase[a:a + flush_rows], time[a:a + flush_rows])
-              for a in range(0, len(step), flush_rows))
+    blocks = (
+        gen.block(step[a : a + flush_rows], phase[a : a + flush_rows], time[a : a + flush_rows])
+        for a in range(0, len(step), flush_rows)
+    )
     return table, meta, blocks
 
 
-def write_synthetic_run(path, *, layers=8, channels=32, steps=500, flush_rows=64, pathologies=(),
-                        seed=0, eval_every=0, scalars=True, probes=4, channel_every=1, hist_every=1,
-                        layer_names=None, detail=None, overwrite=False, meta=None) -> list[dict]:
+def write_synthetic_run(
+    path,
+    *,
+    layers=8,
+    channels=32,
+    steps=500,
+    flush_rows=64,
+    pathologies=(),
+    seed=0,
+    eval_every=0,
+    scalars=True,
+    probes=4,
+    channel_every=1,
+    hist_every=1,
+    layer_names=None,
+    detail=None,
+    overwrite=False,
+    meta=None,
+) -> list[dict]:
     """Write a synthetic run of ``steps`` training steps to ``path``; returns its layer table.
 
     ``channels``: an int (every layer) or one width per layer. ``eval_every=k`` adds an eval
@@ -374,11 +452,21 @@ def write_synthetic_run(path, *, layers=8, channels=32, steps=500, flush_rows=64
     (default: exact for small models, coarser as layers x channels grows). ``meta`` entries
     override the generated run metadata."""
     table, run_meta, blocks = synthetic_blocks(
-        layers=layers, channels=channels, steps=steps, flush_rows=flush_rows,
-        pathologies=pathologies, seed=seed, eval_every=eval_every, scalars=scalars, probes=probes,
-        channel_every=channel_every, hist_every=hist_every, layer_names=layer_names, detail=detail)
-    with RunWriter(path, layers=table, meta={**run_meta, **(meta or {})}, probes=probes,
-                   overwrite=overwrite) as writer:
+        layers=layers,
+        channels=channels,
+        steps=steps,
+        flush_rows=flush_rows,
+        pathologies=pathologies,
+        seed=seed,
+        eval_every=eval_every,
+        scalars=scalars,
+        probes=probes,
+        channel_every=channel_every,
+        hist_every=hist_every,
+        layer_names=layer_names,
+        detail=detail,
+    )
+    with RunWriter(path, layers=table, meta={**run_meta, **(meta or {})}, probes=probes, overwrite=overwrite) as writer:
         for block in blocks:
             writer.append(block)
     return table

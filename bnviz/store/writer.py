@@ -18,10 +18,10 @@ import socket
 import sys
 import tempfile
 import threading
-from typing import Any
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -52,7 +52,7 @@ def default_meta(path) -> dict:
         "command_line": shlex.join([sys.executable, *sys.argv]),
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "start_time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "start_time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "run_name": Path(path).stem,
         "user_meta": {},
         "schedule": {},
@@ -68,14 +68,16 @@ def check_target(path, overwrite: bool) -> Path:
     try:  # a real probe: permission bits say nothing for root, read-only mounts or ACLs
         tempfile.TemporaryFile(dir=parent, prefix=".bnviz-probe-").close()
     except OSError as err:
-        raise PermissionError(f"cannot record to {path}: directory {parent} is not writable "
-                              f"({err.strerror or err})") from err
+        raise PermissionError(
+            f"cannot record to {path}: directory {parent} is not writable ({err.strerror or err})"
+        ) from err
     if path.is_dir():
         raise IsADirectoryError(f"cannot record to {path}: it is a directory")
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"cannot record to {path}: the file exists (an earlier run?); "
-            "pass overwrite=True to replace it, or choose another path")
+            "pass overwrite=True to replace it, or choose another path"
+        )
     return path
 
 
@@ -106,8 +108,10 @@ def _encode_meta(meta: dict) -> dict:
         elif isinstance(value, (str, int, float, bool, np.integer, np.floating)):
             attrs[key] = value
         else:
-            raise ValueError(f"run metadata {key!r} must be a string or number, got "
-                             f"{type(value).__name__} (structured data belongs in user_meta)")
+            raise ValueError(
+                f"run metadata {key!r} must be a string or number, got "
+                f"{type(value).__name__} (structured data belongs in user_meta)"
+            )
     return attrs
 
 
@@ -134,10 +138,9 @@ class RunWriter:
             raise ValueError("probes must be >= 0")
         attrs = _encode_meta({**default_meta(self.path), **meta})
         self._columns = layout.tier_columns(len(self.layers), self.n_probes)
-        self._channel_columns = [layout.channel_column(i, layer["num_features"])
-                                 for i, layer in enumerate(self.layers)]
+        self._channel_columns = [layout.channel_column(i, layer["num_features"]) for i, layer in enumerate(self.layers)]
         self._rows = dict.fromkeys(schema.TIERS, 0)
-        self._last_step = dict.fromkeys(schema.TIERS, -(2 ** 62))
+        self._last_step = dict.fromkeys(schema.TIERS, -(2**62))
         self._scalar_names: list[str] = []
         self._dropped = 0
         self._failed: BaseException | None = None
@@ -145,8 +148,9 @@ class RunWriter:
         try:
             self._file = h5py.File(self.path, "w" if overwrite else "x", libver="latest")
         except (OSError, RuntimeError) as err:  # e.g. a viewer holds the file we should replace
-            raise OSError(f"cannot record to {self.path}: HDF5 cannot create it ({err}); "
-                          "is another program using it?") from err
+            raise OSError(
+                f"cannot record to {self.path}: HDF5 cannot create it ({err}); is another program using it?"
+            ) from err
         try:
             self._create(attrs)
             self._file.swmr_mode = True
@@ -161,21 +165,27 @@ class RunWriter:
         f.attrs[layout.ATTR_VERSION] = "%d.%d" % schema.FORMAT_VERSION
         for key, value in attrs.items():
             f.attrs[key] = value
-        f.create_dataset(layout.LAYERS, data=json.dumps(self.layers, ensure_ascii=False),
-                         dtype=h5py.string_dtype("utf-8"))
+        f.create_dataset(
+            layout.LAYERS, data=json.dumps(self.layers, ensure_ascii=False), dtype=h5py.string_dtype("utf-8")
+        )
         f.create_dataset(layout.COMMIT, data=np.zeros(len(schema.TIERS), np.int64))
         f.create_dataset(layout.STATUS, data=np.array([time.time(), layout.STATE_LIVE, 0.0]))
-        f.create_dataset(layout.SCALAR_NAMES, shape=(schema.MAX_SCALARS,),
-                         dtype=f"S{schema.SCALAR_NAME_BYTES}")
+        f.create_dataset(layout.SCALAR_NAMES, shape=(schema.MAX_SCALARS,), dtype=f"S{schema.SCALAR_NAME_BYTES}")
         f.create_group(layout.CHANNEL_GROUP)
         self._datasets = {}
         for col in [*self._columns, *self._channel_columns]:
             per_layer = col.row_shape[col.layer_axis] if col.layer_axis is not None else 1
             cache = min(MAX_CACHE_BYTES, 2 * max(1, per_layer) * layout.chunk_bytes(col))
             self._datasets[col.name] = f.create_dataset(
-                col.name, shape=(0, *col.row_shape), maxshape=layout.max_shape(col),
-                chunks=layout.chunk_shape(col), dtype=col.dtype,
-                rdcc_nbytes=cache, rdcc_nslots=max(521, 8 * per_layer + 1), rdcc_w0=1.0)
+                col.name,
+                shape=(0, *col.row_shape),
+                maxshape=layout.max_shape(col),
+                chunks=layout.chunk_shape(col),
+                dtype=col.dtype,
+                rdcc_nbytes=cache,
+                rdcc_nslots=max(521, 8 * per_layer + 1),
+                rdcc_w0=1.0,
+            )
 
     @property
     def rows(self) -> dict:
@@ -194,7 +204,7 @@ class RunWriter:
         table = None
         if names != self._scalar_names:
             table = np.zeros(schema.MAX_SCALARS, f"S{schema.SCALAR_NAME_BYTES}")
-            table[:len(names)] = [encode_scalar_name(n) for n in names]
+            table[: len(names)] = [encode_scalar_name(n) for n in names]
         self._check_free_space()
         try:
             for col in self._columns:
@@ -226,8 +236,9 @@ class RunWriter:
         free = st.f_bavail * st.f_frsize
         if free < MIN_FREE_BYTES:
             self._failed = OSError(28, f"only {free / 2**20:.0f} MiB left on the device")
-            raise RecordingWriteError(self.path, f"{self._failed.strerror}; bnviz stops recording "
-                                                 f"below {MIN_FREE_BYTES / 2**20:.0f} MiB free")
+            raise RecordingWriteError(
+                self.path, f"{self._failed.strerror}; bnviz stops recording below {MIN_FREE_BYTES / 2**20:.0f} MiB free"
+            )
 
     def _abandon(self, err: BaseException) -> None:
         """After a failed write HDF5 cannot flush or close the file without crashing the process
@@ -252,7 +263,7 @@ class RunWriter:
         ds = self._datasets[col.name]
         start = self._rows[col.tier]
         ds.resize(start + n, axis=0)
-        ds[start:start + n] = data
+        ds[start : start + n] = data
 
     def heartbeat(self) -> None:
         """Tell readers the writer is alive while no rows arrive (slow steps)."""
@@ -310,16 +321,24 @@ class RunWriter:
         if len(b.channels) != L:
             raise ValueError(f"block has channel arrays for {len(b.channels)} layers, the run has {L}")
         tiers = {
-            "summary": {"summary_step": b.summary_step, "summary_phase": b.summary_phase,
-                        "summary_time": b.summary_time, "summary": b.summary,
-                        "quantiles": b.quantiles, "probes": b.probes},
+            "summary": {
+                "summary_step": b.summary_step,
+                "summary_phase": b.summary_phase,
+                "summary_time": b.summary_time,
+                "summary": b.summary,
+                "quantiles": b.quantiles,
+                "probes": b.probes,
+            },
             "channels": {"channel_step": b.channel_step, "channel_phase": b.channel_phase},
-            "hist": {"hist_step": b.hist_step, "hist_phase": b.hist_phase,
-                     "hist_counts": b.hist_counts, "hist_range": b.hist_range},
+            "hist": {
+                "hist_step": b.hist_step,
+                "hist_phase": b.hist_phase,
+                "hist_counts": b.hist_counts,
+                "hist_range": b.hist_range,
+            },
             "scalars": {"scalar_step": b.scalar_step, "scalar_values": scalar_values},
         }
-        for tier, step_name in zip(schema.TIERS, ("summary_step", "channel_step", "hist_step",
-                                                  "scalar_step")):
+        for tier, step_name in zip(schema.TIERS, ("summary_step", "channel_step", "hist_step", "scalar_step")):
             tiers[tier]["_step"] = np.asarray(tiers[tier][step_name])
         for col in self._columns:
             arrays = tiers[col.tier]
@@ -336,13 +355,16 @@ class RunWriter:
         for col, data in zip(self._channel_columns, b.channels):
             expected = (rc, *col.row_shape)
             if np.shape(data) != expected and not (rc == 0 and np.size(data) == 0):
-                raise ValueError(f"block channel array for layer {col.name} has shape "
-                                 f"{np.shape(data)}, expected {expected}")
+                raise ValueError(
+                    f"block channel array for layer {col.name} has shape {np.shape(data)}, expected {expected}"
+                )
         for tier in schema.TIERS:
             step = tiers[tier]["_step"]
             if len(step) and (np.any(np.diff(step) < 0) or step[0] < self._last_step[tier]):
-                raise ValueError(f"block {tier} steps must not decrease (last written "
-                                 f"{self._last_step[tier]}, block starts at {step[0]})")
+                raise ValueError(
+                    f"block {tier} steps must not decrease (last written "
+                    f"{self._last_step[tier]}, block starts at {step[0]})"
+                )
         return tiers
 
 
@@ -443,4 +465,6 @@ class AsyncWriter:
         warnings.warn(
             f"bnviz stopped recording to {self.writer.path}: {self._error}. Training goes on; "
             f"the file keeps the {rows} rows written before the failure.",
-            RecordingWarning, stacklevel=3)
+            RecordingWarning,
+            stacklevel=3,
+        )

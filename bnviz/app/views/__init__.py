@@ -8,5 +8,6 @@ from bnviz.app.views.overview import OverviewView
 from bnviz.app.views.ranks import RanksView
 from bnviz.app.views.train_eval import TrainEvalView
 
-VIEW_CLASSES = {v.key: v for v in (DriftView, ChannelsView, DistributionView, GammaBetaView,
-                                   TrainEvalView, OverviewView, RanksView)}
+VIEW_CLASSES = {
+    v.key: v for v in (DriftView, ChannelsView, DistributionView, GammaBetaView, TrainEvalView, OverviewView, RanksView)
+}

@@ -60,13 +60,13 @@ class BaseView(QtWidgets.QWidget):
         self.note.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.note.setWordWrap(True)
         self.note.hide()
-        self.bar = QtWidgets.QHBoxLayout()   # the view's own controls (subclasses fill it)
+        self.bar = QtWidgets.QHBoxLayout()  # the view's own controls (subclasses fill it)
         box = QtWidgets.QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addLayout(self.bar)
         box.addWidget(self.note)
         box.addWidget(self.glw, 1)
-        self.tables: dict[str, Table] = {}   # run label -> table, for CSV and readout
+        self.tables: dict[str, Table] = {}  # run label -> table, for CSV and readout
         self._time_plots: list[pg.PlotItem] = []
         self._legends: dict[pg.PlotItem, list[str]] = {}
         self._heatmaps: dict[pg.PlotItem, tuple] = {}
@@ -151,8 +151,11 @@ class BaseView(QtWidgets.QWidget):
         if not slots or layer is None:
             return
         missing = [s.label for s in slots if s.layer(layer) is None]
-        self.set_note(f"Run {', '.join(missing)} has no layer named {layer}; it is not shown."
-                      if missing and len(slots) > 1 else "")
+        self.set_note(
+            f"Run {', '.join(missing)} has no layer named {layer}; it is not shown."
+            if missing and len(slots) > 1
+            else ""
+        )
         side = len(slots) > 1 and (self.session.state.compare_mode == "side" or not self.overlay_ok)
         columns = [[s] for s in slots] if side else [slots]
         for c, group in enumerate(columns):
@@ -193,8 +196,12 @@ class BaseView(QtWidgets.QWidget):
             else:
                 p.sigXRangeChanged.connect(self._on_range_changed)
             self._time_plots.append(p)
-            cur = pg.InfiniteLine(angle=90, movable=True, pen=style.pen(style.CURSOR, 1.5),
-                                  hoverPen=style.pen(style.OKABE_ITO["orange"], 3))
+            cur = pg.InfiniteLine(
+                angle=90,
+                movable=True,
+                pen=style.pen(style.CURSOR, 1.5),
+                hoverPen=style.pen(style.OKABE_ITO["orange"], 3),
+            )
             cur.setZValue(50)
             cur.setToolTip("Step cursor: drag it, or use ←/→ and the timeline")
             cur.sigDragged.connect(self._on_cursor_dragged)
@@ -259,8 +266,12 @@ class BaseView(QtWidgets.QWidget):
     # --- drawing helpers -------------------------------------------------------------------
     def curve(self, plot: pg.PlotItem, x, y, colour: str, name: str | None, dashed=False, width=1.5) -> pg.PlotDataItem:
         """A time curve: NaN breaks the line; min/max decimation to the pixel width."""
-        item = pg.PlotDataItem(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64),
-                               pen=style.pen(colour, width, dashed), connect="finite")
+        item = pg.PlotDataItem(
+            np.asarray(x, dtype=np.float64),
+            np.asarray(y, dtype=np.float64),
+            pen=style.pen(colour, width, dashed),
+            connect="finite",
+        )
         plot.addItem(item)
         _lod(item)
         self.legend(plot, style.swatch_line(colour, dashed), name)
@@ -307,15 +318,30 @@ class BaseView(QtWidgets.QWidget):
         finite = np.concatenate([np.asarray(c, dtype=np.float64)[np.isfinite(c)] for c in columns] or [np.zeros(0)])
         y0 = float(finite.min()) if len(finite) else 0.0
         bad = bad[:: max(1, len(bad) // 2000)]
-        sp = pg.ScatterPlotItem(x=bad.astype(np.float64), y=np.full(len(bad), y0), symbol="x", size=9,
-                                pen=style.pen(style.NAN_MARK, 1.5), brush=None, hoverable=True,
-                                tip=lambda x, y, data: f"step {x:.0f}: NaN/Inf")
+        sp = pg.ScatterPlotItem(
+            x=bad.astype(np.float64),
+            y=np.full(len(bad), y0),
+            symbol="x",
+            size=9,
+            pen=style.pen(style.NAN_MARK, 1.5),
+            brush=None,
+            hoverable=True,
+            tip=lambda x, y, data: f"step {x:.0f}: NaN/Inf",
+        )
         sp.setToolTip(f"NaN or Inf at {len(bad)} recorded step(s), first at step {int(bad[0])}")
         plot.addItem(sp)
         self.legend(plot, style.swatch_marker(style.NAN_MARK, "✕"), f"NaN/Inf from step {int(bad[0])}")
 
-    def heatmap(self, plot: pg.PlotItem, steps: np.ndarray, values: np.ndarray, label: str,
-                signed: bool, row_names: list[str] | None = None, max_columns: int = 2000) -> pg.ImageItem:
+    def heatmap(
+        self,
+        plot: pg.PlotItem,
+        steps: np.ndarray,
+        values: np.ndarray,
+        label: str,
+        signed: bool,
+        row_names: list[str] | None = None,
+        max_columns: int = 2000,
+    ) -> pg.ImageItem:
         """Rows x columns image with x = step (columns thinned to ``max_columns``) and a colour bar.
 
         Colour limits are the 1st/99th percentiles so one outlier does not wash out the map;
@@ -327,8 +353,7 @@ class BaseView(QtWidgets.QWidget):
         self._heatmaps[plot] = (steps, values, label, row_names)
         img = pg.ImageItem(values.astype(np.float32), axisOrder="col-major")
         dx = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
-        img.setRect(QtCore.QRectF(float(steps[0]) - dx / 2, -0.5, float(steps[-1] - steps[0]) + dx,
-                                  values.shape[1]))
+        img.setRect(QtCore.QRectF(float(steps[0]) - dx / 2, -0.5, float(steps[-1] - steps[0]) + dx, values.shape[1]))
         plot.addItem(img)
         finite = values[np.isfinite(values)]
         if len(finite):
@@ -340,8 +365,9 @@ class BaseView(QtWidgets.QWidget):
             lo, hi = -lim, lim
         elif hi <= lo:
             hi = lo + 1.0
-        bar = pg.ColorBarItem(values=(float(lo), float(hi)), colorMap=style.colormap(signed), label=label,
-                              interactive=False, width=14)
+        bar = pg.ColorBarItem(
+            values=(float(lo), float(hi)), colorMap=style.colormap(signed), label=label, interactive=False, width=14
+        )
         bar.setImageItem(img, insert_in=plot)
         self._bars.append(bar)
         bad = ~np.isfinite(values)
@@ -391,6 +417,7 @@ class ChannelView(BaseView):
             self.spin.setRange(0, max(0, n - 1))
             self.spin.setValue(self.current_channel())
 
+
 def _lod(item: pg.PlotDataItem) -> None:
     """Min/max per pixel column of what is visible (set once the item is in its ViewBox:
     pyqtgraph 0.14 fails when clip-to-view is set on an item without one)."""
@@ -407,7 +434,7 @@ def _cached(item) -> None:
 
 
 def run_prefix(slot: Slot) -> str:
-    """"Run B: " in a comparison, nothing for a single run: the start of a note about one run."""
+    """ "Run B: " in a comparison, nothing for a single run: the start of a note about one run."""
     return f"Run {slot.label}: " if slot.label else ""
 
 

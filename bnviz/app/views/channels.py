@@ -11,12 +11,20 @@ from bnviz.app.state import CHANNEL_METRICS
 from bnviz.app.views.base import BaseView, fmt, value_at
 
 METRIC_LABELS = {
-    "pre_mean": "batch mean of x", "pre_var": "batch variance of x",
-    "post_mean": "batch mean of y", "post_var": "batch variance of y",
-    "gamma": "γ", "beta": "β", "running_mean": "running mean", "running_var": "running variance",
-    "sat_y": "fraction of y in zone", "sat_xhat": "fraction of x-hat in zone",
-    "grad_gamma": "∂loss/∂γ", "grad_beta": "∂loss/∂β",
-    "used_mean": "mean normalised with", "used_var": "variance normalised with",
+    "pre_mean": "batch mean of x",
+    "pre_var": "batch variance of x",
+    "post_mean": "batch mean of y",
+    "post_var": "batch variance of y",
+    "gamma": "γ",
+    "beta": "β",
+    "running_mean": "running mean",
+    "running_var": "running variance",
+    "sat_y": "fraction of y in zone",
+    "sat_xhat": "fraction of x-hat in zone",
+    "grad_gamma": "∂loss/∂γ",
+    "grad_beta": "∂loss/∂β",
+    "used_mean": "mean normalised with",
+    "used_var": "variance normalised with",
 }
 ZONE_WORD = {"dead": "dead", "saturated": "saturated", "bound": "clipped"}
 
@@ -26,7 +34,7 @@ def metric_label(metric: str, layer_info) -> str:
     word = ZONE_WORD.get(getattr(layer_info, "zone_rule", ""))
     if metric in ("sat_y", "sat_xhat") and word:
         return f"{word} fraction of {'y' if metric == 'sat_y' else 'x-hat'}"
-    return METRIC_LABELS.get(metric, metric)   # a field of a newer format: its own name
+    return METRIC_LABELS.get(metric, metric)  # a field of a newer format: its own name
 
 
 _SIGNED = {"pre_mean", "post_mean", "gamma", "beta", "running_mean", "grad_gamma", "grad_beta", "used_mean"}
@@ -39,8 +47,12 @@ class ChannelsView(BaseView):
 
     def __init__(self, session, parent=None):
         super().__init__(session, parent)
-        self.metric_box = self.combo("Statistic", {m: metric_label(m, None) for m in CHANNEL_METRICS},
-                                     "channel_metric", "Per-channel statistic shown as colour")
+        self.metric_box = self.combo(
+            "Statistic",
+            {m: metric_label(m, None) for m in CHANNEL_METRICS},
+            "channel_metric",
+            "Per-channel statistic shown as colour",
+        )
         self.bar.addStretch(1)
         self.glw.scene().sigMouseClicked.connect(self._clicked)
         self._plots: list[pg.PlotItem] = []
@@ -52,8 +64,9 @@ class ChannelsView(BaseView):
         p = self.glw.addPlot(row=0, col=col)
         metric = self.session.state.channel_metric
         li = self.session.primary.layer(self.session.state.layer)
-        style.style_plot(p, (f"{title} · " if title else "") + metric_label(metric, li) + " per channel",
-                         "step", "channel")
+        style.style_plot(
+            p, (f"{title} · " if title else "") + metric_label(metric, li) + " per channel", "step", "channel"
+        )
         p.invertY(False)
         self._plots.append(p)
         return [p]
@@ -90,7 +103,9 @@ class ChannelsView(BaseView):
         ch = self.current_channel()
         metric = self.session.state.channel_metric
         li = self.session.primary.layer(self.session.state.layer) if self.session.slots else None
-        parts = [f"{(lab + ': ') if lab else ''}channel {ch} {metric_label(metric, li)} "
-                 f"{fmt(value_at(t, f'{metric}_c{ch}', self.session.cursor_step()))}"
-                 for lab, t in self.tables.items()]
+        parts = [
+            f"{(lab + ': ') if lab else ''}channel {ch} {metric_label(metric, li)} "
+            f"{fmt(value_at(t, f'{metric}_c{ch}', self.session.cursor_step()))}"
+            for lab, t in self.tables.items()
+        ]
         return "   ".join(parts)

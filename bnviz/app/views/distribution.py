@@ -9,8 +9,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
 
-from bnviz.app import style
 from bnviz.analysis.zones import zone_bounds
+from bnviz.app import style
 from bnviz.app.data import Hist, activation, distribution, distribution_table
 from bnviz.app.views.base import BaseView, fmt
 from bnviz.store.schema import TENSORS
@@ -66,8 +66,12 @@ class DistributionView(BaseView):
 
     def make_plots(self, col, title):
         p = self.glw.addPlot(row=0, col=col)
-        style.style_plot(p, (f"{title} · " if title else "") + "distribution at the cursor step "
-                         "(pinned reference step: thin dashed)", "value", "density")
+        style.style_plot(
+            p,
+            (f"{title} · " if title else "") + "distribution at the cursor step (pinned reference step: thin dashed)",
+            "value",
+            "density",
+        )
         p.setLogMode(y=self.session.state.log_counts)
         self._columns.append((p, []))
         return [p]
@@ -117,6 +121,7 @@ class DistributionView(BaseView):
 
         def sync():
             vb.setGeometry(p.vb.sceneBoundingRect())
+
         p.vb.sigResized.connect(sync)
         sync()
         self.legend(p, style.swatch_line(style.OKABE_ITO["black"], True), f"{li.activation}(y), right axis")
@@ -177,9 +182,14 @@ class DistributionView(BaseView):
                 self._items[i][0].setData(h.edges, y)
                 continue
             colour = style.TENSOR_COLOURS[h.tensor]
-            item = pg.PlotDataItem(h.edges, y, stepMode="center", pen=style.pen(colour, 1.2 if ref else 2, dashed),
-                                   fillLevel=0 if fill and not self.session.state.log_counts else None,
-                                   brush=style.brush(colour, 45) if fill else None)
+            item = pg.PlotDataItem(
+                h.edges,
+                y,
+                stepMode="center",
+                pen=style.pen(colour, 1.2 if ref else 2, dashed),
+                fillLevel=0 if fill and not self.session.state.log_counts else None,
+                brush=style.brush(colour, 45) if fill else None,
+            )
             p.addItem(item)
             self._items.append((item, p, (h.tensor, dashed, fill, ref)))
 

@@ -3,13 +3,15 @@ following activation's saturated or dead zone."""
 
 from __future__ import annotations
 
-
 from bnviz.app import style
 from bnviz.app.data import at_steps, channel_table, gamma_beta_table
 from bnviz.app.views.base import ChannelView, run_prefix
 
-_ZONE_TITLE = {"dead": "dead fraction (y in the ReLU's dead zone)",
-               "saturated": "saturated fraction", "bound": "fraction at the clipping bounds"}
+_ZONE_TITLE = {
+    "dead": "dead fraction (y in the ReLU's dead zone)",
+    "saturated": "saturated fraction",
+    "bound": "fraction at the clipping bounds",
+}
 
 
 class GammaBetaView(ChannelView):
@@ -35,15 +37,15 @@ class GammaBetaView(ChannelView):
         ch = self.current_channel()
         ct = channel_table(slot.run, layer, ch, ("gamma", "beta"), self.session.state.phase)
         li = slot.layer(layer)
-        if li.affine is False:   # NaN by design: no curves and no NaN marks, a note instead
+        if li.affine is False:  # NaN by design: no curves and no NaN marks, a note instead
             why = "a probe, no BN" if li.kind == "Probe" else "affine=False"
             self.add_note(f"{run_prefix(slot)}{layer} has no γ/β ({why}): only its zone fractions are shown.")
         else:
             if not dashed:
-                self.band(pg_, x, t["gamma_abs_min"], t["gamma_abs_max"], c["blue"], 40,
-                          f"|γ| min–max over channels{tag}")
-                self.band(pb, x, -t["beta_abs_max"], t["beta_abs_max"], c["orange"], 35,
-                          f"±max |β| over channels{tag}")
+                self.band(
+                    pg_, x, t["gamma_abs_min"], t["gamma_abs_max"], c["blue"], 40, f"|γ| min–max over channels{tag}"
+                )
+                self.band(pb, x, -t["beta_abs_max"], t["beta_abs_max"], c["orange"], 35, f"±max |β| over channels{tag}")
             self.curve(pg_, x, t["gamma_mean"], c["blue"], f"mean γ{tag}", dashed)
             self.curve(pb, x, t["beta_mean"], c["orange"], f"mean β{tag}", dashed)
             self.curve(pg_, ct["step"], ct["gamma"], c["black"], f"channel {ch}{tag}", dashed, width=1)
@@ -58,5 +60,9 @@ class GammaBetaView(ChannelView):
         return {**t, **at_steps(ct, t["step"], ch)}
 
     def readout_columns(self):
-        return [("gamma_mean", "mean γ"), ("beta_mean", "mean β"), ("sat_y", "y in zone"),
-                ("sat_xhat", "x-hat in zone")]
+        return [
+            ("gamma_mean", "mean γ"),
+            ("beta_mean", "mean β"),
+            ("sat_y", "y in zone"),
+            ("sat_xhat", "x-hat in zone"),
+        ]

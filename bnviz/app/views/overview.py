@@ -24,8 +24,12 @@ class OverviewView(BaseView):
 
     def __init__(self, session, parent=None):
         super().__init__(session, parent)
-        self.metric_box = self.combo("Metric", {m: OVERVIEW_LABELS[m] for m in OVERVIEW_METRICS},
-                                     "overview_metric", "What the colour shows for each layer and step")
+        self.metric_box = self.combo(
+            "Metric",
+            {m: OVERVIEW_LABELS[m] for m in OVERVIEW_METRICS},
+            "overview_metric",
+            "What the colour shows for each layer and step",
+        )
         self.bar.addStretch(1)
         self.glw.scene().sigMouseClicked.connect(self._clicked)
         self._plots: list[tuple[pg.PlotItem, object]] = []
@@ -40,8 +44,12 @@ class OverviewView(BaseView):
 
     def make_plots(self, col, title):
         p = self.glw.addPlot(row=0, col=col)
-        style.style_plot(p, (f"{title} · " if title else "") + OVERVIEW_LABELS[self.session.state.overview_metric],
-                         "step", "layer (forward order)")
+        style.style_plot(
+            p,
+            (f"{title} · " if title else "") + OVERVIEW_LABELS[self.session.state.overview_metric],
+            "step",
+            "layer (forward order)",
+        )
         p.invertY(True)
         return [p]
 
@@ -49,8 +57,9 @@ class OverviewView(BaseView):
         metric = self.session.state.overview_metric
         dialog = _progress(self, f"Reading {len(slot.run.layers)} layers…")
         try:
-            steps, m = overview_matrix(slot.run, metric, self.session.state.phase,
-                                       progress=lambda i, n: _tick(dialog, i, n))
+            steps, m = overview_matrix(
+                slot.run, metric, self.session.state.phase, progress=lambda i, n: _tick(dialog, i, n)
+            )
         finally:
             if dialog is not None:
                 dialog.close()
@@ -68,7 +77,9 @@ class OverviewView(BaseView):
         metrics = QtGui.QFontMetrics(axis.style["tickFont"] or QtGui.QFont())
         axis.setWidth(min(MAX_AXIS_PX, 40 + max(metrics.horizontalAdvance(n) for n in names)))
         if layer in names:
-            sel = pg.InfiniteLine(pos=names.index(layer), angle=0, pen=style.pen(style.OKABE_ITO["orange"], 1, dashed=True))
+            sel = pg.InfiniteLine(
+                pos=names.index(layer), angle=0, pen=style.pen(style.OKABE_ITO["orange"], 1, dashed=True)
+            )
             sel.setToolTip("selected layer")
             p.addItem(sel, ignoreBounds=True)
         table = {"step": steps}
@@ -89,8 +100,9 @@ class OverviewView(BaseView):
     def readout(self):
         layer = self.session.state.layer
         step = self.session.cursor_step()
-        return "   ".join(f"{(lab + ': ') if lab else ''}{layer} {fmt(value_at(t, layer, step))}"
-                           for lab, t in self.tables.items())
+        return "   ".join(
+            f"{(lab + ': ') if lab else ''}{layer} {fmt(value_at(t, layer, step))}" for lab, t in self.tables.items()
+        )
 
 
 def _progress(parent, text):

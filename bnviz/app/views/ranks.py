@@ -14,22 +14,31 @@ from bnviz.app.views.base import BaseView, fmt
 
 # (title, y label, what it is in words)
 _PLOTS = (
-    ("batch mean of x per rank (mean over channels)", "mean",
-     "Each rank's batch mean of the layer's input x, averaged over channels: what that rank normalised with."),
-    ("spread across ranks: batch mean (in std), variance (relative)", "spread",
-     "Per step, max − min over ranks of the layer's batch mean (in batch standard deviations) and of its "
-     "batch variance (relative to the ranks' mean variance)."),
-    ("channel divergence: spread of channel means / global std", "spread",
-     "Per channel, max − min over ranks of the batch mean in units of the global batch standard deviation, "
-     "averaged over channels. Random sampling of the same data alone gives about the black line; the "
-     "findings flag the layer when the median is above the purple one."),
+    (
+        "batch mean of x per rank (mean over channels)",
+        "mean",
+        "Each rank's batch mean of the layer's input x, averaged over channels: what that rank normalised with.",
+    ),
+    (
+        "spread across ranks: batch mean (in std), variance (relative)",
+        "spread",
+        "Per step, max − min over ranks of the layer's batch mean (in batch standard deviations) and of its "
+        "batch variance (relative to the ranks' mean variance).",
+    ),
+    (
+        "channel divergence: spread of channel means / global std",
+        "spread",
+        "Per channel, max − min over ranks of the batch mean in units of the global batch standard deviation, "
+        "averaged over channels. Random sampling of the same data alone gives about the black line; the "
+        "findings flag the layer when the median is above the purple one.",
+    ),
 )
-LEGEND_RANKS = 8   # more ranks are drawn, but named in the legend only up to this many
+LEGEND_RANKS = 8  # more ranks are drawn, but named in the legend only up to this many
 
 
 class RanksView(BaseView):
     key = "ranks"
-    overlay_ok = False   # two jobs' rank curves in one plot would be unreadable
+    overlay_ok = False  # two jobs' rank curves in one plot would be unreadable
 
     def make_plots(self, col, title):
         prefix = f"{title} · " if title else ""
@@ -53,15 +62,19 @@ class RanksView(BaseView):
         if n > LEGEND_RANKS:
             self.legend(p_mean, "", f"… and {n - LEGEND_RANKS} more ranks")
         if n < 2:
-            self.set_note(f"{slot.label + ': ' if slot.label else ''}one process recorded this run: "
-                          "there are no other ranks to compare.")
+            self.set_note(
+                f"{slot.label + ': ' if slot.label else ''}one process recorded this run: "
+                "there are no other ranks to compare."
+            )
             return rank_table(d)
         c = style.OKABE_ITO
         self.curve(p_spread, *d.mean_spread, c["blue"], "batch mean, in batch std", width=2)
         self.curve(p_spread, *d.var_spread, c["orange"], "batch variance, relative to its mean")
         self.curve(p_channel, *d.channel_spread, c["vermillion"], "ranks' spread", width=2)
-        for value, colour, name in ((d.iid, c["black"], f"random sampling alone gives {d.iid:.3g}"),
-                                    (d.flag, c["purple"], f"findings flag the layer above {d.flag:.3g}")):
+        for value, colour, name in (
+            (d.iid, c["black"], f"random sampling alone gives {d.iid:.3g}"),
+            (d.flag, c["purple"], f"findings flag the layer above {d.flag:.3g}"),
+        ):
             if math.isfinite(value):
                 line = pg.InfiniteLine(pos=value, angle=0, pen=style.pen(colour, 1.2, dashed=True))
                 line.setToolTip(name)
@@ -72,8 +85,11 @@ class RanksView(BaseView):
         return rank_table(d)
 
     def readout_columns(self):
-        return [("pre_mean_spread", "mean spread"), ("pre_var_spread", "var spread"),
-                ("channel_spread", "channel spread")]
+        return [
+            ("pre_mean_spread", "mean spread"),
+            ("pre_var_spread", "var spread"),
+            ("channel_spread", "channel spread"),
+        ]
 
     def readout(self):
         """Each value as last recorded at or before the cursor (channel rows are sparser)."""

@@ -18,9 +18,13 @@ class TrainEvalView(ChannelView):
         prefix = f"{title} · " if title else ""
         ch = self.current_channel()
         plots = []
-        for r, (t, y) in enumerate(((f"channel {ch}: batch mean vs running mean of x", "mean"),
-                                    (f"channel {ch}: batch variance vs running variance of x", "variance"),
-                                    ("layer: batch vs running statistics gap", "gap"))):
+        for r, (t, y) in enumerate(
+            (
+                (f"channel {ch}: batch mean vs running mean of x", "mean"),
+                (f"channel {ch}: batch variance vs running variance of x", "variance"),
+                ("layer: batch vs running statistics gap", "gap"),
+            )
+        ):
             p = self.glw.addPlot(row=r, col=col)
             style.style_plot(p, prefix + t, "step", y)
             plots.append(p)
@@ -40,21 +44,31 @@ class TrainEvalView(ChannelView):
         self.mark_nonfinite(pm, ct["step"], ct["pre_mean"])
         self.mark_nonfinite(pv, ct["step"], ct["pre_var"])
         li = slot.layer(layer)
-        if li.track_running_stats is False:   # NaN by design: a note, not NaN marks
-            self.add_note(f"{run_prefix(slot)}{layer} keeps no running statistics "
-                          f"({'a probe, no BN' if li.kind == 'Probe' else 'track_running_stats=False'}): "
-                          "eval normalises with batch statistics too; only the batch statistics are shown.")
+        if li.track_running_stats is False:  # NaN by design: a note, not NaN marks
+            self.add_note(
+                f"{run_prefix(slot)}{layer} keeps no running statistics "
+                f"({'a probe, no BN' if li.kind == 'Probe' else 'track_running_stats=False'}): "
+                "eval normalises with batch statistics too; only the batch statistics are shown."
+            )
             return {**t, **at_steps(ct, x, ch)}
         self.curve(pm, ct["step"], ct["running_mean"], c["vermillion"], f"running mean (eval uses){tag}", dashed, 2)
         self.curve(pv, ct["step"], ct["running_var"], c["vermillion"], f"running variance (eval uses){tag}", dashed, 2)
-        self.curve(pgap, x[train], t["run_mean_gap"][train], c["blue"],
-                   f"|batch − running mean| / running σ{tag}", dashed)
-        self.curve(pgap, x[train], t["run_var_logratio"][train], c["orange"],
-                   f"|log(batch var / running var)|{tag}", dashed)
+        self.curve(
+            pgap, x[train], t["run_mean_gap"][train], c["blue"], f"|batch − running mean| / running σ{tag}", dashed
+        )
+        self.curve(
+            pgap, x[train], t["run_var_logratio"][train], c["orange"], f"|log(batch var / running var)|{tag}", dashed
+        )
         ev = ~train
         if ev.any() and not dashed:
-            sp = pg.ScatterPlotItem(x=x[ev].astype(float), y=t["run_mean_gap"][ev], symbol="o", size=6,
-                                    brush=style.brush(c["purple"], 200), pen=None)
+            sp = pg.ScatterPlotItem(
+                x=x[ev].astype(float),
+                y=t["run_mean_gap"][ev],
+                symbol="o",
+                size=6,
+                brush=style.brush(c["purple"], 200),
+                pen=None,
+            )
             pgap.addItem(sp)
             self.legend(pgap, style.swatch_marker(c["purple"]), "eval rows (mean gap)")
         self.mark_nonfinite(pm, ct["step"], ct["running_mean"])
