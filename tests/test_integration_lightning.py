@@ -117,3 +117,26 @@ def test_bad_options_fail_at_construction():
         BnvizCallback("run.h5", ranks="some")
     with pytest.raises(TypeError, match="leave out optimizer"):
         BnvizCallback("run.h5", optimizer=object())
+
+
+def test_a_fit_resumed_from_a_checkpoint_goes_on_at_its_global_step(tmp_path):
+    path = tmp_path / "run.h5"
+
+    def trainer(max_steps, callbacks):
+        return pl.Trainer(max_steps=max_steps, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                          enable_model_summary=False, accelerator="cpu", callbacks=callbacks)
+
+    saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", RecordingWarning)
+        trainer(4, [BnvizCallback(path, resume=True), saver]).fit(Net(), loader(1))  # "preempted" after 4
+        ckpt = next((tmp_path / "ckpt").glob("*step=2.ckpt"))
+        resumed = trainer(6, [BnvizCallback(path, resume=True)])
+        resumed.fit(Net(), loader(1), ckpt_path=ckpt)
+    assert resumed.global_step == 6
+    with open_run(path) as run:
+        assert len(run.segments) == 2 and run.segments[1].meta["segment_start"] == 2
+        # steps 2 and 3 of the first attempt were trained again from the checkpoint: shown once
+        assert list(run.steps[run.rows("train")]) == [0, 1, 2, 3, 4, 5]
+        assert list(run.segments[0].steps) == [0, 1, 2, 3]

@@ -94,3 +94,29 @@ def test_rows_follow_the_trainers_global_step_and_training_is_unchanged(tmp_path
 def test_bad_options_fail_at_construction():
     with pytest.raises(ValueError, match="ranks"):
         BnvizCallback("run.h5", ranks=0)
+
+
+def test_a_train_resumed_from_a_checkpoint_goes_on_at_its_global_step(tmp_path):
+    path = tmp_path / "run.h5"
+
+    def trainer(max_steps):
+        torch.manual_seed(0)
+        config = transformers.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8], depths=[1],
+                                           layer_type="basic", num_labels=3)
+        args = transformers.TrainingArguments(
+            output_dir=str(tmp_path / "out"), max_steps=max_steps, per_device_train_batch_size=4,
+            report_to=[], use_cpu=True, seed=0, save_strategy="steps", save_steps=2, disable_tqdm=True)
+        return transformers.Trainer(model=transformers.ResNetForImageClassification(config), args=args,
+                                    train_dataset=Images(64, 1), callbacks=[BnvizCallback(path, resume=True)])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", RecordingWarning)
+        trainer(3).train()  # checkpoints at steps 2 and 3; "preempted" after 3
+        resumed = trainer(5)
+        resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+    assert resumed.state.global_step == 5
+    with open_run(path) as run:
+        assert len(run.segments) == 2 and run.segments[1].meta["segment_start"] == 2
+        assert list(run.steps[run.rows("train")]) == [0, 1, 2, 3, 4]
+        assert list(run.segments[0].steps) == [0, 1, 2]
