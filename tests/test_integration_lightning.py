@@ -123,8 +123,16 @@ def test_a_fit_resumed_from_a_checkpoint_goes_on_at_its_global_step(tmp_path):
     path = tmp_path / "run.h5"
 
     def trainer(max_steps, callbacks):
-        return pl.Trainer(max_steps=max_steps, limit_val_batches=0, logger=False, enable_progress_bar=False,
-                          enable_model_summary=False, accelerator="cpu", callbacks=callbacks)
+        return pl.Trainer(
+            max_steps=max_steps,
+            limit_val_batches=0,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+            callbacks=callbacks,
+            default_root_dir=tmp_path,
+        )
 
     saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
     with warnings.catch_warnings():

@@ -101,13 +101,26 @@ def test_a_train_resumed_from_a_checkpoint_goes_on_at_its_global_step(tmp_path):
 
     def trainer(max_steps):
         torch.manual_seed(0)
-        config = transformers.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8], depths=[1],
-                                           layer_type="basic", num_labels=3)
+        config = transformers.ResNetConfig(
+            num_channels=3, embedding_size=8, hidden_sizes=[8], depths=[1], layer_type="basic", num_labels=3
+        )
         args = transformers.TrainingArguments(
-            output_dir=str(tmp_path / "out"), max_steps=max_steps, per_device_train_batch_size=4,
-            report_to=[], use_cpu=True, seed=0, save_strategy="steps", save_steps=2, disable_tqdm=True)
-        return transformers.Trainer(model=transformers.ResNetForImageClassification(config), args=args,
-                                    train_dataset=Images(64, 1), callbacks=[BnvizCallback(path, resume=True)])
+            output_dir=str(tmp_path / "out"),
+            max_steps=max_steps,
+            per_device_train_batch_size=4,
+            report_to=[],
+            use_cpu=True,
+            seed=0,
+            save_strategy="steps",
+            save_steps=2,
+            disable_tqdm=True,
+        )
+        return transformers.Trainer(
+            model=transformers.ResNetForImageClassification(config),
+            args=args,
+            train_dataset=Images(64, 1),
+            callbacks=[BnvizCallback(path, resume=True)],
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -66,7 +66,7 @@ class JoinedRun(Run):
     """The segments of a resumed recording read as one Run (same API; rows of every tier
     concatenated, superseded rows left out). ``segments`` lists the Run of each file."""
 
-    def __init__(self, first: Run):  # noqa: super().__init__ is the first segment's, already run
+    def __init__(self, first: Run):  # no super().__init__: the first segment is open already
         self.__dict__.update(first.__dict__)
         self.segments = [first]
         self._open_new_segments()
