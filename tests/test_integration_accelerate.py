@@ -6,6 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+# a real framework: seconds to import and train; CI runs them (pytest -m 'not slow' skips)
+pytestmark = pytest.mark.slow
+
 accelerate = pytest.importorskip("accelerate")
 
 from models import small_cnn  # noqa: E402

@@ -8,6 +8,9 @@ import textwrap
 
 import pytest
 
+# a real framework: seconds to import and train; CI runs them (pytest -m 'not slow' skips)
+pytestmark = pytest.mark.slow
+
 if importlib.util.find_spec("keras") is None:  # importing it here would pick the default backend
     pytest.skip("keras is not installed", allow_module_level=True)
 

@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# a real framework: seconds to import and train; CI runs them (pytest -m 'not slow' skips)
+pytestmark = pytest.mark.slow
+
 pl = pytest.importorskip("lightning.pytorch")
 
 from bnviz.integrations.lightning import BnvizCallback  # noqa: E402

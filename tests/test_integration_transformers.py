@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+# a real framework: seconds to import and train; CI runs them (pytest -m 'not slow' skips)
+pytestmark = pytest.mark.slow
+
 transformers = pytest.importorskip("transformers")
 
 from bnviz.integrations.transformers import BnvizCallback  # noqa: E402

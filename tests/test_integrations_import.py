@@ -6,6 +6,9 @@ import sys
 
 import pytest
 
+# a real framework: seconds to import and train; CI runs them (pytest -m 'not slow' skips)
+pytestmark = pytest.mark.slow
+
 CASES = [
     ("lightning", ["lightning", "lightning.pytorch"], "needs Lightning: pip install lightning"),
     ("transformers", ["transformers"], "needs transformers: pip install transformers"),
