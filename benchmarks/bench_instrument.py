@@ -24,8 +24,12 @@ from bnviz.hooks.engine import StatsEngine
 
 
 class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
+    """relu(bn2(conv2(.)) + shortcut): functional (no zone claim after the add) or, as torchvision
+    writes it, a ReLU module after ``out += identity`` (its input sampled: measure.py)."""
+
+    def __init__(self, cin, cout, stride, module_relu=False):
         super().__init__()
+        self.relu = nn.ReLU(inplace=True) if module_relu else None
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
@@ -37,17 +41,20 @@ class Block(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self.bn2(self.conv2(out))
-        return F.relu(out + (x if self.down is None else self.down(x)))
+        if self.relu is None:
+            return F.relu(out + (x if self.down is None else self.down(x)))
+        out += x if self.down is None else self.down(x)
+        return self.relu(out)
 
 
 class ResNet20(nn.Module):
-    def __init__(self, classes=10):
+    def __init__(self, classes=10, module_relu=False):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
         blocks, cin = [], 16
         for cout, stride in ((16, 1), (32, 2), (64, 2)):
             for i in range(3):
-                blocks.append(Block(cin, cout, stride if i == 0 else 1))
+                blocks.append(Block(cin, cout, stride if i == 0 else 1, module_relu))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(64, classes)
@@ -57,8 +64,8 @@ class ResNet20(nn.Module):
 
 
 class Variant:
-    def __init__(self, name, model, engine_kw=None):
-        self.name, self.model = name, model
+    def __init__(self, name, model, engine_kw=None, baseline="plain"):
+        self.name, self.model, self.baseline = name, model, baseline
         self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         self.engine = None
         if engine_kw is not None:
@@ -85,6 +92,8 @@ def bench_training(rounds):
     hits all of them; each ratio pairs a variant's step with the plain step of the same turn."""
     torch.manual_seed(0)
     base = ResNet20()
+    torchvision_style = ResNet20(module_relu=True)
+    torchvision_style.load_state_dict(base.state_dict())
     data = [(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))) for _ in range(4)]
     big = 10**9
     variants = [
@@ -93,6 +102,8 @@ def bench_training(rounds):
         Variant("no histograms", copy.deepcopy(base), {"hist_every": big}),
         Variant("summary+quantiles only", copy.deepcopy(base), {"channel_every": big, "hist_every": big}),
         Variant("every=10", copy.deepcopy(base), {"every": 10}),
+        Variant("plain, ReLU modules", copy.deepcopy(torchvision_style)),
+        Variant("all, zones after adds", copy.deepcopy(torchvision_style), {}, baseline="plain, ReLU modules"),
     ]
     for v in variants:  # warm-up, first-forward observation
         for i in range(2):
@@ -105,16 +116,16 @@ def bench_training(rounds):
             t = time.perf_counter()
             v.step(*data[r % len(data)])
             times[v.name].append(time.perf_counter() - t)
-    plain = times["plain"]
     print(f"training step, ResNet-20 (21 BN), batch 64, {torch.get_num_threads()} threads, {rounds} turns")
-    print(f"  plain: median {statistics.median(plain) * 1e3:.1f} ms/step")
+    print(f"  plain: median {statistics.median(times['plain']) * 1e3:.1f} ms/step")
     for v in variants[1:]:
+        plain = times[v.baseline]
         ratios = sorted(t / p for t, p in zip(times[v.name], plain))
         q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
+        end = f"; end_step median {statistics.median(v.end_step_times) * 1e3:.2f} ms" if v.end_step_times else ""
         print(
             f"  {v.name:24s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
-            f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
-            f"end_step median {statistics.median(v.end_step_times) * 1e3:.2f} ms"
+            f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}{end}"
         )
 
 

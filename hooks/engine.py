@@ -32,9 +32,12 @@ Definitions (per channel c; n = N * spatial size values; "sampled" = the S value
   post_var      gamma^2 pre_var invstd_used^2 (training: gamma^2 var / (var + eps)); a Probe: pre_var
   gamma, beta   the values the forward used (snapshot at the row's first forward); NaN when absent
   running_mean, running_var   the buffers before this row's forward updated them; NaN when absent
-  sat_y         fraction of sampled y in the zone of the following activation (activations.py:
-                |y| >= t for rules "saturated"/"bound", y <= t for "dead")
-  sat_xhat      the same for sampled x-hat (gamma = 1, beta = 0)
+  sat_y         fraction of the sampled values in the zone of the following activation (zone_rules.py:
+                |v| >= t for rules "saturated"/"bound", v <= t for "dead"), taken on the sampled y,
+                or, for a layer with zone_input "activation" (activations.py: y reaches a module
+                activation via an add, a scaling, dropout), on the same positions of that module's
+                input (measure.py; NaN in a row where it did not receive one of the layer's shape)
+  sat_xhat      the same for sampled x-hat (gamma = 1, beta = 0); NaN for zone_input "activation"
   grad_gamma, grad_beta   weight.grad / bias.grad at end_step (after backward); NaN when None
 Per layer (summary): means over channels of the above; *_sd population standard deviation over
 channels; *_min/_max over channels; gamma_abs_* / beta_abs_max of |gamma| / |beta|;
@@ -68,6 +71,7 @@ from bnviz.store.block import Block
 
 from . import sampling, stats
 from .batchnorm import MODE_IDENTITY, MODE_RUNNING, MODE_SYNC
+from .zone_rules import RULE_TEXT
 
 NB = schema.HIST_BINS
 NQ = len(schema.QUANTILES)
@@ -186,12 +190,15 @@ class StatsEngine:
         self._step_train_row: _Row | None = None
         self._closed = False
         self.error: BaseException | None = None
+        self._unobserved = instrumentation.unobserved  # the instrumentation's set, kept current by it
         instrumentation.set_sink(self)
 
     # --- called by the layers (every forward) ---------------------------------------------------
 
     def wants(self, index: int, training: bool) -> bool:
         """Whether layer ``index`` (registration order) records this forward; opens the row if so."""
+        if index in self._unobserved:  # its first run: find its activation (activations.py)
+            self.instrumentation.unseen_layer_runs(index)
         phase = 0 if training else 1
         self.calls[phase] += 1
         if training and self.calls[0] == self._no_step_calls:
@@ -237,7 +244,20 @@ class StatsEngine:
                 invstd, mean = torch.var_mean(x.float(), dim=dims, correction=0)  # (var, mean)
             self._mean[index], self._q[index] = mean, invstd
             self._meta[index] = (mode, idx[1], q_is_var)
+            self._keys[index] = key
             self._n[index] = shape[0] * hw
+
+    def put_zone_input(self, layers, z) -> None:
+        """The input of an activation module that ``layers`` reach via an add, a scaling or dropout
+        (``measure.py``): sampled at the layer's positions for each of them that this forward
+        recorded and that has no sample of it yet, if it has the layer's shape."""
+        for index in layers:
+            key = self._keys[index]
+            if key is None or self._zs[index] is not None:
+                continue
+            if z.dim() >= 2 and z.shape[0] == key[0] and z.shape[1] == key[1] and z.numel() == key[0] * key[1] * key[2]:
+                with torch.no_grad():
+                    self._zs[index] = sampling.gather(z, self._index_cache[key][0])
 
     # --- called by the recorder ---------------------------------------------------------------
 
@@ -254,6 +274,7 @@ class StatsEngine:
         """
         if self.error is not None:
             raise RuntimeError(f"recording failed inside a BN forward: {type(self.error).__name__}: {self.error}")
+        self.instrumentation.end_observation()
         if self._phase is not None:
             self._emit()
         row = self._step_train_row
@@ -331,6 +352,8 @@ class StatsEngine:
             self._closed = True
 
     def layer_table(self) -> list[dict]:
+        """The layer table as the file keeps it: from now on detection no longer changes it."""
+        self.instrumentation.freeze()
         return self.instrumentation.layer_table()
 
     @property
@@ -346,6 +369,7 @@ class StatsEngine:
             "hist_range": f"pre/post: sticky per layer, margin {RANGE_MARGIN} of the spread, widened when more than "
             f"{RANGE_TOLERANCE:.0%} of pooled values fall outside; xhat: {list(schema.XHAT_RANGE)}",
             "zone_channel_fraction": ZONE_CHANNEL_FRACTION,
+            "zone_rule": RULE_TEXT,
             "kernel": self.instrumentation.kernel,
         }
 
@@ -361,7 +385,7 @@ class StatsEngine:
         self._phase = None
         self._open_row = None
         self._seen = [False] * L
-        self._xs = [None] * L
+        self._xs, self._zs, self._keys = [None] * L, [None] * L, [None] * L
         self._mean, self._q = [None] * L, [None] * L
         self._gmean, self._ginv = [None] * L, [None] * L
         self._meta = [None] * L
@@ -417,6 +441,7 @@ class StatsEngine:
                 parts.append(g if g is not None else nan)
         return torch.cat(parts).float().view(2, -1)
 
+    @torch.inference_mode(False)  # buffers written in place on every row: never inference tensors
     def _allocate(self, device) -> None:
         self._device = dev = torch.device(device)
         L, R, K, S = self.L, self.capacity, self.probes, self.samples
@@ -476,6 +501,8 @@ class StatsEngine:
             self._zone_abs = torch.cat(use_abs).unsqueeze(1)
             self._zone_any_abs = any(li.zone_rule != "dead" for li in self.instrumentation.layers)
             self._zone_thr = torch.cat(thr).unsqueeze(1)
+            self._zone_at_activation = [infos[id(m)].zone_input == "activation" for m in self._modules]
+            self._zone_mask_cache = {}
             self._zone_version = self.instrumentation.version
         return self._zone_abs, self._zone_thr
 
@@ -532,13 +559,34 @@ class StatsEngine:
                     torch.cat([v if v is not None else n for v, n in zip(vs, self._nan)]).float()
                     for vs in (self._gmean, self._ginv)
                 ]
-            self._compute(row, mk, tensors, mean, q, synced)
+            self._compute(row, mk, tensors, mean, q, synced, self._zone_inputs())
         row.time = time.time()
         row.n = list(self._n)
         self._done_phases.add(self._phase)
         self._clear_open()
 
-    def _compute(self, row, mk, tensors, mean, q, synced) -> None:
+    def _zone_inputs(self):
+        """For layers whose zone is measured at the activation's input: (their samples of it (Ctot, S),
+        channels that use them (Ctot, 1), channels with no measurement in this row (Ctot,)); None
+        when no layer is measured that way."""
+        self._zone()
+        at_act = self._zone_at_activation
+        if not any(at_act):
+            return None
+        have = tuple(z is not None for z in self._zs)
+        masks = self._zone_mask_cache.get(have)
+        if masks is None:
+
+            def per_channel(values):
+                return torch.cat([torch.full((c,), v, device=self._device) for v, c in zip(values, self._features)])
+
+            use = per_channel([a and h for a, h in zip(at_act, have)])
+            missing = per_channel([a and not h and k is not None for a, h, k in zip(at_act, have, self._keys)])
+            masks = self._zone_mask_cache[have] = (use.unsqueeze(1), missing)
+        values = torch.cat([_f32(z) if z is not None else zero for z, zero in zip(self._zs, self._zeros)])
+        return values, masks[0], masks[1]
+
+    def _compute(self, row, mk, tensors, mean, q, synced, zone_inputs=None) -> None:
         L, lid, eps = self.L, self._layer_id, self._eps32
         # var from the kernel's invstd in float64: 1/invstd^2 - eps loses digits in float32 when var << eps
         q64 = q.double()
@@ -585,13 +633,20 @@ class StatsEngine:
             torch.where(identity.unsqueeze(1), tensors[0], tensors[2], out=tensors[2])  # a Probe: y = x
         use_abs, thr = self._zone()
         valid, s = mk["valid"], mk["s"]
+        zone_values = tensors[1:]  # x-hat, y
+        if zone_inputs is not None:  # y, or what the activation really received
+            values, use, missing = zone_inputs
+            zone_values = torch.stack([tensors[1], torch.where(use, values, tensors[2])])
         if self._zone_any_abs:
-            zone = stats.in_zone(tensors[1:], use_abs, thr)  # x-hat, y
+            zone = stats.in_zone(zone_values, use_abs, thr)
         else:  # every rule "dead": in_zone's v <= t for all channels, without the |v| side
-            zone = tensors[1:] <= thr
+            zone = zone_values <= thr
         if mk["padded"]:
             zone &= valid
         sat_x, sat_y = zone.sum(-1, dtype=torch.float32) / s
+        if zone_inputs is not None:  # x-hat is not what such an activation receives: no x-hat zone
+            sat_x = torch.where(use.squeeze(1) | missing, torch.nan, sat_x)
+            sat_y = torch.where(missing, torch.nan, sat_y)
         present = mk["present"]
         f = torch.float32
         pm, pv, qm, qv = mean, var, post_mean, post_var

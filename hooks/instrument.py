@@ -9,9 +9,10 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm, _LazyNormBase
 
-from . import batchnorm, foreign
-from .activations import ForwardObserver, check_activation, zone_of
+from . import batchnorm, foreign, measure
+from .activations import ForwardObserver
 from .probe import Probe
+from .zone_rules import check_activation, zone_of
 
 KERNELS = ("native", "reference")
 
@@ -38,6 +39,13 @@ class LayerInfo:
     calls_per_forward: int = 1
     # A frozen BN (buffers only): recorded as a BN in eval mode.
     frozen: bool = False
+    # 1.2: what lies between the layer and its activation ("add", "add, mul"...; "" for nothing
+    # that changes values), the activation met there even when no zone is claimed for it, and
+    # where the zone fractions are measured: "y" (the layer's output), "activation" (the
+    # activation module's input), "none" (nowhere: no zone claim)
+    activation_via: str = ""
+    activation_seen: str = ""
+    zone_input: str = "y"
     module: nn.Module = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
@@ -126,7 +134,13 @@ class Instrumentation:
         self.observed = False
         self._order = list(range(len(found)))
         self.unchecked: list[str] = []  # subclass layers whose forward was not seen to batch-normalise their input
-        self._observer = ForwardObserver(model, {li.module: li.index for li in self._layers}, self._observed, fused)
+        self._sink = None
+        self._measured: dict[nn.Module, list[int]] = {}  # activation module -> layers it is measured for
+        # registration indices no observed forward has seen yet (the engine asks on each forward)
+        self.unobserved = set(range(len(found)))
+        self._observer = ForwardObserver(
+            model, {li.module: li.index for li in self._layers}, self._observed, self._measured_input, fused
+        )
         self._attached = True
 
     @staticmethod
@@ -161,24 +175,60 @@ class Instrumentation:
         return sizes.pop(), chosen
 
     def _observed(self, order, found):
-        self._order = list(order) + [i for i in range(len(self._layers)) if i not in order]
-        for li in self._layers:
+        """After each observed forward: the layer order and what each layer's output reached."""
+        reg = list(range(len(self._layers)))  # the LayerInfo objects' registration order
+        self._order = list(order) + [i for i in reg if i not in order]
+        self.unobserved.difference_update(order)
+        measured: dict[nn.Module, list[int]] = {}
+        for i, li in zip(reg, self._layers):
+            li.calls_per_forward = self._observer.calls.get(i, li.calls_per_forward)
             if li.path in self._user:
                 continue
-            if li.index in found:
-                li.activation, li.activation_source = found[li.index]
+            f = found.get(i)
+            if f is not None:
+                li.activation, li.activation_source, (li.zone_rule, li.zone_threshold) = f.activation, f.source, f.rule
+                li.activation_via, li.activation_seen, li.zone_input = ", ".join(f.via), f.seen, f.zone_input
+                if f.module is not None:
+                    measured.setdefault(f.module, []).append(i)
             else:
-                li.activation = "none" if li.index in order else "unknown"
-                li.activation_source = "none"
-            li.zone_rule, li.zone_threshold = zone_of(li.activation)
-            li.calls_per_forward = self._observer.calls.get(li.index, 1)
+                li.activation = "none" if i in order else "unknown"
+                li.activation_source, li.activation_via, li.activation_seen, li.zone_input = "none", "", "", "y"
+                li.zone_rule, li.zone_threshold = zone_of(li.activation)
+        obs = self._observer
         self.unchecked = [
             f"{li.path} ({li.kind})"
-            for li in self._layers
-            if li.index in self._observer.fused and li.index in order and li.index not in self._observer.normalised
+            for i, li in zip(reg, self._layers)
+            if i in obs.fused and i in order and i not in obs.normalised
         ]
+        self._measure(measured)
         self.observed = True
         self.version += 1
+
+    def _measured_input(self, index: int, z) -> None:
+        if self._sink is not None:
+            self._sink.put_zone_input((index,), z)
+
+    def _measure(self, measured):
+        for m in self._measured:
+            if m not in measured:
+                measure.swap_out(m)
+        for m, layers in measured.items():
+            measure.swap_in(m, layers)
+            measure.set_sink(m, self._sink)
+        self._measured = measured
+
+    def unseen_layer_runs(self, index: int) -> None:
+        """Layer ``index`` of ``unobserved`` is about to run: observe the rest of this forward."""
+        self._observer.unseen_layer_runs(index)
+
+    def end_observation(self) -> None:
+        """End an observed forward that did not end at the model's own forward (a layer called alone)."""
+        self._observer.stop()
+
+    def freeze(self) -> None:
+        """The layer table is final (it has been written): no more detection."""
+        self._observer.freeze()
+        self.unobserved.clear()
 
     @property
     def layers(self) -> list[LayerInfo]:
@@ -212,14 +262,19 @@ class Instrumentation:
         """Attach ``sink`` (a StatsEngine) to every layer; None detaches. No-op after ``detach()``."""
         if not self._attached:
             return
+        self._sink = sink
         for m in self.modules:
             (foreign.set_sink if foreign.is_attached(m) else batchnorm.set_sink)(m, sink)
+        for m in self._measured:
+            measure.set_sink(m, sink)
 
     def detach(self) -> None:
         """Swap every layer back to torch's class; the modules keep all their state. Idempotent."""
         if not self._attached:
             return
         self._observer.detach()
+        self.unobserved.clear()
+        self._measure({})
         for li in self._layers:
             m = li.module
             if isinstance(m, Probe):

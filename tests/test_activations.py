@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bnviz.hooks import instrument
-from bnviz.hooks.activations import ZONES, check_activation
+from bnviz.hooks.zone_rules import ZONES, check_activation
 
 
 def detected(model, x):
@@ -32,12 +32,24 @@ def test_functional_calls_views_dropout_and_residual():
     got = detected(models.FunctionalActivations(), models.cnn_batch())
     assert got == {
         "bn_relu": ("relu", "functional"),
-        "bn_gelu": ("gelu", "functional"),  # through dropout
-        "bn_res": ("none", "none"),  # the residual add comes first
+        "bn_gelu": ("none", "none"),  # a functional gelu after dropout: its input is not observable later
+        "bn_res": ("none", "none"),  # the same after the residual add
         "bn_tanh": ("tanh", "functional"),  # through a view, as a Tensor method
         "bn_leaky": ("leaky_relu", "functional"),
         "bn_relu6": ("relu6", "functional"),
     }
+
+
+def test_what_lies_between_is_recorded():
+    model = models.FunctionalActivations()
+    ins = instrument(model)
+    model(models.cnn_batch())
+    got = {li.path: (li.activation_via, li.activation_seen, li.zone_input) for li in ins.layers}
+    assert got["bn_gelu"] == ("dropout", "gelu (functional)", "none")
+    assert got["bn_res"] == ("add", "relu (functional)", "none")
+    assert got["bn_relu"] == ("", "relu", "y") and got["bn_tanh"] == ("", "tanh", "y")
+    leaky = next(li for li in ins.layers if li.path == "bn_leaky")
+    assert (leaky.zone_rule, leaky.zone_threshold) == ("bound", 6.0)  # slope 0.2: its gradient never vanishes
 
 
 def test_bn_after_activation_gets_the_one_after():

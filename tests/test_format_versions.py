@@ -1,5 +1,6 @@
 """Format 1.1 added fields at the end of SUMMARY_FIELDS / CHANNEL_FIELDS: 1.0 files still open, and
-the fields they lack read as NaN (docs/format.md, Versioning)."""
+the fields they lack read as NaN (docs/format.md, Versioning). Format 1.2 names the estimator: the
+files before it say once that their distribution estimates came from the old sampler."""
 
 import json
 import pathlib
@@ -55,9 +56,9 @@ def recorded(tmp_path_factory):
     return path
 
 
-def test_new_files_are_1_1_with_the_used_statistics(recorded):
+def test_new_files_are_1_2_with_the_used_statistics(recorded):
     with open_run(recorded) as run:
-        assert run.format_version == "%d.%d" % schema.FORMAT_VERSION == "1.1"
+        assert run.format_version == "%d.%d" % schema.FORMAT_VERSION == "1.2"
         train, evals = run.channel_rows("train"), run.channel_rows("eval")
         for layer in run.layers:
             ch = {
@@ -117,3 +118,24 @@ def test_the_shipped_sample_runs_are_in_the_current_format():
     for path in sorted(SAMPLES.glob("*.h5")):
         with open_run(path) as run:
             assert run.format_version == current, path.name
+
+
+def test_1_2_names_the_estimator_and_older_files_say_theirs_may_be_biased(recorded, tmp_path, capsys):
+    from bnviz import cli
+
+    with open_run(recorded) as run:
+        assert run.meta["engine"]["estimator"] == "stratified-hash-1" and run.estimator_notice is None
+        assert run.layers[0].zone_input == "y" and run.layers[0].activation_via == ""
+    for version in ("1.0", "1.1"):
+        old = tmp_path / f"old{version}.h5"
+        shutil.copy(recorded, old)
+        with h5py.File(old, "r+") as f:
+            f.attrs["format_version"] = version
+            engine = json.loads(f.attrs["engine"])
+            del engine["estimator"]
+            f.attrs["engine"] = json.dumps(engine)
+        with open_run(old) as run:
+            assert "old sampler" in run.estimator_notice and "biased" in run.estimator_notice
+        assert cli.main(["info", str(old)]) in (0, None)
+        out = capsys.readouterr().out
+        assert out.count("old sampler") == 1

@@ -91,6 +91,9 @@ def test_layer_table_keys():
         "probe_channels",
         "calls_per_forward",
         "frozen",
+        "activation_via",
+        "activation_seen",
+        "zone_input",
     ]
     assert table[0]["kind"] == "BatchNorm2d" and table[2]["kind"] == "BatchNorm1d"
     assert table[0]["probe_channels"] == [2, 6]

@@ -164,9 +164,13 @@ def _channel_list(channels: np.ndarray, limit: int = 8) -> str:
 
 
 def _nonfinite(run, thr: Thresholds) -> Finding | None:
-    """The first row and layer with NaN/Inf batch statistics: where the trouble started."""
+    """The first row and layer with NaN/Inf batch statistics: where the trouble started.
+
+    The count is a sum, finite whatever the data; it is NaN only where the layer did not run in
+    that row (a layer skipped, the partial row of an interrupted step): absent, not non-finite."""
     counts = np.asarray(run.summary_all("nonfinite_channels", slice(None)), dtype=np.float64)
-    bad = np.nan_to_num(counts, nan=1.0) > 0  # a NaN count is itself non-finite
+    with np.errstate(invalid="ignore"):
+        bad = counts > 0
     rows = np.flatnonzero(bad.any(axis=1))
     if not len(rows):
         return None
@@ -337,7 +341,7 @@ def _channel_findings(run, layer, ch_train: np.ndarray, thr: Thresholds) -> list
     if layer.affine and layer.kind != "Probe":
         gamma = run.channels(layer, "gamma", ch_train)
         beta = run.channels(layer, "beta", ch_train)
-        if zone:
+        if zone and layer.zone_input == "y":  # γ, β alone decide the zone only if the activation receives y
             out += _gamma_beta_zone(layer, gamma, beta, steps, thr)
         out += _gamma_collapse(layer, gamma, steps, thr)
     return out

@@ -32,6 +32,9 @@ LAYER_KEYS = (
     "zone_rule",
     "zone_threshold",
     "probe_channels",
+    "activation_via",
+    "activation_seen",
+    "zone_input",
 )
 
 
@@ -46,6 +49,7 @@ def describe(run, thresholds: Thresholds | None = None) -> dict:
         "path": os.path.abspath(run.path),
         "file_size": os.path.getsize(run.path),
         "format_version": _version_text(run.format_version),
+        "estimator_notice": run.estimator_notice,
         "writer_state": run.writer_state,
         "recording_failed": bool(run.recording_failed),
         "dropped_steps": int(run.dropped_steps),
@@ -137,6 +141,16 @@ def duration_text(s: float | None) -> str:
     return f"{h}h {m:02d}m {sec:02d}s" if h else f"{m}m {sec:02d}s" if m else f"{s:.1f} s"
 
 
+def _activation_text(li: dict) -> str:
+    """The activation a layer feeds and where its zone is measured, e.g. "relu after add (zone at relu's input)"."""
+    act, via = li.get("activation") or "unknown", li.get("activation_via")
+    if li.get("zone_input") == "activation":
+        return f"{act} after {via} (zone at {act}'s input)"
+    if li.get("zone_input") == "none" and li.get("activation_seen"):
+        return f"none: {li['activation_seen']} after {via}, not measurable, no zone claim"
+    return act
+
+
 def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     """The human-readable ``bnviz info``: header, schedule, layers, findings (worst first)."""
     st, sch = info["steps"], info["schedule"]
@@ -164,6 +178,8 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
         f"  schedule   summary {every(sch['summary'])}; channels {every(sch['channels'])}; "
         f"histograms {every(sch['hist'])}",
     ]
+    if info.get("estimator_notice"):
+        lines.append(f"  NOTE       {info['estimator_notice']}")
     if info["scalars"]:
         lines.append(f"  scalars    {', '.join(info['scalars'])}")
     ranks = info["ranks"]
@@ -175,7 +191,7 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     shown = info["layers"] if show_all else info["layers"][:limit]
     width = max((len(li["path"]) for li in shown), default=0)
     for li in shown:
-        act = li["activation"] or "unknown"
+        act = _activation_text(li)
         lines.append(
             f"    {li['index']:>3} {li['path']:<{width}}  {li['kind']:<13} {li['num_features'] or 0:>5} ch -> {act}"
         )

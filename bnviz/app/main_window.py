@@ -277,6 +277,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for v in self.views.values():
             v.needs_rebuild = True
         self._show_ranks()
+        old = next((s.run.estimator_notice for s in self.session.slots if s.run.estimator_notice), None)
+        if old and not self.banner.isVisible():
+            self.show_banner(old)
         self._guard(self._show_current)
         slot = self.session.primary
         self.setWindowTitle(f"bnviz — {os.path.basename(slot.path)}" if slot else "bnviz")

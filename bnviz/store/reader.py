@@ -92,6 +92,10 @@ class LayerInfo:
     zone_rule: str = "dead"
     zone_threshold: float | None = None
     probe_channels: tuple = ()
+    # 1.2 (docs/format.md); older files: the zone was taken on y, whatever lay before the activation
+    activation_via: str = ""
+    activation_seen: str = ""
+    zone_input: str = "y"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -366,6 +370,19 @@ class Run:
     def dropped_steps(self) -> int:
         """Steps the recorder could not record because the writer fell behind."""
         return int(self._status()[2])
+
+    @property
+    def estimator_notice(self) -> str | None:
+        """A one-line warning for files whose distribution estimates came from the old grid sampler
+        (format 1.0 / 1.1 without an ``estimator`` in the engine metadata), else None."""
+        if (self.meta.get("engine") or {}).get("estimator") or layout.parse_version(self.format_version) >= (1, 2):
+            return None
+        return (
+            f"{os.path.basename(self.path)} (format {self.format_version}) was recorded with bnviz's old sampler: "
+            "its zone fractions, percentiles and histograms may be biased on conv layers (the samples "
+            "could all sit on one pixel), and zones after a residual add were taken on the BN output. "
+            "Record again with this bnviz for unbiased estimates."
+        )
 
     @property
     def recording_failed(self) -> bool:
