@@ -128,11 +128,15 @@ class ForwardObserver:
         self.temp = []
         self.before_pass = ([], {}, {})
         self.end = None  # the forward hook that ends this forward's pass (registered as it starts)
+        self.stale: list = []  # hooks to remove at the next forward (see _forward_ends)
         self.handle = root.register_forward_pre_hook(_StartHook(self))
 
     def forward_starts(self):
         """The model's forward begins: observe it whole if no pass has completed; else be ready to
         end a pass an unseen layer starts. A capture (jit trace, torch.compile) is not observed."""
+        for h in self.stale:  # hooks of a forward that raised (torch was iterating over them)
+            h.remove()
+        self.stale = []
         if self.end is not None or self.frozen or torch.jit.is_tracing() or torch.compiler.is_compiling():
             return
         self.end = self.root.register_forward_hook(self._forward_ends, always_call=True)
@@ -140,9 +144,13 @@ class ForwardObserver:
             self.start()
 
     def _forward_ends(self, module, args, output):
-        self.end.remove()
-        self.end = None
-        self.stop(failed=sys.exc_info()[0] is not None)  # always_call: also when the forward raised
+        failed = sys.exc_info()[0] is not None  # always_call: also when the forward raised
+        handle, self.end = self.end, None
+        if failed:  # torch is iterating over the hooks: removing one now would break its loop
+            self.stale.append(handle)
+        else:
+            handle.remove()
+        self.stop(failed=failed)
 
     def start(self, late: int | None = None):
         self.tracked, self.active, self.this_pass, self.late, self.inside = {}, [], set(), late, []
@@ -171,8 +179,11 @@ class ForwardObserver:
             return
         mode, self.mode = self.mode, None
         mode.__exit__(None, None, None)
-        for h in self.temp:
-            h.remove()
+        if failed:
+            self.stale += self.temp
+        else:
+            for h in self.temp:
+                h.remove()
         self.temp, self.tracked, self.active, self.late = [], {}, [], None
         if failed:
             self.order, self.found, self.calls = self.before_pass
@@ -190,9 +201,10 @@ class ForwardObserver:
     def detach(self):
         self.stop()
         self.handle.remove()
-        if self.end is not None:
-            self.end.remove()
-            self.end = None
+        for h in [self.end, *self.stale]:
+            if h is not None:
+                h.remove()
+        self.end, self.stale = None, []
 
     def _layer_hook(self, idx):
         def hook(module, args, output):
