@@ -47,7 +47,7 @@ SHAPE_ONLY = {
     "detach",
 }
 # Element-wise ops that change y's values on its way to an activation, by the name the trail records.
-ELEMENTWISE = {
+ELEMENTWISE: dict[object, str] = {
     **dict.fromkeys(("add", "add_", "__add__", "__iadd__", "__radd__"), "add"),
     **dict.fromkeys(("sub", "sub_", "__sub__", "__isub__", "__rsub__"), "sub"),
     **dict.fromkeys(("mul", "mul_", "__mul__", "__imul__", "__rmul__"), "mul"),

@@ -113,20 +113,20 @@ class ForwardObserver:
         self.root, self.layers, self.done, self.measured = root, layers, done, measured
         # Layers whose own forward may apply an activation (BN subclasses): inside them, the output
         # of the batch_norm call on the layer's input is followed; ``normalised`` gets those seen.
-        self.fused, self.normalised = set(fused), set()
+        self.fused, self.normalised = set(fused), set[int]()
         self.inside: list[tuple[int, object]] = []
         self.order: list[int] = []
         self.calls: dict[int, int] = {}
         self.found: dict[int, Found] = {}
         self.first, self.frozen = True, False
-        self.mode = None
+        self.mode: _FollowMode | None = None
         self.tracked: dict[int, tuple[torch.Tensor, dict[int, tuple[str, ...]]]] = {}
         self.shapes: dict[int, torch.Size] = {}
         self.active: list = []  # activation modules being called (innermost last)
         self.this_pass: set[int] = set()
         self.late: int | None = None  # a layer whose first run started this pass: its kernel output is its y
-        self.temp = []
-        self.before_pass = ([], {}, {})
+        self.temp: list = []
+        self.before_pass: tuple[list[int], dict[int, Found], dict[int, int]] = ([], {}, {})
         self.end = None  # the forward hook that ends this forward's pass (registered as it starts)
         self.stale: list = []  # hooks to remove at the next forward (see _forward_ends)
         self.handle = root.register_forward_pre_hook(_StartHook(self))

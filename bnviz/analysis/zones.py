@@ -14,7 +14,7 @@ import numpy as np
 def zone_bounds(zone_rule: str, zone_threshold: float) -> tuple[float, float]:
     """The activation's zone as (lo, hi): y <= lo or y >= hi (an infinite bound: that side has none).
 
-    The rules of the layer table (hooks/activations.py): "dead": y <= T (the ReLU family);
+    The rules of the layer table (hooks/zone_rules.py): "dead": y <= T (the ReLU family);
     "saturated" (sigmoid, tanh, hardtanh) and "bound" (no activation): |y| >= T.
     """
     t = float(zone_threshold)
