@@ -6,7 +6,9 @@ Makes the synthetic recording once under /tmp/bnviz-bench (several GB; not in th
 off screen: the time from ``open_files`` to the first painted drift plot; for each view, the
 time for a cursor move to update and repaint every visible plot (moves interleaved across the
 views, so machine noise hits them alike; median and 10-90% spread); peak resident memory.
-Budgets: first plot < 1.5 s, cursor move < 30 ms median, RSS < 600 MB.
+Also the distribution-through-time table of one layer (``distribution_history``: every
+histogram row of one tensor re-binned), for several layers. Budgets: first plot < 1.5 s, cursor
+move < 30 ms median, distribution through time < 300 ms, RSS < 600 MB.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-BUDGET_FIRST_S, BUDGET_CURSOR_MS, BUDGET_RSS_MB = 1.5, 30.0, 600.0
+BUDGET_FIRST_S, BUDGET_CURSOR_MS, BUDGET_HISTORY_MS, BUDGET_RSS_MB = 1.5, 30.0, 300.0, 600.0
 
 
 def recording(layers: int, steps: int) -> Path:
@@ -134,6 +136,21 @@ def main() -> int:
             f"  {v:13s} median {np.median(a):6.1f} ms   10-90% {np.percentile(a, 10):6.1f} - "
             f"{np.percentile(a, 90):6.1f} ms    whole view {np.median(b):6.1f} ms"
         )
+    from bnviz.app.data import distribution_history
+
+    run = w.session.primary.run
+    layers = [li.path for li in run.layers]
+    hist_ms = []
+    for name in rng.permutation(layers)[:10]:
+        t = time.perf_counter()
+        distribution_history(run, str(name), "post")
+        hist_ms.append(1000 * (time.perf_counter() - t))
+    h = np.array(hist_ms)
+    print(
+        f"distribution through time of one layer ({len(run.hist_steps)} histogram rows, 10 layers): median "
+        f"{np.median(h):.0f} ms, 10-90% {np.percentile(h, 10):.0f} - {np.percentile(h, 90):.0f} ms "
+        f"(budget {BUDGET_HISTORY_MS:.0f} ms)"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"memory: RSS now {rss_mb():.0f} MB, peak {peak:.0f} MB (Qt + Python baseline "

@@ -142,8 +142,11 @@ def _view(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     from bnviz.store import open_run
 
-    for f in files + ([args.compare] if args.compare else []):
+    for i, f in enumerate(files + ([args.compare] if args.compare else [])):
         if not os.path.exists(f):
+            if i == 0:  # a training run that has not started writing: the window waits for it
+                print(f"bnviz view: waiting for {f} (it does not exist yet)", file=sys.stderr)
+                continue
             raise FileNotFoundError(f"{f}: no such file")
         open_run(f).close()  # not a recording: say so here, not in a dialog of an opened window
     if sys.platform.startswith("linux") and not any(

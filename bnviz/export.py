@@ -22,8 +22,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 FORMATS = ("png", "svg", "csv")
-# The CLI spells views with hyphens; the view state with underscores.
-VIEWS = ("drift", "channels", "distribution", "gamma-beta", "train-eval", "overview", "ranks")
+# The CLI spells views with hyphens; the view state with underscores (a test checks they agree
+# with bnviz.app.state.VIEWS; importing that here would make ``import bnviz`` load numpy).
+VIEWS = ("drift", "channels", "distribution", "history", "gamma-beta", "train-eval", "overview", "layers", "ranks")
 # Marks an index page as ours, so a later export may replace its folder.
 _GENERATOR = '<meta name="generator" content="bnviz export">'
 

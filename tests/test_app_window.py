@@ -11,10 +11,11 @@ import xml.etree.ElementTree as ET
 
 import h5py
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
+from bnviz.app import render, style  # noqa: F401  (applies the PySide6 refcount guard first)
 from bnviz.app.main_window import MainWindow
 from bnviz.app.state import VIEWS, ViewState
 from bnviz.store import RunWriter, open_run
@@ -33,10 +34,22 @@ def runs(tmp_path_factory):
     return a, b
 
 
-def opened(w, qtbot, path, compare=None):
+def opened(w, qtbot, path, compare=None, at_trouble=False):
+    """Open and wait for the findings. A run opens on its most severe finding; unless
+    ``at_trouble``, the tests then start from the first layer's drift view at the last step."""
     assert w.open_files(str(path), str(compare) if compare else None), w.last_error
     assert w.findings.wait()
     qtbot.waitUntil(lambda: "Findings:" in w.findings.label.text() and "analysing" not in w.findings.label.text())
+    if not at_trouble:
+        d = ViewState()
+        w.session.state.update(
+            layer=w.session.primary.run.layers[0].path,
+            view="drift",
+            step=int(w.session.steps[-1]) if len(w.session.steps) else None,
+            reference_step=None,
+            channel=d.channel,
+            channel_metric=d.channel_metric,
+        )
     return w
 
 
@@ -92,7 +105,14 @@ def test_keys_step_jump_and_show_the_cheatsheet(window, qtbot, runs):
     assert w.session.cursor_step() > 10
     qtbot.keyClick(w, QtCore.Qt.Key.Key_F1)
     assert "Space" in w.cheatsheet.text() and "Pin reference step" in w.cheatsheet.text()
-    w.cheatsheet.close()
+    before = w.session.cursor_step()
+    w.cheatsheet.accept()
+    # keys work at once after F1 closes, without a click into the window first
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.activeWindow() is w)
+    target = QtWidgets.QApplication.focusWidget() or w
+    assert target.window() is w
+    qtbot.keyClick(target, QtCore.Qt.Key.Key_Right)
+    assert w.session.cursor_step() > before
 
 
 def test_play_advances_and_stops_at_the_end(window, qtbot, runs):
@@ -109,7 +129,7 @@ def test_reference_step_overlays_the_distribution(window, qtbot, runs):
     w.session.state.update(view="distribution", step=250)
     n_now = len(w.current_view()._items)
     w.session.state.update(step=40)
-    w.timeline.pin_reference()
+    w.session.pin_reference()
     w.session.state.update(step=250)
     assert w.session.state.reference_step == 40
     assert len(w.current_view()._items) == 2 * n_now
@@ -148,19 +168,61 @@ def test_overview_click_selects_the_layer(window, qtbot, runs):
     assert w.session.state.layer == w.session.primary.run.layers[4].path
 
 
+def wheel_zoom(view, plot, clicks=3):
+    """Turn the mouse wheel over ``plot`` (a user's zoom, as Qt delivers it)."""
+    centre = view.glw.mapFromScene(plot.vb.sceneBoundingRect().center())
+    glob = view.glw.viewport().mapToGlobal(centre)
+    ev = QtGui.QWheelEvent(
+        QtCore.QPointF(centre),
+        QtCore.QPointF(glob),
+        QtCore.QPoint(0, 0),
+        QtCore.QPoint(0, 120 * clicks),
+        QtCore.Qt.MouseButton.NoButton,
+        QtCore.Qt.KeyboardModifier.NoModifier,
+        QtCore.Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QtWidgets.QApplication.sendEvent(view.glw.viewport(), ev)
+
+
 def test_linked_zoom_and_the_strip_region_set_the_detail_range(window, qtbot, runs):
     w = opened(window, qtbot, runs[0])
     view = w.current_view()
-    view.time_plots()[0].setXRange(50, 120, padding=0)
-    assert w.session.state.step_range == (50, 120)
+    qtbot.wait(50)
+    wheel_zoom(view, view.time_plots()[1])
+    rng = w.session.state.step_range
+    assert rng is not None and 0 < rng[0] < rng[1] < 299, "a wheel zoom is the shared range"
+    x0, x1 = view.time_plots()[4].vb.viewRange()[0]
+    assert (round(x0), round(x1)) == rng
     w.session.state.update(link_zoom=False)
-    view.time_plots()[0].setXRange(10, 20, padding=0)
-    assert w.session.state.step_range == (50, 120)
+    wheel_zoom(view, view.time_plots()[0])
+    assert w.session.state.step_range == rng
     w.strip.region.setRegion((30, 60))
     w.strip.region.sigRegionChangeFinished.emit(w.strip.region)
     assert w.session.state.step_range == (30, 60)
     x0, x1 = view.time_plots()[-1].vb.viewRange()[0]
     assert (round(x0), round(x1)) == (30, 60)
+
+
+def test_the_time_range_is_only_what_the_user_set(window, qtbot, runs, tmp_path):
+    """Switching views, clicking findings and loading a layout never narrow the range by
+    themselves (linked plots auto-ranging to their own data used to become the shared zoom)."""
+    w = opened(window, qtbot, runs[0])
+    for v in VIEWS:
+        w.session.state.update(view=v)
+        qtbot.wait(20)
+        assert w.session.state.step_range is None, v
+    for row in range(min(6, len(w.findings.items))):
+        w.findings._clicked(row, 2)
+        qtbot.wait(20)
+        assert w.session.state.step_range is None, w.findings.items[row]
+        for p in w.current_view().time_plots():
+            x0, x1 = p.vb.viewRange()[0]
+            assert x0 <= 0 and x1 >= 299, "every step is in view"
+    w.save_layout(str(tmp_path / "l.json"))
+    w.load_layout(str(tmp_path / "l.json"))
+    qtbot.wait(20)
+    assert w.session.state.step_range is None
 
 
 def test_findings_click_selects_layer_step_and_view(window, qtbot, runs):
@@ -238,7 +300,7 @@ def test_side_by_side_heatmaps_share_one_colour_scale_and_fit_the_window(window,
         w.session.state.update(view=view)
         v = w.current_view()
         qtbot.wait(20)
-        assert len(v._bars) == 2 and v._bars[0].levels() == v._bars[1].levels(), view
+        assert len(v.ink.bars) == 2 and v.ink.bars[0].levels() == v.ink.bars[1].levels(), view
         plots = [p for p in v.glw.ci.items if hasattr(p, "vb")]
         assert max(p.sceneBoundingRect().right() for p in plots) <= v.glw.viewport().width() + 1, view
 
@@ -510,8 +572,22 @@ def test_run_information_shows_bnviz_info_as_plain_text(window, qtbot, runs):
     w.actions["info"].trigger()
     text = w.info_box.text()
     assert str(runs[0]) in text and "findings" in text and "layers     6" in text
-    assert w.info_box.textFormat() == QtCore.Qt.TextFormat.PlainText
+    assert isinstance(w.info_box.view, QtWidgets.QPlainTextEdit), "plain text, never rich text"
     w.info_box.close()
+
+
+def test_run_information_of_a_big_run_fits_on_the_screen(window, qtbot, tmp_path):
+    path = tmp_path / "big.h5"
+    write_synthetic_run(path, layers=100, channels=2, steps=20)
+    w = opened(window, qtbot, path)
+    w.actions["info"].trigger()
+    assert w.info_box.text().count("\n") > 100
+    screen = w.screen().availableGeometry()
+    qtbot.waitUntil(w.info_box.isVisible)
+    assert w.info_box.frameGeometry().height() <= screen.height()
+    ok = w.info_box.findChild(QtWidgets.QDialogButtonBox)
+    assert ok.isVisible() and w.info_box.rect().contains(ok.geometry()), "OK is reachable"
+    w.info_box.accept()
 
 
 def test_plot_context_menu_offers_our_exports(window, qtbot, runs):
@@ -575,3 +651,256 @@ def test_hovering_a_heatmap_cell_names_it_and_says_nan(window, qtbot, runs):
     assert nan.layer in tip and "NaN" in tip
     w.current_view()._hover(plot.vb.mapViewToScene(QtCore.QPointF(5, 0)))
     assert names[0] in QtWidgets.QToolTip.text() and "NaN" not in QtWidgets.QToolTip.text()
+    # an item's own tooltip shows over its whole area: none may claim every cell is NaN
+    assert not [i for i in plot.items if "NaN" in (i.toolTip() or "")]
+
+
+# --- screens that used to be wrong (issue 13) ----------------------------------------------
+
+
+def test_a_layer_the_run_lacks_is_named_in_the_banner(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    first = w.session.state.layer
+    assert not w.select_layer("nosuch")
+    assert w.banner.isVisible() and "no layer named 'nosuch'" in w.banner.text()
+    assert first in w.banner.text() and w.session.state.layer == first
+    assert w.select_layer(w.session.primary.run.layers[2].path) and "nosuch" not in w.banner.text()
+
+
+def test_an_export_is_confirmed_where_it_can_be_seen(window, qtbot, runs, tmp_path):
+    w = opened(window, qtbot, runs[0])
+    out = tmp_path / "drift.png"
+    assert w.export(str(out))
+    assert w.banner.isVisible() and f"Wrote {out}" in w.banner.text()
+
+
+def test_double_clicking_the_strip_shows_the_whole_run_and_leaves_the_cursor(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(step=250, step_range=(200, 280))
+    viewport = w.strip.plot_widget.viewport()
+    qtbot.wait(50)
+    pos = QtCore.QPointF(viewport.width() // 3, 50)
+    E = QtCore.QEvent.Type
+    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    for kind in (E.MouseButtonPress, E.MouseButtonRelease, E.MouseButtonDblClick, E.MouseButtonRelease):
+        # what a window system sends for a double-click (QTest's mouseDClick sends only the third)
+        ev = QtGui.QMouseEvent(
+            kind,
+            pos,
+            QtCore.QPointF(viewport.mapToGlobal(pos)),
+            left,
+            none if kind == E.MouseButtonRelease else left,
+            QtCore.Qt.KeyboardModifier.NoModifier,
+        )
+        QtWidgets.QApplication.sendEvent(viewport, ev)
+    qtbot.wait(QtWidgets.QApplication.doubleClickInterval() + 100)
+    assert w.session.state.step_range is None and w.session.state.step == 250
+    qtbot.mouseClick(viewport, left, pos=pos.toPoint())
+    qtbot.waitUntil(lambda: w.session.state.step != 250, timeout=2000)  # a single click moves it
+
+
+def test_the_step_label_leaves_room_for_five_digit_steps(window, qtbot, tmp_path):
+    path = tmp_path / "long.h5"
+    write_synthetic_run(
+        path, layers=1, channels=2, steps=50000, flush_rows=4096, probes=0, channel_every=1000, hist_every=1000
+    )
+    w = opened(window, qtbot, path)
+    w.session.go_to(48888)
+    qtbot.wait(20)
+    label = w.timeline.step_label
+    assert label.text() == "step 48888 / 49999"
+    speed = label.buddy() if label.buddy() else w.timeline.speed
+    need = label.fontMetrics().horizontalAdvance(label.text())
+    assert label.width() >= need
+    gap = [c for c in w.timeline.findChildren(QtWidgets.QLabel) if c.text() == "Speed"][0]
+    assert label.geometry().right() + 4 < gap.geometry().left(), "the step runs into 'Speed'"
+    assert speed is not None
+
+
+def _pen_colours(plot):
+    return {
+        i.opts["pen"].color().name().upper()
+        for i in plot.items
+        if isinstance(i, pg.PlotDataItem)
+        and i.opts.get("pen") is not None
+        and i.yData is not None
+        and len(i.yData) > 100
+    }
+
+
+def test_compare_overlay_draws_each_run_in_its_colour_with_both_bands_and_names_the_files(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0], runs[1])
+    view = w.current_view()
+    p_var = view.time_plots()[1]
+    colours = _pen_colours(p_var)
+    assert colours == {style.RUN_COLOURS[0].upper(), style.RUN_COLOURS[1].upper()}
+    assert set(style.RUN_COLOURS[:2]) <= set(style.OKABE_ITO.values()), "a colour-blind-safe pair"
+    fills = [i for i in p_var.items if isinstance(i, pg.FillBetweenItem)]
+    assert {f.brush().color().name().upper() for f in fills} == colours, "B's band is drawn too"
+    title = p_var.titleLabel.text
+    assert "A: a.h5" in title and "B: b.h5" in title
+    w.session.state.update(view="distribution")
+    hist_colours = {
+        i.opts["pen"].color().name().upper()
+        for i in w.current_view()._items and [it for it, _p, _k in w.current_view()._items]
+    }
+    assert hist_colours == colours
+
+
+def test_side_by_side_rows_share_the_y_axis_and_titles_do_not_overlap(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0], runs[1])
+    w.resize(1024, 700)
+    w.session.state.update(compare_mode="side")
+    qtbot.wait(50)
+    plots = w.current_view().time_plots()
+    left, right = plots[:6], plots[6:]
+    for a, b in zip(left, right):
+        assert np.allclose(a.vb.viewRange()[1], b.vb.viewRange()[1]), a.bnviz_title
+    titles = [p.titleLabel.sceneBoundingRect() for p in plots]
+    for i, r in enumerate(titles):
+        for q in titles[i + 1 :]:
+            assert not r.intersects(q), "titles print over each other"
+    clip = QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape
+    assert all(p.titleLabel.flags() & clip for p in plots), "a title's text may not run past its label"
+    assert "Run A: a.h5" in w.current_view().note.text() and "Run B: b.h5" in w.current_view().note.text()
+
+
+def test_distribution_rebuilds_leave_one_activation_curve_on_a_linear_axis(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.session.state.update(view="distribution")
+    view = w.current_view()
+    scene = view.glw.scene()
+
+    def boxes():
+        return [i for i in scene.items() if isinstance(i, pg.ViewBox)]
+
+    n = len(boxes())
+    w.session.pin_reference()
+    w.session.state.update(tensors=("pre", "post"))
+    w.session.state.update(log_counts=True)
+    qtbot.wait(20)
+    assert len(boxes()) == n, "stale activation curves pile up"
+    p = view._columns[0][0]
+    assert p.getAxis("left").logMode and not p.getAxis("right").logMode
+    curve_box = view._curve_boxes[0]
+    assert p.vb.sceneBoundingRect().contains(curve_box.sceneBoundingRect().center())
+    w.resize(900, 600)
+    qtbot.wait(50)
+    assert p.vb.sceneBoundingRect().adjusted(-1, -1, 1, 1).contains(curve_box.sceneBoundingRect()), (
+        "the activation curve stays inside its plot after a resize"
+    )
+
+
+def test_a_log_y_axis_transforms_bands_like_curves(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    p_var = w.current_view().time_plots()[1]
+    p_var.setLogMode(y=True)
+    p_var.enableAutoRange(axis="y")
+    qtbot.wait(50)
+    lo, hi = p_var.vb.viewRange()[1]
+    band_hi = max(np.nanmax(w.current_view().tables[""]["pre_var_max"]), 1e-9)
+    assert hi < np.log10(band_hi) + 1, f"the y axis ends at 10^{hi:.0f}: a band was not log-transformed"
+
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio (written out here, independent of the app's colours)."""
+
+    def lum(c):
+        q = QtGui.QColor(c)
+        ch = [v / 255 for v in (q.red(), q.green(), q.blue())]
+        ch = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in ch]
+        return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2]
+
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_tree_badges_say_severity_readably_and_groups_show_what_is_below(window, qtbot, runs):
+    from bnviz.analysis.findings import Finding
+
+    w = opened(window, qtbot, runs[0])
+    layers = [li.path for li in w.session.primary.run.layers]
+    mild = Finding(0.3, "drift", layers[0], (), 0, 10, "drifts", 1.0)
+    bad = Finding(0.9, "dead", layers[1], (2,), 0, 10, "dies", 1.0)
+    worse_kind_milder = Finding(0.6, "nonfinite", layers[1], (), 5, 6, "nan", 1.0)
+    w.tree.set_findings([mild, bad, worse_kind_milder])
+    leaf0, leaf1 = w.tree._leaves[layers[0]], w.tree._leaves[layers[1]]
+    assert leaf1.text(3).split()[0] == "dead", "most severe first, not by kind"
+    c0, c1 = leaf0.foreground(3).color().name(), leaf1.foreground(3).color().name()
+    assert c0 != c1, "a mild and a severe finding look different"
+    base = w.tree.palette().color(QtGui.QPalette.ColorRole.Base).name()
+    alt = w.tree.palette().color(QtGui.QPalette.ColorRole.AlternateBase).name()
+    for c in (c0, c1):
+        assert _contrast(c, base) >= 4.5 and _contrast(c, alt) >= 4.5, c
+    group = leaf1.parent()
+    assert group is not None
+    w.tree.collapseAll()
+    assert "dead" in group.text(3) and layers[1] in group.toolTip(3)
+    assert group.foreground(3).color().name() == c1
+
+
+def test_nan_marks_are_not_drawn_in_a_series_colour():
+    assert style.NAN_MARK not in style.TENSOR_COLOURS.values()
+    assert style.HEATMAP_NAN not in style.TENSOR_COLOURS.values()
+
+
+def test_a_run_opens_on_its_most_severe_finding_and_a_healthy_one_on_its_first_layer(window, qtbot, runs, tmp_path):
+    from bnviz.app.finding_view import VIEW_FOR_KIND
+
+    w = opened(window, qtbot, runs[0], at_trouble=True)
+    worst = max(w.findings.items, key=lambda f: f.severity)
+    assert w.session.state.layer == worst.layer and w.session.state.view == VIEW_FOR_KIND[worst.kind]
+    healthy = tmp_path / "healthy.h5"
+    write_synthetic_run(healthy, layers=3, channels=4, steps=60)
+    w = opened(window, qtbot, healthy, at_trouble=True)
+    assert not w.findings.items
+    assert w.session.state.layer == w.session.primary.run.layers[0].path and w.session.state.view == "drift"
+
+
+def test_a_user_who_moved_on_before_the_findings_came_is_not_moved(window, qtbot, runs):
+    w = window
+    assert w.open_files(str(runs[0]))
+    target = w.session.primary.run.layers[2].path
+    w.session.state.update(layer=target, view="channels")
+    assert w.findings.wait()
+    qtbot.waitUntil(lambda: "analysing" not in w.findings.label.text())
+    assert (w.session.state.layer, w.session.state.view) == (target, "channels")
+
+
+def test_findings_show_whole_messages_without_sideways_scrolling(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0])
+    w.split.setSizes([300, 1000])
+    qtbot.wait(50)
+    table = w.findings.table
+    longest = max(range(len(w.findings.items)), key=lambda r: len(w.findings.items[r].message))
+    msg_col = table.columnCount() - 1
+    assert table.item(longest, msg_col).text() == w.findings.items[longest].message
+    assert table.horizontalScrollBar().maximum() == 0 or not table.horizontalScrollBar().isVisible()
+    right = table.columnViewportPosition(msg_col) + table.columnWidth(msg_col)
+    assert right <= table.viewport().width() + 1, "the message column runs out of the panel"
+    fm = table.fontMetrics()
+    need = fm.horizontalAdvance(w.findings.items[longest].message)
+    if need > table.columnWidth(msg_col):
+        assert table.rowHeight(longest) >= 2 * fm.height(), "a long message wraps onto more lines"
+
+
+@pytest.mark.parametrize("view", ["gamma_beta", "train_eval", "drift", "ranks"])
+def test_plots_keep_a_usable_height_in_a_small_window(window, qtbot, runs, view):
+    w = opened(window, qtbot, runs[0], runs[1])
+    if view == "ranks":
+        w.session.state.update(compare_mode="side")
+    else:
+        w.session.state.update(view=view)
+    w.resize(1024, 700)
+    qtbot.wait(100)
+    for p in w.current_view().time_plots():
+        assert p.vb.sceneBoundingRect().height() >= 80, (view, p.bnviz_title)
+
+
+def test_the_readout_is_never_cut(window, qtbot, runs):
+    w = opened(window, qtbot, runs[0], runs[1])
+    w.resize(1024, 700)
+    qtbot.wait(50)
+    label = w.readout
+    assert label.text().startswith("step ")
+    assert label.heightForWidth(label.width()) <= label.height(), "the readout's text does not fit"

@@ -51,12 +51,15 @@ def test_a_bare_file_opens_the_viewer(runs, viewer):
     assert viewer == [([str(healthy)], None, None), ([str(healthy)], str(sick), "layer1.1.bn2")]
 
 
-def test_view_refuses_missing_files_and_too_many_files(runs, viewer, capsys):
-    assert cli.main(["view", "no-such-run.h5"]) == 1
+def test_view_waits_for_a_file_not_written_yet_and_refuses_a_missing_compare(runs, viewer, capsys):
+    assert cli.main(["view", "no-such-run.h5"]) == 0  # the window waits for the training run
+    assert "waiting for no-such-run.h5" in capsys.readouterr().err
+    assert viewer == [(["no-such-run.h5"], None, None)]
+    assert cli.main(["view", str(runs[0]), "--compare", "no-such-run.h5"]) == 1
     assert "no-such-run.h5: no such file" in capsys.readouterr().err
     assert cli.main(["view", *map(str, runs), str(runs[0])]) == 1
     assert "at most two" in capsys.readouterr().err
-    assert viewer == []
+    assert len(viewer) == 1
 
 
 def test_view_without_a_display_says_so_instead_of_hiding_a_window(runs, viewer, monkeypatch, capsys):

@@ -21,9 +21,9 @@ def run_viewer(paths: list[str], compare: str | None = None, settings=None, laye
     window = MainWindow(settings)
     window.show()
     if paths:
-        window.open_files(paths[0], compare or (paths[1] if len(paths) > 1 else None))
+        window.open_files(paths[0], compare or (paths[1] if len(paths) > 1 else None), wait=True)
         if layer is not None and window.session.primary is not None:
-            window.session.state.update(layer=layer)
+            window.select_layer(layer)
     return int(app.exec())
 
 

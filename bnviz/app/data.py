@@ -178,6 +178,65 @@ def distribution_table(hists: list[Hist]) -> Table:
     return out
 
 
+HISTORY_BINS = 128  # the common value grid histograms of different ranges are re-binned onto
+
+
+def distribution_history(
+    run, layer: str, tensor: str, phase: str = "train", max_rows: int = 1000, bins: int = HISTORY_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps (R,), edges (bins + 1,), density (R, bins)): ``tensor``'s histogram rows through
+    time (at most ``max_rows``, evenly thinned) re-binned onto one grid over every row's range.
+
+    A layer's pre/post range widens during a run, so rows differ in their bins: each row's
+    cumulative count is interpolated at the common edges (values spread evenly within a bin) and
+    turned back into counts. Density, as in ``distribution``: counts / (in-range total * width).
+    """
+    rows = np.flatnonzero(phase_mask(run.hist_phases, phase))
+    rows = rows[:: max(1, math.ceil(len(rows) / max_rows))]
+    empty = (np.zeros(0, np.int64), np.linspace(0, 1, bins + 1), np.zeros((0, bins)))
+    if not len(rows):
+        return empty
+    counts, ranges = run.hist_block(layer, tensor, rows)
+    counts = counts[:, :-3].astype(np.float64)  # below / above / non-finite are not bins
+    ok = np.isfinite(ranges).all(axis=1) & (ranges[:, 1] > ranges[:, 0])
+    if not ok.any():
+        return empty
+    edges = np.linspace(ranges[ok, 0].min(), ranges[ok, 1].max(), bins + 1)
+    density = np.full((len(rows), bins), np.nan)
+    width = np.diff(edges)
+    for i in np.flatnonzero(ok):
+        own = np.linspace(ranges[i, 0], ranges[i, 1], counts.shape[1] + 1)
+        cum = np.concatenate([[0.0], np.cumsum(counts[i])])
+        total = cum[-1]
+        if total > 0:
+            density[i] = np.diff(np.interp(edges, own, cum)) / (total * width)
+    return np.asarray(run.hist_steps)[rows], edges, density
+
+
+def history_table(steps: np.ndarray, edges: np.ndarray, density: np.ndarray) -> Table:
+    """The step x bin density as CSV columns "bin<j>@<centre value>"."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    out: Table = {"step": steps}
+    for j, c in enumerate(centres):
+        out[f"bin{j}@{c:.4g}"] = density[:, j]
+    return out
+
+
+LAYERS_SHOWN = 24  # the across-layers view draws at most this many layers
+
+
+def layers_table(run, names: list[str], metric: str, phase: str = "train") -> Table:
+    """One summary statistic of several layers over steps: ``step`` and a column per layer."""
+    mask = phase_mask(run.phases, phase)
+    out: Table = {"step": np.asarray(run.steps)[mask]}
+    block = np.asarray(run.summary_all(metric), dtype=np.float64)[mask]  # one read, every layer
+    index = {li.path: i for i, li in enumerate(run.layers)}
+    for name in names[:LAYERS_SHOWN]:
+        if name in index:
+            out[name] = block[:, index[name]]
+    return out
+
+
 OVERVIEW_LABELS = {
     "drift": "band drift of pre-BN x (early band widths)",
     "saturation": "fraction of y in the activation's zone",

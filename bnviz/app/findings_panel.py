@@ -12,18 +12,13 @@ import sys
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
-from bnviz.app.finding_view import finding_changes
 from bnviz.app.findings_job import parse
 from bnviz.app.session import Session
+from bnviz.app.trouble import show_finding
 
 COLUMNS = ("", "Run", "Layer", "Finding")
 START_DELAY_MS = 300
 LIVE_EVERY_MS = 30_000
-SEVERITY_COLOURS = (
-    (0.75, style.OKABE_ITO["vermillion"]),
-    (0.55, style.OKABE_ITO["orange"]),
-    (0.0, style.OKABE_ITO["sky"]),
-)
 
 
 class FindingsPanel(QtWidgets.QWidget):
@@ -41,8 +36,15 @@ class FindingsPanel(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setWordWrap(False)
+        # the message column takes the width left and wraps: full messages, no sideways scrolling
+        header = self.table.horizontalHeader()
+        for c in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(c, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setVerticalScrollMode(QtWidgets.QAbstractItemView.ScrollMode.ScrollPerPixel)
+        header.sectionResized.connect(lambda *_a: self.table.resizeRowsToContents())
         self.table.cellClicked.connect(self._clicked)
         box = QtWidgets.QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
@@ -158,7 +160,7 @@ class FindingsPanel(QtWidgets.QWidget):
                 + (f", {steps}" if steps else "")
                 + f"\n{f.message}"
             )
-            colour = next(c for limit, c in SEVERITY_COLOURS if f.severity >= limit)
+            colour = style.severity_colour(f.severity)
             if run:
                 tip = style.tooltip(
                     f"Run {run}: {f.kind} (severity {f.severity:.2f}) in {f.layer}"
@@ -171,7 +173,7 @@ class FindingsPanel(QtWidgets.QWidget):
                 if c == 0:
                     item.setForeground(QtGui.QBrush(QtGui.QColor(colour)))
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
+        self.table.resizeRowsToContents()
         self.label.setText(
             error
             or (
@@ -184,11 +186,13 @@ class FindingsPanel(QtWidgets.QWidget):
         self.found.emit([f for f, run in zip(self.items, self.item_runs) if run in ("", "A")])
 
     def _clicked(self, row: int, _col: int) -> None:
-        f = self.items[row]
-        primary = self.session.primary
-        # a B finding: the layer of that name in A, as compare mode matches layers
-        layer = f.layer if primary is None or primary.layer(f.layer) is not None else self.session.state.layer
-        changes = {**finding_changes(f, self.session.steps), "layer": layer}
-        if self.session.state.view == "channels":  # keep the metric the user chose there
-            changes.pop("channel_metric", None)
-        self.session.state.update(**changes)
+        show_finding(self.session, self.items[row])
+
+    def step(self, direction: int) -> None:
+        """N / Shift+N: show the next (1) or previous (-1) finding of the table."""
+        if not self.items:
+            return
+        row = self.table.currentRow()
+        row = (row + direction) % len(self.items) if row >= 0 else (0 if direction > 0 else len(self.items) - 1)
+        self.table.selectRow(row)
+        self._clicked(row, 0)

@@ -7,21 +7,32 @@ from collections import defaultdict
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
-from bnviz.app.session import Session
+from bnviz.app.session import Session, layer_matches
 
-PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole
-# Finding kinds grouped into the badges a tree row shows, worst first.
+PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole  # a layer row's layer path
+GROUP_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1  # a group row's module path
+# Finding kinds grouped into the badges a tree row shows, in this order.
 BADGES = (
-    ("NaN", ("nonfinite",), style.OKABE_ITO["vermillion"]),
-    ("dead", ("dead",), style.OKABE_ITO["orange"]),
-    ("sat", ("saturated",), style.OKABE_ITO["orange"]),
-    ("γβ→zone", ("gamma_beta_zone",), style.OKABE_ITO["orange"]),
-    ("γ→0", ("gamma_collapse",), style.OKABE_ITO["purple"]),
-    ("eval≠train", ("train_eval",), style.OKABE_ITO["purple"]),
-    ("drift", ("drift",), style.OKABE_ITO["blue"]),
-    ("tiny batch", ("small_batch",), style.OKABE_ITO["blue"]),
-    ("ranks≠", ("ranks_disagree",), style.OKABE_ITO["purple"]),
+    ("NaN", ("nonfinite",)),
+    ("dead", ("dead",)),
+    ("sat", ("saturated",)),
+    ("γβ→zone", ("gamma_beta_zone",)),
+    ("γ→0", ("gamma_collapse",)),
+    ("eval≠train", ("train_eval",)),
+    ("drift", ("drift",)),
+    ("tiny batch", ("small_batch",)),
+    ("ranks≠", ("ranks_disagree",)),
 )
+
+
+def badge_text(findings) -> str:
+    """The badges of a row's findings, most severe first."""
+    names = []
+    for f in sorted(findings, key=lambda f: -f.severity):
+        name = next((n for n, kinds in BADGES if f.kind in kinds), f.kind)
+        if name not in names:
+            names.append(name)
+    return " ".join(names)
 
 
 class LayerTree(QtWidgets.QTreeWidget):
@@ -35,14 +46,24 @@ class LayerTree(QtWidgets.QTreeWidget):
         self.setAlternatingRowColors(True)
         self.setToolTip("BatchNorm layers in forward order. Trouble badges come from the findings.")
         self._leaves: dict[str, QtWidgets.QTreeWidgetItem] = {}
+        self._groups: list[QtWidgets.QTreeWidgetItem] = []
         self.itemSelectionChanged.connect(self._selected)
+        # the filter box the window shows above the tree (Ctrl+F), bound to state.layer_filter
+        self.filter_box = QtWidgets.QLineEdit()
+        self.filter_box.setPlaceholderText("Filter layers (text or glob, e.g. layer3.*)  Ctrl+F")
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.setToolTip(
+            "Show only the layers whose path contains this text or matches this glob; "
+            "[ and ] step through the layers shown"
+        )
+        self.filter_box.textChanged.connect(lambda text: self.session.state.update(layer_filter=text))
         session.runs_changed.connect(self.populate)
         session.state.changed.connect(self._state_changed)
 
     def populate(self) -> None:
         self.blockSignals(True)
         self.clear()
-        self._leaves = {}
+        self._leaves, self._groups = {}, []
         slot = self.session.primary
         if slot is not None:
             nodes: dict[tuple, QtWidgets.QTreeWidgetItem] = {}
@@ -54,6 +75,8 @@ class LayerTree(QtWidgets.QTreeWidget):
                     if key not in nodes:
                         nodes[key] = QtWidgets.QTreeWidgetItem(parent, [parts[k - 1]])
                         nodes[key].setFlags(QtCore.Qt.ItemFlag.ItemIsEnabled)
+                        nodes[key].setData(0, GROUP_ROLE, ".".join(key))
+                        self._groups.append(nodes[key])
                     parent = nodes[key]
                 leaf = QtWidgets.QTreeWidgetItem(parent, [parts[-1], str(li.num_features), li.activation or ""])
                 leaf.setData(0, PATH_ROLE, li.path)
@@ -69,24 +92,34 @@ class LayerTree(QtWidgets.QTreeWidget):
             for c in range(3):
                 self.resizeColumnToContents(c)
         self.blockSignals(False)
+        self.apply_filter()
         self._show_layer()
 
     def set_findings(self, findings) -> None:
+        """Badges on each layer, coloured by its worst finding's severity; a group row shows
+        the badges of every layer under it, so collapsed groups still say where trouble is."""
         by_layer = defaultdict(list)
         for f in findings:
             by_layer[f.layer].append(f)
         for path, leaf in self._leaves.items():
-            fs = by_layer.get(path, [])
-            kinds = {f.kind for f in fs}
-            tags = [(name, colour) for name, ks, colour in BADGES if kinds & set(ks)]
-            leaf.setText(3, " ".join(name for name, _ in tags))
-            if tags:
-                leaf.setForeground(3, QtGui.QBrush(QtGui.QColor(tags[0][1])))
-                font = leaf.font(3)
-                font.setBold(True)
-                leaf.setFont(3, font)
-            leaf.setToolTip(3, style.tooltip("\n".join(f.message for f in fs) or "no findings"))
+            self._badge(leaf, by_layer.get(path, []), "\n".join(f.message for f in by_layer.get(path, [])))
+        for group in self._groups:
+            under = [f for p, fs in by_layer.items() if p.startswith(group.data(0, GROUP_ROLE) + ".") for f in fs]
+            layers = sorted({f.layer for f in under})
+            self._badge(
+                group, under, f"{len(layers)} layer(s) below with findings: " + ", ".join(layers) if layers else ""
+            )
         self.resizeColumnToContents(3)
+
+    @staticmethod
+    def _badge(item: QtWidgets.QTreeWidgetItem, findings, tip: str) -> None:
+        item.setText(3, badge_text(findings))
+        font = item.font(3)
+        font.setBold(bool(findings))
+        item.setFont(3, font)
+        if findings:
+            item.setForeground(3, QtGui.QBrush(QtGui.QColor(style.severity_colour(max(f.severity for f in findings)))))
+        item.setToolTip(3, style.tooltip(tip or "no findings"))
 
     def _selected(self) -> None:
         items = self.selectedItems()
@@ -96,6 +129,20 @@ class LayerTree(QtWidgets.QTreeWidget):
     def _state_changed(self, names) -> None:
         if "layer" in names:
             self._show_layer()
+        if "layer_filter" in names:
+            self.apply_filter()
+
+    def apply_filter(self) -> None:
+        """Hide the layers the filter does not match, and groups left empty."""
+        pattern = self.session.state.layer_filter
+        if self.filter_box.text() != pattern:
+            with QtCore.QSignalBlocker(self.filter_box):
+                self.filter_box.setText(pattern)
+        for path, leaf in self._leaves.items():
+            leaf.setHidden(not layer_matches(path, pattern))
+        for group in reversed(self._groups):  # inner groups first
+            kids = [group.child(i) for i in range(group.childCount())]
+            group.setHidden(all(k is None or k.isHidden() for k in kids))
 
     def _show_layer(self) -> None:
         leaf = self._leaves.get(self.session.state.layer or "")

@@ -8,28 +8,33 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.analysis.runinfo import format_text
 from bnviz.app import render, style
+from bnviz.app.banner import Banner, Reason
+from bnviz.app.dialogs import text_dialog
 from bnviz.app.findings_panel import FindingsPanel
 from bnviz.app.layer_tree import LayerTree
 from bnviz.app.options import OptionsBar
 from bnviz.app.session import Session
 from bnviz.app.shortcuts import cheatsheet_text, shortcuts
-from bnviz.app.state import VIEW_TITLES, VIEWS, Layout
+from bnviz.app.state import VIEW_TIPS, VIEW_TITLES, VIEWS, Layout
 from bnviz.app.stepping import row_at_or_before
 from bnviz.app.strip import OverviewStrip
 from bnviz.app.timeline import Timeline
+from bnviz.app.trouble import show_finding
 from bnviz.app.views import VIEW_CLASSES
+from bnviz.app.waiter import FileWaiter
 from bnviz.store import RunFileError
 from bnviz.store.schema import PHASE_NAMES
 
 MAX_RECENT = 8
 LIVE_POLL_MS = 1000
+DONE_MS = 8000  # how long a confirmation (export written) stays in the banner
 FILE_FILTER = "bnviz recordings (*.h5 *.hdf5 *.bnviz);;All files (*)"
 
 
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, settings: QtCore.QSettings | None = None) -> None:
         super().__init__()
-        style.configure()
+        style.configure(dark=style.system_is_dark())
         self.settings = settings or QtCore.QSettings("bnviz", "bnviz")
         self.session = Session()
         self.last_error = ""
@@ -40,30 +45,38 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         for k in VIEWS:
             self.tabs.addTab(self.views[k], VIEW_TITLES[k])
+            self.tabs.setTabToolTip(self.tabs.count() - 1, f"{VIEW_TIPS[k]} ({VIEWS.index(k) + 1})")
             self.views[k].user_range.connect(self._user_range)
             self.views[k].glw.scene().contextMenu = self._export_actions()
         self.tabs.currentChanged.connect(lambda i: self.session.state.update(view=VIEWS[i]))
 
-        self.banner = QtWidgets.QLabel()
-        self.banner.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background:#FDF1C7; color:#000; padding:6px; border:1px solid #E69F00;")
-        self.banner.hide()
+        self.banner = Banner()
+        self.waiter: FileWaiter | None = None
+        self.writer_text = ""  # the status bar's "writer: ..." as of the last health check
         self.options = OptionsBar(self.session)
         self.readout = self.options.readout
+        self.tabs.setCornerWidget(self.options, QtCore.Qt.Corner.TopRightCorner)
         self.strip = OverviewStrip(self.session)
         self.timeline = Timeline(self.session)
         centre = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(centre)
         box.setContentsMargins(2, 2, 2, 2)
-        for w, stretch in ((self.banner, 0), (self.options, 0), (self.tabs, 1), (self.strip, 0), (self.timeline, 0)):
+        for w, stretch in ((self.banner, 0), (self.readout, 0), (self.tabs, 1), (self.strip, 0), (self.timeline, 0)):
             box.addWidget(w, stretch)
 
         self.tree = LayerTree(self.session)
         self.findings = FindingsPanel(self.session)
         self.findings.found.connect(self.tree.set_findings)
+        self.findings.found.connect(self._open_at_trouble)
+        self._trouble_from: tuple | None = None  # (layer, view, following, step) a fresh open showed
         self.left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        self.left.addWidget(self.tree)
+        layers = QtWidgets.QWidget()
+        lay = QtWidgets.QVBoxLayout(layers)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.tree.filter_box)
+        lay.addWidget(self.tree, 1)
+        self.left.addWidget(layers)
         self.left.addWidget(self.findings)
         self.left.setSizes([500, 250])
         self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
@@ -129,14 +142,29 @@ class MainWindow(QtWidgets.QMainWindow):
             acts.append(a)
         return acts
 
-    def show_cheatsheet(self) -> None:
-        box = QtWidgets.QMessageBox(self)
-        box.setWindowTitle("bnviz shortcuts")
-        box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        box.setText(cheatsheet_text(shortcuts(self)))
-        box.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+    def go_to_step_dialog(self) -> None:
+        """Ctrl+G: type a step; the cursor goes to the recorded step at or before it."""
+        steps = self.session.steps
+        if not len(steps):
+            return
+        box = QtWidgets.QInputDialog(self)
+        box.setWindowTitle("Go to step")
+        box.setLabelText(f"Step ({int(steps[0])} to {int(steps[-1])}):")
+        box.setInputMode(QtWidgets.QInputDialog.InputMode.IntInput)
+        box.setIntRange(int(steps[0]), int(steps[-1]))
+        box.setIntValue(self.session.cursor_step() or int(steps[-1]))
+        box.intValueSelected.connect(self.session.go_to)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
-        self.cheatsheet = box
+        self.step_box = box
+
+    def copy_view(self) -> None:
+        """Ctrl+Shift+C: the current view as a picture on the clipboard (as its PNG export)."""
+        QtWidgets.QApplication.clipboard().setImage(render.view_image(self.current_view()))
+        self.banner.show_for(Reason.DONE, "Copied the view to the clipboard", DONE_MS)
+
+    def show_cheatsheet(self) -> None:
+        self.cheatsheet = text_dialog(self, "bnviz shortcuts", cheatsheet_text(shortcuts(self)))
 
     def show_run_info(self) -> None:
         """``bnviz info`` for the open run (from the findings analysis), as plain text."""
@@ -147,17 +175,17 @@ class MainWindow(QtWidgets.QMainWindow):
             text = f"{self.session.primary.path}\n\nStill analysing the run; try again in a moment."
         else:
             text = format_text(info, show_all=True)
-        box = QtWidgets.QMessageBox(self)
-        box.setWindowTitle("Run information")
-        box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        box.setText(text)
-        box.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
-        box.open()
-        self.info_box = box
+        self.info_box = text_dialog(self, "Run information", text)
 
     # --- files ---------------------------------------------------------------------------------
-    def open_files(self, path: str, compare: str | None = None, keep_state: bool = False) -> bool:
-        """Open a recording (and one to compare); a bad file shows a message, never raises."""
+    def open_files(self, path: str, compare: str | None = None, keep_state: bool = False, wait: bool = False) -> bool:
+        """Open a recording (and one to compare); a bad file shows a message, never raises.
+        With ``wait`` (``bnviz view``), a ``path`` that does not exist yet is waited for (a banner
+        says so) and opened when the training run has created it."""
+        self._stop_waiting()
+        if wait and not os.path.exists(path):
+            self._wait_for(path, compare, keep_state)
+            return True
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
         try:
             self.session.open(path, compare, keep_state)
@@ -169,6 +197,33 @@ class MainWindow(QtWidgets.QMainWindow):
         for p in filter(None, (compare, path)):
             self._add_recent(os.path.abspath(p))
         return True
+
+    def _wait_for(self, path: str, compare: str | None, keep_state: bool) -> None:
+        if self.session.primary is not None:
+            self.session.close()
+            self.session.runs_changed.emit()
+        text = f"Waiting for {path}: it does not exist yet; it opens as soon as the training run creates it."
+        self.banner.show_message(Reason.WAITING, text)
+        self.setWindowTitle(f"bnviz — waiting for {os.path.basename(path)}")
+
+        def try_open() -> str | None:
+            try:
+                self.session.open(path, compare, keep_state)
+            except (RunFileError, OSError, ValueError) as e:
+                self.banner.show_message(Reason.WAITING, f"Waiting for {path} to become readable: {e}")
+                return str(e)
+            self._add_recent(os.path.abspath(path))
+            return None
+
+        self.waiter = FileWaiter(path, try_open, lambda e: self.show_error("Cannot open the recording", e), self)
+        self._update_status()
+
+    def _stop_waiting(self) -> None:
+        if self.waiter is not None:
+            self.waiter.stop()
+            self.waiter.deleteLater()
+            self.waiter = None
+            self.banner.clear(Reason.WAITING)
 
     def open_dialog(self, compare: bool = False) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -232,7 +287,8 @@ class MainWindow(QtWidgets.QMainWindow):
         except (OSError, ValueError) as e:
             self.show_error("Export failed", str(e))
             return False
-        self.statusBar().showMessage(f"Wrote {path}", 5000)
+        # the status bar's permanent labels leave no room for a message: say it in the banner
+        self.banner.show_for(Reason.DONE, f"Wrote {path}", DONE_MS)
         return True
 
     def show_error(self, title: str, text: str) -> None:
@@ -246,9 +302,21 @@ class MainWindow(QtWidgets.QMainWindow):
         box.open()
         self.error_box = box
 
-    def show_banner(self, text: str) -> None:
-        self.banner.setText(text)
-        self.banner.setVisible(bool(text))
+    def select_layer(self, name: str) -> bool:
+        """Select the layer called ``name`` (``bnviz view --layer``); a name the run does not have
+        keeps the current layer and says so in the banner."""
+        slot = self.session.primary
+        names = [li.path for li in slot.run.layers] if slot else []
+        if name in names:
+            self.banner.clear(Reason.LAYER)
+            self.session.state.update(layer=name)
+            return True
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        self.banner.show_message(
+            Reason.LAYER,
+            f"This run has no layer named {name!r}; showing {self.session.state.layer}. Its layers: {shown}.",
+        )
+        return False
 
     # --- drag and drop -------------------------------------------------------------------------
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:
@@ -270,10 +338,13 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             fn(*args)
         except (RunFileError, OSError, KeyError, ValueError, IndexError) as e:
-            self.show_banner(f"Could not draw this view: {e}")
+            self.banner.show_message(Reason.DRAW, f"Could not draw this view: {e}")
+        else:
+            self.banner.clear(Reason.DRAW)
 
     def _runs_changed(self) -> None:
-        self.show_banner("")
+        keep = () if self.session.primary else (Reason.WAITING,)  # still waiting for the file
+        self.banner.clear(*(r for r in Reason if r not in keep))
         for v in self.views.values():
             v.needs_rebuild = True
         self._show_ranks()
@@ -282,18 +353,35 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_banner(old)
         self._guard(self._show_current)
         slot = self.session.primary
-        self.setWindowTitle(f"bnviz — {os.path.basename(slot.path)}" if slot else "bnviz")
-        live = any(s.live for s in self.session.slots)
-        if live:
+        if slot is not None:
+            self.setWindowTitle(f"bnviz — {os.path.basename(slot.path)}")
+            if len(self.session.steps) == 0:
+                self.banner.show_message(
+                    Reason.WAITING,
+                    f"{slot.path} has no recorded steps yet"
+                    + (": waiting for the training run to write some." if self.session.live else "."),
+                )
+        elif self.waiter is None:
+            self.setWindowTitle("bnviz")
+        st = self.session.state
+        self._trouble_from = (st.layer, st.view, st.follow_latest, st.step) if self.session.fresh else None
+        self._check_writer()
+        if self.session.live:
             self.live_timer.start()
         else:
             self.live_timer.stop()
-        if slot is not None and len(self.session.steps) == 0:
-            self.show_banner(
-                f"{slot.path} has no recorded steps yet"
-                + (": waiting for the training run to write some." if live else ".")
-            )
         self._update_status()
+
+    def _open_at_trouble(self, findings) -> None:
+        """The first findings of a freshly opened run: show the most severe one's layer and view
+        (a live run keeps following; its step is not forced), unless the user moved on already."""
+        start, self._trouble_from = self._trouble_from, None
+        st = self.session.state
+        # moved on: another layer or view, following stopped, or (not following) the cursor moved
+        if start is None or (st.layer, st.view, st.follow_latest) != start[:3]:
+            return
+        if findings and (st.follow_latest or st.step == start[3]):
+            show_finding(self.session, max(findings, key=lambda f: f.severity), with_step=not st.follow_latest)
 
     def _show_ranks(self) -> None:
         """A distributed job: the Ranks tab, its ranks in the status bar, missing ones in the banner."""
@@ -310,17 +398,18 @@ class MainWindow(QtWidgets.QMainWindow):
             f"ranks: {len(ranks)} of {world}" if problems else f"ranks: {world}" if multi else ""
         )
         if problems:
-            self.show_banner(
-                f"This distributed job ran {world} ranks; {len(problems)} cannot be shown. "
-                + " ".join(f"Rank {r}: {why}." for r, why in sorted(problems.items()))
+            self.banner.show_message(
+                Reason.RANKS,
+                f"This distributed job ran {world} ranks; {len(problems)} "
+                "cannot be shown. " + " ".join(f"Rank {r}: {why}." for r, why in sorted(problems.items())),
             )
 
     def _data_changed(self) -> None:
         for v in self.views.values():
             v.needs_rebuild = True
         self._guard(self._show_current)
-        if len(self.session.steps) and self.banner.text().endswith("write some."):
-            self.show_banner("")
+        if len(self.session.steps):
+            self.banner.clear(Reason.WAITING)
         self._update_status()
 
     def _show_current(self) -> None:
@@ -363,31 +452,67 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_status()
 
     def _user_range(self, x0: float, x1: float) -> None:
-        if self.session.state.link_zoom and self.sender() is self.current_view():
-            self.session.state.update(step_range=(int(x0), int(round(x1))))
+        """A mouse zoom in the current view: the shared range (linked zoom), and no more following."""
+        if self.sender() is not self.current_view():
+            return
+        if self.session.state.link_zoom:
+            self.session.zoom((int(x0), int(round(x1))))
+        else:
+            self.session.follow(False)
 
     def poll_live(self) -> None:
+        """The live timer: new rows, and the health of the file and its writer."""
         try:
             self.session.refresh()
         except (RunFileError, OSError) as e:
-            self.live_timer.stop()
-            self.show_banner(
-                f"The recording can no longer be read (deleted or truncated while open?): {e}. "
-                "The views show what was read before; File > Reload tries again."
+            self.session.live = False
+            self.banner.show_message(
+                Reason.UNREADABLE,
+                "The recording can no longer be read (deleted or "
+                f"truncated while open?): {e}. The views show what was read before; "
+                "File > Reload tries again.",
             )
-        try:
-            live = any(s.live for s in self.session.slots)
-        except (RunFileError, OSError):
-            live = False
-        if not live:
+        self._check_writer()
+        if not self.session.live:
             self.live_timer.stop()
         self._update_status()
+
+    def _check_writer(self) -> None:
+        """Read the writer's state (on open and on the live timer, never on a cursor move)."""
+        slot = self.session.primary
+        if slot is None:
+            self.writer_text = ""
+            return
+        try:
+            writer, failed = slot.run.writer_state, slot.run.recording_failed
+        except (RunFileError, OSError) as e:
+            writer, failed = "unreadable", False
+            self.session.live = False
+            self.banner.show_message(
+                Reason.UNREADABLE, f"The recording can no longer be read (deleted or truncated while open?): {e}"
+            )
+        self.writer_text = f"writer: {writer}"
+        if failed:
+            self.banner.show_message(
+                Reason.WRITE_FAILED,
+                "Recording stopped on a write error (disk full?); the file holds every step written before it.",
+            )
+        elif writer == "writer gone":
+            self.banner.show_message(
+                Reason.WRITER_GONE,
+                "The training process stopped without closing this "
+                "file (killed or crashed?); the views show every step it finished writing.",
+            )
 
     def _update_status(self) -> None:
         slot = self.session.primary
         s = self.status
         if slot is None:
-            s["file"].setText("No recording open: File > Open (Ctrl+O) or drop a file here")
+            s["file"].setText(
+                f"Waiting for {self.waiter.path}"
+                if self.waiter is not None
+                else "No recording open: File > Open (Ctrl+O) or drop a file here"
+            )
             for k in ("step", "phase", "ranks", "writer"):
                 s[k].setText("")
             return
@@ -398,23 +523,8 @@ class MainWindow(QtWidgets.QMainWindow):
         phase = (
             PHASE_NAMES.get(int(self.session.phases[row_at_or_before(steps, step)]), "?") if step is not None else ""
         )
-        try:
-            writer = slot.run.writer_state
-            failed = slot.run.recording_failed
-        except (RunFileError, OSError) as e:
-            writer, failed = "unreadable", False
-            self.show_banner(f"The recording can no longer be read (deleted or truncated while open?): {e}")
-        if failed:
-            self.show_banner(
-                "Recording stopped on a write error (disk full?); the file holds every step written before it."
-            )
-        elif writer == "writer gone" and not self.banner.isVisible():
-            self.show_banner(
-                "The training process stopped without closing this file (killed or crashed?); "
-                "the views show every step it finished writing."
-            )
         s["phase"].setText(f"phase: {phase}" if phase else "")
-        s["writer"].setText(f"writer: {writer}")
+        s["writer"].setText(self.writer_text)
 
     # --- settings ------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -454,6 +564,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
         self.timeline.stop()
         self.live_timer.stop()
+        self._stop_waiting()
         self.findings.shutdown()
         self._save_settings()
         self.session.close()

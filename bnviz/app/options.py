@@ -1,5 +1,5 @@
-"""The row above the views: the cursor readout and the options every view shares (which rows,
-linked zoom, how a compared run is drawn). A listener of the ``ViewState`` like the rest."""
+"""The options every view shares (which rows, linked zoom, how a compared run is drawn), beside
+the view tabs, and the cursor readout above them. A listener of the ``ViewState`` like the rest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bnviz.app.session import Session
 
 PHASE_TEXT = {"train": "training rows", "eval": "eval rows", "all": "all rows"}
-COMPARE_TEXT = {"overlay": "overlay (B dashed)", "side": "side by side"}
+COMPARE_TEXT = {"overlay": "overlay (a colour per run)", "side": "side by side"}
 
 
 class OptionsBar(QtWidgets.QWidget):
@@ -18,18 +18,38 @@ class OptionsBar(QtWidgets.QWidget):
         self.readout = QtWidgets.QLabel()
         self.readout.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.readout.setToolTip("Values at the cursor step")
-        # long readouts are cut, never widen the window
-        self.readout.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        # long readouts wrap onto a second line, never widen the window nor get cut
+        self.readout.setWordWrap(True)
+        self.readout.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
+        # two lines always: a cursor move changing the text's length must not move the plots
+        self.readout.setFixedHeight(2 * self.readout.fontMetrics().lineSpacing() + 2)
         self.phase = self._combo(PHASE_TEXT, "phase", "Which recorded rows the time plots show (P)")
         self.compare = self._combo(COMPARE_TEXT, "compare_mode", "How the second run is drawn (C)")
+        self.smooth = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.smooth.setRange(0, 99)
+        self.smooth.setFixedWidth(90)
+        self.smooth.setToolTip(
+            "Smoothing of the time curves: TensorBoard's exponential moving average "
+            "(its weight); the raw curve stays, faint. 0: off"
+        )
+        self.smooth.valueChanged.connect(lambda v: self.session.state.update(smoothing=v / 100))
+        self.smooth_value = QtWidgets.QLabel()
+        self.smooth_value.setMinimumWidth(self.smooth_value.fontMetrics().horizontalAdvance("0.00") + 4)
         self.link = QtWidgets.QCheckBox("Linked zoom")
         self.link.setToolTip("Zooming one time plot zooms them all, in every view (Z)")
         self.link.toggled.connect(lambda on: self.session.state.update(link_zoom=on))
         self.labels: dict[QtWidgets.QWidget, QtWidgets.QLabel] = {}  # control -> its label
+        # the window puts these controls beside the view tabs and the readout, two lines of the
+        # whole width, above them: never cut
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(2, 0, 2, 0)
-        row.addWidget(self.readout, 1)
-        for label, w in (("Show", self.phase), ("Compare", self.compare), ("", self.link)):
+        for label, w in (
+            ("Smooth", self.smooth),
+            ("", self.smooth_value),
+            ("Show", self.phase),
+            ("Compare", self.compare),
+            ("", self.link),
+        ):
             if label:
                 lab = QtWidgets.QLabel(label)
                 lab.setBuddy(w)
@@ -55,6 +75,9 @@ class OptionsBar(QtWidgets.QWidget):
                 box.setCurrentIndex(max(0, box.findData(value)))
         with QtCore.QSignalBlocker(self.link):
             self.link.setChecked(st.link_zoom)
+        with QtCore.QSignalBlocker(self.smooth):
+            self.smooth.setValue(round(st.smoothing * 100))
+        self.smooth_value.setText(f"{st.smoothing:.2f}" if st.smoothing else "off")
         comparing = self.session.compare is not None
         self.compare.setVisible(comparing)
         self.labels[self.compare].setVisible(comparing)

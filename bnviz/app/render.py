@@ -87,12 +87,23 @@ CAPTION_HEIGHT = 28
 
 
 def caption(view) -> str:
-    """What an exported picture is of: the file, the layer, and the view's note (which run is
-    solid, which dashed; what is missing). The window shows the same above its plots."""
+    """What an exported picture is of: the file, the layer, which compared run is which, and the
+    view's note (what is missing). The window shows the same in its legends and note."""
+    from bnviz.app import style
+
     session = view.session
     parts = [os.path.basename(session.primary.path)]
     if session.state.layer and session.state.view != "overview":
         parts.append(f"layer {session.state.layer}")
+    if len(session.slots) > 1:
+        side = session.state.compare_mode == "side" or not view.overlay_ok
+        parts.append(
+            ", ".join(
+                f"run {s.label} = {os.path.basename(s.path)} "
+                f"({'column ' + str(i + 1) if side else style.colour_name(style.run_colour(i))})"
+                for i, s in enumerate(session.slots)
+            )
+        )
     head = " · ".join(parts)
     note = view.note.text()
     return f"{head}.  {note}" if note else head
@@ -110,51 +121,117 @@ def _paint_caption(painter, view, width: int) -> None:
     )
 
 
-def write_png(view, path) -> None:
+def view_image(view):
+    """The view as a QImage with its caption above (PNG export and the clipboard)."""
     from PySide6 import QtCore, QtGui
 
+    plots = view.glw.grab()
+    image = QtGui.QImage(plots.width(), plots.height() + CAPTION_HEIGHT, QtGui.QImage.Format_RGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        _paint_caption(painter, view, plots.width())
+        painter.drawPixmap(QtCore.QPoint(0, CAPTION_HEIGHT), plots)
+    finally:
+        painter.end()
+    return image
+
+
+def write_png(view, path) -> None:
     def write(tmp):
-        plots = view.glw.grab()
-        image = QtGui.QImage(plots.width(), plots.height() + CAPTION_HEIGHT, QtGui.QImage.Format_RGB32)
-        painter = QtGui.QPainter(image)
-        try:
-            _paint_caption(painter, view, plots.width())
-            painter.drawPixmap(QtCore.QPoint(0, CAPTION_HEIGHT), plots)
-        finally:
-            painter.end()
-        if not image.save(tmp, "PNG"):
+        if not view_image(view).save(tmp, "PNG"):
             raise ExportError(f"{path}: Qt could not write the PNG")
 
     write_atomically(path, write)
 
 
 def write_svg(view, path) -> None:
-    # pyqtgraph 0.14.0's SVGExporter fails on this Qt (pyqtgraph#3485): render the scene ourselves.
-    from PySide6 import QtCore, QtGui, QtSvg
+    """The view as SVG that renders the same in browsers and librsvg (see ``bnviz.app.svg``):
+    frames from the scene, each plot's contents painted on their own and clipped to it.
+    (pyqtgraph 0.14.0's SVGExporter fails on this Qt: pyqtgraph#3485.)"""
+    import pyqtgraph as pg
+    from PySide6 import QtCore, QtGui
+
+    from bnviz.app import svg
+
+    rect = view.glw.viewport().rect()
+    width, height = rect.width(), rect.height() + CAPTION_HEIGHT
+    dpi = view.glw.logicalDpiY()
+    source = view.glw.mapToScene(rect).boundingRect()
+    scene = view.glw.scene()
+    page = QtGui.QTransform.fromTranslate(-source.x(), CAPTION_HEIGHT - source.y())
+    boxes = [i for i in scene.items(QtCore.Qt.SortOrder.AscendingOrder) if isinstance(i, pg.ViewBox) and i.isVisible()]
+
+    def frame(painter):
+        _paint_caption(painter, view, rect.width())
+        shown = [vb.childGroup.isVisible() for vb in boxes]
+        for vb in boxes:
+            vb.childGroup.setVisible(False)
+        try:
+            scene.render(painter, QtCore.QRectF(0, CAPTION_HEIGHT, rect.width(), rect.height()), source)
+        finally:
+            for vb, on in zip(boxes, shown):
+                vb.childGroup.setVisible(on)
+
+    def contents(vb):
+        return lambda painter: _paint_items(painter, vb.childGroup.childItems(), page)
 
     def write(tmp):
-        scene = view.glw.scene()
-        rect = view.glw.viewport().rect()
-        gen = QtSvg.QSvgGenerator()
-        gen.setFileName(tmp)
-        height = rect.height() + CAPTION_HEIGHT
-        gen.setSize(QtCore.QSize(rect.width(), height))
-        gen.setViewBox(QtCore.QRect(0, 0, rect.width(), height))
-        gen.setTitle(caption(view))
-        painter = QtGui.QPainter()
-        if not painter.begin(gen):
-            raise ExportError(f"{path}: Qt could not start the SVG")
-        try:
-            _paint_caption(painter, view, rect.width())
-            scene.render(
-                painter,
-                QtCore.QRectF(0, CAPTION_HEIGHT, rect.width(), rect.height()),
-                view.glw.mapToScene(rect).boundingRect(),
-            )
-        finally:
-            painter.end()
+        clipped = []
+        for vb in boxes:
+            r = page.mapRect(vb.sceneBoundingRect())
+            clipped.append(((r.x(), r.y(), r.width(), r.height()), _svg_bytes(width, height, contents(vb), path, dpi)))
+        data = svg.assemble(width, height, caption(view), _svg_bytes(width, height, frame, path, dpi), clipped)
+        Path(tmp).write_bytes(data)
 
     write_atomically(path, write)
+
+
+def _svg_bytes(width: int, height: int, paint, path, dpi: int) -> bytes:
+    from PySide6 import QtCore, QtGui, QtSvg
+
+    buf = QtCore.QBuffer()
+    buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    gen = QtSvg.QSvgGenerator()
+    gen.setOutputDevice(buf)
+    gen.setSize(QtCore.QSize(width, height))
+    gen.setViewBox(QtCore.QRect(0, 0, width, height))
+    gen.setResolution(dpi)  # the screen's: axes cached at screen resolution must not shrink
+    painter = QtGui.QPainter()
+    if not painter.begin(gen):
+        raise ExportError(f"{path}: Qt could not start the SVG")
+    try:
+        paint(painter)
+    finally:
+        painter.end()
+    return bytes(buf.data().data())
+
+
+def _paint_items(painter, items, page) -> None:
+    """Paint graphics items and their children in stacking order, each with its scene transform
+    then ``page``; items in export mode (pyqtgraph then draws symbols as paths, not pixmaps)."""
+    from PySide6 import QtWidgets
+
+    option = QtWidgets.QStyleOptionGraphicsItem()
+    behind = QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent
+    for item in sorted(items, key=lambda i: i.zValue()):
+        if not item.isVisible():
+            continue
+        kids = sorted(item.childItems(), key=lambda i: i.zValue())
+        back = [k for k in kids if k.zValue() < 0 or k.flags() & behind]
+        _paint_items(painter, back, page)
+        exporting = hasattr(item, "setExportMode")
+        if exporting:
+            item.setExportMode(True, {"antialias": True, "background": None, "painter": painter})
+        painter.save()
+        try:
+            painter.setTransform(item.sceneTransform() * page)
+            painter.setOpacity(item.effectiveOpacity())
+            item.paint(painter, option, None)
+        finally:
+            painter.restore()
+            if exporting:
+                item.setExportMode(False)
+        _paint_items(painter, [k for k in kids if k not in back], page)
 
 
 def export_view(view, path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from bnviz.app.state import Signal, ViewState
-from bnviz.app.stepping import snap
+from bnviz.app.stepping import advance, big_jump, snap
 from bnviz.store import Run, open_run
 from bnviz.store.ranks import refresh_ranks
 
@@ -50,6 +51,8 @@ class Session:
         self.slots: list[Slot] = []
         self._steps, self._phases = np.zeros(0, np.int64), np.zeros(0, np.int8)
         self.opening = False
+        self.live = False  # a training process is still writing (as of the last open or refresh)
+        self.fresh = False  # the last open was of another recording, not a reload or a layout
         self.runs_changed = Signal()
         self.data_changed = Signal()
 
@@ -60,6 +63,7 @@ class Session:
         Both are opened before anything is replaced, so a bad file leaves the session as it was.
         Another recording replacing an open one starts at its own latest step and whole range;
         the first open and ``keep_state`` (layouts) keep the state's (where the run has them).
+        A run still being written opens following its latest step (``follow``).
         """
         runs = [open_run(path)]
         try:
@@ -78,9 +82,13 @@ class Session:
         labels = ["A", "B"] if compare else [""]
         self.slots = [Slot(lab, r, os.path.abspath(p)) for lab, r, p in zip(labels, runs, names)]
         self._steps, self._phases = np.asarray(runs[0].steps), np.asarray(runs[0].phases)
+        self.live = any(s.live for s in self.slots)
+        self.fresh = not keep_state and not same
         self.opening = True  # listeners skip redraws until runs_changed: one draw per open
         try:
             self._fix_state()
+            if not keep_state and not same and self.live:
+                self.follow()
         finally:
             self.opening = False
         self.runs_changed.emit()
@@ -90,6 +98,7 @@ class Session:
             s.run.close()
         self.slots = []
         self._steps, self._phases = np.zeros(0, np.int64), np.zeros(0, np.int8)
+        self.live = False
 
     def reload(self) -> None:
         """Reopen the same files and keep the view state."""
@@ -99,10 +108,12 @@ class Session:
         self.open(paths[0], paths[1] if len(paths) > 1 else None)
 
     def refresh(self) -> bool:
-        """Poll live runs (every rank of a distributed job) for new rows; True when any grew."""
+        """Poll live runs (every rank of a distributed job) for new rows and whether a writer is
+        still live; True when any grew. The live timer calls it; nothing else reads the writer."""
         grew = False
         for s in self.slots:
             grew |= bool(refresh_ranks(s.ranks))
+        self.live = any(s.live for s in self.slots)
         if grew:
             run = self.slots[0].run
             self._steps, self._phases = np.asarray(run.steps), np.asarray(run.phases)
@@ -130,6 +141,15 @@ class Session:
     def phases(self) -> np.ndarray:
         return self._phases
 
+    def extent(self) -> tuple[int, int] | None:
+        """The steps every open run spans together: the time plots' whole-run range."""
+        ends = [(int(s.run.steps[0]), int(s.run.steps[-1])) for s in self.slots[1:] if len(s.run.steps)]
+        if len(self.steps):
+            ends.append((int(self.steps[0]), int(self.steps[-1])))
+        if not ends:
+            return None
+        return min(a for a, _ in ends), max(b for _, b in ends)
+
     def latest_step(self) -> int | None:
         steps = self.steps
         return int(steps[-1]) if len(steps) else None
@@ -152,3 +172,93 @@ class Session:
             changes["step_range"] = None
         if changes:
             self.state.update(**changes)
+
+    # --- navigation: what the user does (keys, timeline, clicks). Moving the cursor or the range
+    # stops live following; ``follow`` brings it back. ------------------------------------------
+    def go_to(self, step: int | None, **more) -> None:
+        """Put the cursor on ``step`` (with any other state changes, e.g. a clicked channel)."""
+        self.state.update(step=step, follow_latest=False, **more)
+
+    def step_rows(self, rows: int) -> None:
+        """Move the cursor ``rows`` recorded rows (negative: back), stopping at the ends."""
+        step, _ = advance(self.steps, self.cursor_step(), rows, loop=False)
+        if step is not None:
+            self.go_to(step)
+
+    def jump(self, direction: int) -> None:
+        """Shift+arrow: 5% of the run forward (1) or back (-1)."""
+        self.step_rows(direction * big_jump(len(self.steps)))
+
+    def go_row(self, row: int) -> None:
+        """The first (0) or last (-1) recorded step; the last one of a live run follows it."""
+        if not len(self.steps):
+            return
+        if row == -1 and self.live:
+            self.follow()
+        else:
+            self.go_to(int(self.steps[row]))
+
+    def play_tick(self) -> bool:
+        """One frame of playback (``speed`` rows on); False once playback reached its end."""
+        step, playing = advance(self.steps, self.cursor_step(), self.state.speed, self.state.loop)
+        if step is not None:
+            self.go_to(step)
+        return playing
+
+    def zoom(self, step_range: tuple[int, int] | None) -> None:
+        """Show these steps in the time plots (None: the whole run, which following keeps)."""
+        if step_range is None:
+            self.state.update(step_range=None)
+        else:
+            self.state.update(step_range=step_range, follow_latest=False)
+
+    def follow(self, on: bool = True) -> None:
+        """Follow the latest step: the cursor on it and the whole, growing run in view."""
+        if on:
+            self.state.update(follow_latest=True, step=self.latest_step(), step_range=None)
+        else:
+            self.state.update(follow_latest=False)
+
+    def pin_reference(self) -> None:
+        self.state.update(reference_step=self.cursor_step())
+
+    def toggle_bookmark(self) -> None:
+        """Mark the cursor step (B), or unmark it; bookmarks are saved in layouts."""
+        step = self.cursor_step()
+        if step is not None:
+            marks = set(self.state.bookmarks)
+            self.state.update(bookmarks=tuple(marks ^ {step}))
+
+    def go_bookmark(self, direction: int) -> None:
+        """The next (1) or previous (-1) bookmark from the cursor."""
+        step, marks = self.cursor_step(), self.state.bookmarks
+        if step is None or not marks:
+            return
+        later = [m for m in marks if (m - step) * direction > 0]
+        if later:
+            self.go_to(min(later, key=lambda m: abs(m - step)))
+
+    def next_layer(self, direction: int) -> None:
+        """The next (1) or previous (-1) layer in forward order, among those the filter shows."""
+        names = self.layer_names()
+        if not names:
+            return
+        cur = self.state.layer
+        i = names.index(cur) + direction if cur in names else 0
+        self.state.update(layer=names[i % len(names)])
+
+    def layer_names(self) -> list[str]:
+        """The primary run's layers in forward order that match ``state.layer_filter``."""
+        if self.primary is None:
+            return []
+        return [li.path for li in self.primary.run.layers if layer_matches(li.path, self.state.layer_filter)]
+
+
+def layer_matches(path: str, pattern: str) -> bool:
+    """A layer filter: empty matches all; with * ? [ a glob, else a case-insensitive substring."""
+    pattern = pattern.strip()
+    if not pattern:
+        return True
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(path.lower(), pattern.lower())
+    return pattern.lower() in path.lower()

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bnviz.app.state import VIEW_TITLES, VIEWS
-from bnviz.app.timeline import big_jump
 
 
 @dataclass
@@ -24,7 +23,7 @@ def shortcuts(w) -> list[Shortcut]:
     """The commands of MainWindow ``w``."""
     st = w.session.state
     tl = w.timeline
-    n = lambda: len(w.session.steps)  # noqa: E731
+    se = w.session
     items = [
         Shortcut("open", "&Open…", ("Ctrl+O",), w.open_dialog, "&File"),
         Shortcut("open_compare", "Open to &compare…", ("Ctrl+Shift+O",), lambda: w.open_dialog(True), "&File"),
@@ -49,7 +48,14 @@ def shortcuts(w) -> list[Shortcut]:
             "&View",
             checkable=True,
         ),
-        Shortcut("whole_run", "Show the &whole run", ("A",), lambda: st.update(step_range=None), "&View"),
+        Shortcut("whole_run", "Show the &whole run", ("A",), lambda: se.zoom(None), "&View"),
+        Shortcut(
+            "x_axis",
+            "Time axis: steps ⟷ elapsed wall time",
+            ("T",),
+            lambda: st.update(x_axis="time" if st.x_axis == "step" else "step"),
+            "&View",
+        ),
         Shortcut(
             "compare_mode",
             "Compare: overlay ⟷ side by side",
@@ -65,17 +71,25 @@ def shortcuts(w) -> list[Shortcut]:
             "&View",
         ),
         Shortcut("play", "&Play / pause", ("Space",), tl.toggle_play, "&Go"),
-        Shortcut("prev", "Previous step", ("Left",), lambda: tl.step_rows(-1), "&Go"),
-        Shortcut("next", "Next step", ("Right",), lambda: tl.step_rows(1), "&Go"),
-        Shortcut("back", "Jump back 5%", ("Shift+Left",), lambda: tl.step_rows(-big_jump(n())), "&Go"),
-        Shortcut("forward", "Jump forward 5%", ("Shift+Right",), lambda: tl.step_rows(big_jump(n())), "&Go"),
-        Shortcut("first", "First step", ("Home",), lambda: tl.go_row(0), "&Go"),
-        Shortcut("last", "Last step", ("End",), lambda: tl.go_row(-1), "&Go"),
-        Shortcut("pin", "Pin &reference step", ("R",), tl.pin_reference, "&Go"),
+        Shortcut("prev", "Previous step", ("Left",), lambda: se.step_rows(-1), "&Go"),
+        Shortcut("next", "Next step", ("Right",), lambda: se.step_rows(1), "&Go"),
+        Shortcut("back", "Jump back 5%", ("Shift+Left",), lambda: se.jump(-1), "&Go"),
+        Shortcut("forward", "Jump forward 5%", ("Shift+Right",), lambda: se.jump(1), "&Go"),
+        Shortcut("first", "First step", ("Home",), lambda: se.go_row(0), "&Go"),
+        Shortcut("last", "Last step (a live run: follow it)", ("End",), lambda: se.go_row(-1), "&Go"),
+        Shortcut("pin", "Pin &reference step", ("R",), se.pin_reference, "&Go"),
         Shortcut("unpin", "Clear reference step", ("Shift+R",), lambda: st.update(reference_step=None), "&Go"),
-        Shortcut(
-            "follow", "&Follow latest (live)", ("F",), lambda: st.update(follow_latest=not st.follow_latest), "&Go"
-        ),
+        Shortcut("follow", "&Follow the live run (on / off)", ("F",), lambda: se.follow(not st.follow_latest), "&Go"),
+        Shortcut("go_to_step", "&Go to step…", ("Ctrl+G",), w.go_to_step_dialog, "&Go"),
+        Shortcut("bookmark", "&Bookmark the step (on / off)", ("B",), se.toggle_bookmark, "&Go"),
+        Shortcut("next_bookmark", "Next bookmark", (".",), lambda: se.go_bookmark(1), "&Go"),
+        Shortcut("prev_bookmark", "Previous bookmark", (",",), lambda: se.go_bookmark(-1), "&Go"),
+        Shortcut("next_layer", "Next layer", ("]",), lambda: se.next_layer(1), "&Go"),
+        Shortcut("prev_layer", "Previous layer", ("[",), lambda: se.next_layer(-1), "&Go"),
+        Shortcut("next_finding", "Next finding", ("N",), lambda: w.findings.step(1), "&Go"),
+        Shortcut("prev_finding", "Previous finding", ("Shift+N",), lambda: w.findings.step(-1), "&Go"),
+        Shortcut("filter_layers", "&Filter layers…", ("Ctrl+F",), lambda: w.tree.filter_box.setFocus(), "&View"),
+        Shortcut("copy", "&Copy the view as a picture", ("Ctrl+Shift+C",), w.copy_view, "&File"),
         Shortcut("help", "&Keyboard shortcuts", ("F1",), w.show_cheatsheet, "&Help"),
     ]
     return items
@@ -91,6 +105,6 @@ def cheatsheet_text(items: list[Shortcut]) -> str:
         "  drag the blue band in the strip to zoom the time plots (double-click: whole run)",
         "  mouse wheel zooms a plot, dragging pans it",
         "  click a heatmap cell to pick its channel (or layer) and step",
-        "  right-click a plot to export it",
+        "  right-click a plot to export it, or for its own log axis (Plot Options > Transforms)",
     ]
     return "\n".join(f"{k.ljust(width)}   {t}" for k, t in rows) + "\n" + "\n".join(extra)

@@ -14,20 +14,51 @@ from typing import Any
 
 from bnviz.store.schema import CHANNEL_FIELDS, TENSORS
 
-VIEWS = ("drift", "channels", "distribution", "gamma_beta", "train_eval", "overview", "ranks")
+VIEWS = ("drift", "channels", "distribution", "history", "gamma_beta", "train_eval", "overview", "layers", "ranks")
+# what each tab shows, for its tooltip
+VIEW_TIPS = {
+    "drift": "Pre- and post-BN moments and percentile bands of the layer over steps",
+    "channels": "One per-channel statistic as a channel × step heatmap; click a cell to pick channel and step",
+    "distribution": "Pre-BN, x-hat and post-BN histograms at the cursor step, with the activation's zone",
+    "history": "One tensor's histograms through time: a step × value heatmap with the activation's zone, "
+    "or TensorBoard-style offset ridgelines",
+    "gamma_beta": "γ and β over steps, and how much of y with vs without γ/β lands in the activation's zone",
+    "train_eval": "Running statistics (what eval normalises with) against the batch statistics training used",
+    "overview": "One metric for every layer × step: find the bad layer at a glance",
+    "layers": "One statistic of several layers on one axis: the layers the tree's filter shows",
+    "ranks": "How far the ranks of a distributed job disagree about this layer's batch statistics",
+}
 VIEW_TITLES = {
     "drift": "Drift",
     "channels": "Channels",
     "distribution": "Distribution",
+    "history": "Over time",
     "gamma_beta": "γ/β effect",
     "train_eval": "Train vs eval",
     "overview": "Overview",
+    "layers": "Across layers",
     "ranks": "Ranks",
 }
 # Per-channel statistics the channel heatmap can show.
 CHANNEL_METRICS = CHANNEL_FIELDS
 OVERVIEW_METRICS = ("drift", "saturation", "dead", "gamma", "nonfinite")
+# layer statistics the across-layers view overlays (summary fields)
+LAYER_METRICS = (
+    "pre_mean",
+    "pre_var",
+    "post_mean",
+    "post_var",
+    "gamma_mean",
+    "beta_mean",
+    "sat_y",
+    "sat_xhat",
+    "run_mean_gap",
+    "run_var_logratio",
+    "grad_gamma_norm",
+)
 COMPARE_MODES = ("overlay", "side")
+HISTORY_MODES = ("heatmap", "ridgelines")
+X_AXES = ("step", "time")
 PHASES = ("all", "train", "eval")
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 STATE_VERSION = 1
@@ -69,9 +100,18 @@ class ViewState:
     compare_mode: str = "overlay"
     speed: int = 10  # recorded rows per playback tick
     loop: bool = True
+    smoothing: float = 0.0  # EMA weight of time curves, TensorBoard's (0: off; raw kept faint)
+    layer_filter: str = ""  # the layer tree shows layers matching this (substring or glob)
+    bookmarks: tuple[int, ...] = ()  # steps the user marked (B), drawn in the time plots
+    history_tensor: str = "post"  # the tensor the distribution-through-time view shows
+    history_mode: str = "heatmap"  # ... as a step x value heatmap, or offset ridgelines
+    layers_metric: str = "pre_var"  # the statistic the across-layers view overlays
+    x_axis: str = "step"  # time plots' tick labels: training step or elapsed wall time
     changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for name, value in asdict_state(self).items():
+            setattr(self, name, _normalise(name, value))
         self._validate(asdict_state(self))
 
     def update(self, **changes: Any) -> set[str]:
@@ -96,6 +136,10 @@ class ViewState:
             "channel_metric": CHANNEL_METRICS,
             "overview_metric": OVERVIEW_METRICS,
             "compare_mode": COMPARE_MODES,
+            "history_tensor": TENSORS,
+            "history_mode": HISTORY_MODES,
+            "layers_metric": LAYER_METRICS,
+            "x_axis": X_AXES,
         }
         for name, allowed in choices.items():
             if values[name] not in allowed:
@@ -107,10 +151,13 @@ class ViewState:
             raise ValueError(f"step_range={rng!r}: start is after end")
         if int(values["speed"]) < 1:
             raise ValueError("speed must be at least 1 row per tick")
+        if not 0 <= float(values["smoothing"]) < 1:
+            raise ValueError(f"smoothing={values['smoothing']!r}: give an EMA weight from 0 (off) to below 1")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict_state(self)
         d["tensors"] = list(d["tensors"])
+        d["bookmarks"] = list(d["bookmarks"])
         d["step_range"] = list(d["step_range"]) if d["step_range"] is not None else None
         return {"version": STATE_VERSION, **d}
 
@@ -142,6 +189,10 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState) if f.name != "changed")
 def _normalise(name: str, value: Any) -> Any:
     if name == "tensors":
         return tuple(value)
+    if name == "bookmarks":
+        return tuple(sorted({int(v) for v in value}))
+    if name == "smoothing":
+        return float(value)
     if name == "step_range" and value is not None:
         return (int(value[0]), int(value[1]))
     if name in ("step", "reference_step", "channel") and value is not None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def big_jump(n_rows: int) -> int:
+    """Rows per Shift+arrow: 5% of the run, at least 10."""
+    return max(10, n_rows // 20)
+
+
 def row_at_or_before(steps: np.ndarray, step: int) -> int | None:
     """Index of the last recorded step <= ``step`` (the first one when ``step`` precedes all)."""
     if len(steps) == 0:

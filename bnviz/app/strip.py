@@ -24,7 +24,7 @@ class OverviewStrip(QtWidgets.QWidget):
         self.whole = QtWidgets.QToolButton()
         self.whole.setText("Whole run")
         self.whole.setToolTip("Show every step in the time plots (double-click the strip does the same)")
-        self.whole.clicked.connect(lambda: self.session.state.update(step_range=None))
+        self.whole.clicked.connect(lambda: self.session.zoom(None))
         side = QtWidgets.QVBoxLayout()
         side.addWidget(self.choice)
         side.addWidget(self.whole)
@@ -60,6 +60,10 @@ class OverviewStrip(QtWidgets.QWidget):
         for item in (self.curve, self.curve_b):
             item.setDownsampling(auto=True, method="peak")
         self.plot_widget.scene().sigMouseClicked.connect(self._clicked)
+        self._click = QtCore.QTimer(self)
+        self._click.setSingleShot(True)
+        self._click.timeout.connect(self._single_click)
+        self._click_step = 0
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(4, 0, 4, 0)
         row.addLayout(side)
@@ -138,12 +142,20 @@ class OverviewStrip(QtWidgets.QWidget):
         lo, hi = self.region.getRegion()
         steps = self.session.steps
         whole = len(steps) and lo <= steps[0] and hi >= steps[-1]
-        self.session.state.update(step_range=None if whole else (int(lo), int(np.ceil(hi))))
+        self.session.zoom(None if whole else (int(lo), int(np.ceil(hi))))
 
     def _clicked(self, ev) -> None:
+        """A click moves the cursor, a double-click shows the whole run. The click waits out the
+        double-click interval first: the first half of a double-click must not move the cursor."""
         if ev.double():
-            self.session.state.update(step_range=None)
+            self._click.stop()
+            self.session.zoom(None)
             ev.accept()
         elif ev.button() == QtCore.Qt.MouseButton.LeftButton:
             x = self.plot.vb.mapSceneToView(ev.scenePos()).x()
-            self.session.state.update(step=int(round(x)))
+            self._click_step = int(round(x))
+            self._click.start(QtWidgets.QApplication.doubleClickInterval())
+            ev.accept()
+
+    def _single_click(self) -> None:
+        self.session.go_to(self._click_step)

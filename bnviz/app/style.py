@@ -26,28 +26,80 @@ TENSOR_COLOURS = {"pre": OKABE_ITO["blue"], "xhat": OKABE_ITO["green"], "post": 
 TENSOR_LABELS = {"pre": "pre-BN x", "xhat": "x-hat (normalised)", "post": "post-BN y"}
 CURSOR = OKABE_ITO["black"]
 REFERENCE = OKABE_ITO["purple"]
+BOOKMARK = OKABE_ITO["green"]
 ZONE = (240, 228, 66, 70)  # the activation's saturated / dead zone, translucent yellow
-NAN_MARK = OKABE_ITO["vermillion"]
+NAN_MARK = OKABE_ITO["black"]  # crosses under line plots: no series is black, post-BN y is vermillion
+HEATMAP_NAN = "#FF00FF"  # NaN cells: in neither colour map (viridis, CET-D1A)
+# compared runs: A, B, ... (Okabe & Ito, blue and vermillion first: apart for every colour vision)
+RUN_COLOURS = tuple(OKABE_ITO[k] for k in ("blue", "vermillion", "green", "purple", "sky", "orange"))
+DASHES = (
+    QtCore.Qt.PenStyle.SolidLine,
+    QtCore.Qt.PenStyle.DashLine,
+    QtCore.Qt.PenStyle.DotLine,
+    QtCore.Qt.PenStyle.DashDotLine,
+)
+_DASH_SWATCHES = ("━━", "╍╍", "┉┉", "━╍")
 # colour maps: sequential for magnitudes, diverging for signed values
 SEQUENTIAL = "viridis"
 DIVERGING = "CET-D1A"
 FONT_PT = 10
 LEGEND_LINE_CHARS = 48
+RAW_OPACITY = 0.3  # the unsmoothed curve under a smoothed one
+LEGEND_CHAR_PX = 7.5  # about the width of a legend character at FONT_PT - 1 (a margin over)
 AXIS_WIDTH = 72
 
 
-def configure(antialias: bool = False) -> None:
+DARK_BACKGROUND, DARK_FOREGROUND = "#1E1E1E", "#DDDDDD"
+
+
+def system_is_dark() -> bool:
+    """The desktop's palette is dark (its window colour): the window's plots follow it."""
+    app = QtWidgets.QApplication.instance()
+    return (
+        isinstance(app, QtWidgets.QApplication)
+        and app.palette().color(QtGui.QPalette.ColorRole.Window).lightness() < 128
+    )
+
+
+def configure(antialias: bool = False, dark: bool = False) -> None:
     """Global pyqtgraph options, read when plot items are made. Antialiasing is off on screen:
     on a 100k-step run it made a repaint 7-13x slower (430 vs 33-64 ms); headless exports,
-    painted once, turn it on."""
-    pg.setConfigOptions(background="w", foreground="k", antialias=antialias, useOpenGL=False)
+    painted once, turn it on. ``dark``: plots on a dark background (a dark desktop); the
+    black cursor and NaN marks turn white. Exports stay light."""
+    global CURSOR, NAN_MARK
+    CURSOR = NAN_MARK = "#FFFFFF" if dark else OKABE_ITO["black"]
+    pg.setConfigOptions(
+        background=DARK_BACKGROUND if dark else "w",
+        foreground=DARK_FOREGROUND if dark else "k",
+        antialias=antialias,
+        useOpenGL=False,
+    )
 
 
-def pen(colour: str, width: float = 1.5, dashed: bool = False) -> QtGui.QPen:
+def pen(colour: str, width: float = 1.5, dashed: bool | int = False) -> QtGui.QPen:
+    """``dashed``: False/True, or an index into ``DASHES`` (series told apart by line style)."""
     p = pg.mkPen(colour, width=width)
-    if dashed:
-        p.setStyle(QtCore.Qt.PenStyle.DashLine)
+    p.setStyle(DASHES[int(dashed) % len(DASHES)])
     return p
+
+
+# Severity as text colour (layer tree badges, findings dots): dark shades of Okabe & Ito's
+# vermillion, orange and blue, each at least 4.5:1 on white and on the tree's alternate rows.
+SEVERITY_COLOURS = ((0.75, "#A63D00"), (0.55, "#8A5A00"), (0.0, "#005A8C"))
+
+
+def severity_colour(severity: float) -> str:
+    return next(c for limit, c in SEVERITY_COLOURS if severity >= limit)
+
+
+def colour_name(colour: str) -> str:
+    """ "blue" for OKABE_ITO["blue"] (captions say which run is which colour)."""
+    return next((k for k, v in OKABE_ITO.items() if v.lower() == colour.lower()), colour)
+
+
+def run_colour(i: int) -> str:
+    """The colour of the i-th compared run (A, B, ...)."""
+    return RUN_COLOURS[i % len(RUN_COLOURS)]
 
 
 def brush(colour: str, alpha: int) -> QtGui.QBrush:
@@ -95,6 +147,9 @@ def tooltip(text: str) -> str:
 def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str], line_chars: int = LEGEND_LINE_CHARS) -> None:
     """The plot's title with its legend on lines below, each about ``line_chars`` characters
     (HTML built from escaped parts)."""
+    if len(title) > line_chars:  # the whole title stays in the tooltip
+        plot.titleLabel.setToolTip(title)
+        title = title[: max(8, line_chars - 1)] + "…"
     html_text = f"<span style='font-size:{FONT_PT + 1}pt'>{plain(title)}</span>"
     lines: list[list[str]] = [[]]
     width = 0
@@ -117,7 +172,10 @@ def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str], line_cha
         h = plot.titleLabel.item.boundingRect().height() + 2
         plot.titleLabel.setMaximumHeight(h)
         plot.layout.setRowFixedHeight(0, h)
+        plot.bnviz_title_height = h
     _narrow(plot.titleLabel)
+    # text wider than its label would print over the neighbouring plot's title: clip it
+    plot.titleLabel.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
 
 
 def _narrow(label: pg.LabelItem) -> None:
@@ -143,8 +201,9 @@ def _blend(colour: str, alpha: int) -> str:
     return "#%02X%02X%02X" % tuple(round(a * v + (1 - a) * 255) for v in (c.red(), c.green(), c.blue()))
 
 
-def swatch_line(colour: str, dashed: bool = False) -> str:
-    return f"<span style='color:{_blend(colour, 255)}; font-weight:bold'>{'╍╍' if dashed else '━━'}</span>"
+def swatch_line(colour: str, dashed: bool | int = False) -> str:
+    dash = _DASH_SWATCHES[int(dashed) % len(_DASH_SWATCHES)]
+    return f"<span style='color:{_blend(colour, 255)}; font-weight:bold'>{dash}</span>"
 
 
 def swatch_block(colour, alpha: int = 255) -> str:

@@ -13,9 +13,12 @@ from bnviz.app.data import (
     channel_matrix,
     channel_table,
     distribution,
+    distribution_history,
     distribution_table,
     drift_table,
     gamma_beta_table,
+    history_table,
+    layers_table,
     matrix_table,
     overview_matrix,
     rank_data,
@@ -23,9 +26,10 @@ from bnviz.app.data import (
     rows_in_range,
     train_eval_table,
 )
+from bnviz.app.session import layer_matches
 from bnviz.app.stepping import snap
 
-TIME_AXIS = {"drift", "channels", "gamma_beta", "train_eval", "overview", "ranks"}  # not: distribution
+TIME_AXIS = {"drift", "channels", "gamma_beta", "train_eval", "overview", "layers", "ranks"}  # not: distribution
 
 
 def run_table(view: str, run, layer: str, state, step: int | None) -> Table:
@@ -52,6 +56,11 @@ def run_table(view: str, run, layer: str, state, step: int | None) -> Table:
         return rank_table(rank_data(getattr(run, "ranks", [run]), layer, state.phase))
     if view == "distribution":
         return distribution_table(distribution(run, layer, step, state.tensors))
+    if view == "layers":
+        names = [li.path for li in run.layers if layer_matches(li.path, state.layer_filter)]
+        return layers_table(run, names, state.layers_metric, state.phase)
+    if view == "history":
+        return history_table(*distribution_history(run, layer, state.history_tensor, state.phase))
     raise ValueError(f"unknown view {view!r}")
 
 
@@ -64,7 +73,8 @@ def export_table(state, main, other=None) -> Table:
     steps = main.steps
     step = state.step if state.step is not None and len(steps) and steps[0] <= state.step <= steps[-1] else None
     step = snap(steps, step)
-    rng = state.step_range if state.view in TIME_AXIS else None
+    timed = state.view in TIME_AXIS or (state.view == "history" and state.history_mode == "heatmap")
+    rng = state.step_range if timed else None
     tables = {
         label: rows_in_range(run_table(state.view, run, layer, state, step), rng)
         for label, run in slots

@@ -564,6 +564,15 @@ class Run:
         under, over, nonfinite = (int(c) for c in counts[nb:])
         return Histogram(np.linspace(lo, hi, nb + 1), counts[:nb], under, over, nonfinite)
 
+    def hist_block(self, layer, tensor: str, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """(counts (R, HIST_BINS + 3), ranges (R, 2)) of histogram ``rows``, one read each: the
+        distribution-through-time view's input (``hist`` gives one row as a Histogram)."""
+        li, t = self.layer(layer).index, self._index(schema.TENSORS, tensor, "tensor")
+        return (
+            self._read("hist_counts", "hist", rows, li, t).astype(np.int64),
+            self._read("hist_range", "hist", rows, li, t).astype(np.float64),
+        )
+
     # -- scalars ---------------------------------------------------------------------------
 
     @property

@@ -1,5 +1,6 @@
 """What every view shares: the plot grid, the step cursor, the reference line, linked zoom,
-compare layout, NaN marks and the data table behind the pixels (for CSV export)."""
+the compare layout (runs in their colours, or side by side with shared y axes) and the data
+table behind the pixels (for CSV export). Drawing itself is ``drawing.Ink``'s."""
 
 from __future__ import annotations
 
@@ -11,20 +12,14 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
-from bnviz.app.data import Table, nan_steps, rows_in_range
+from bnviz.app.data import Table, rows_in_range
 from bnviz.app.session import Session, Slot
-from bnviz.store.decimate import decimate
+from bnviz.app.views.drawing import Ink, fmt
 
-BAND_BUCKETS = 1500
-
-
-def fmt(v: float) -> str:
-    """A number for readouts and tooltips: NaN/Inf spelled out."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return f"{v:.4g}"
+__all__ = ["BaseView", "ChannelView", "fmt", "value_at", "run_prefix"]
+MIN_PLOT_HEIGHT = 90  # px of data area a plot keeps however small the window
+MIN_PLOT_WIDTH = 260
+AXIS_HEIGHT = 45  # the step axis with its label
 
 
 def value_at(table: Table, column: str, step: int | None) -> float:
@@ -39,14 +34,18 @@ class BaseView(QtWidgets.QWidget):
     """A view of the selected layer. Subclasses build plots per run column and draw into them.
 
     ``time_axis``: the x axis is the training step (gets cursor, reference line, linked zoom).
-    ``overlay``: compare runs draw into the same plots (dashed); otherwise side by side.
+    ``overlay_ok``: compared runs may draw into the same plots, each in its colour; otherwise
+    (and in "side" mode) side by side, one column per run, plots of a row sharing the y axis
+    (``share_y``).
     """
 
     key = ""
     time_axis = True
     overlay_ok = True
+    share_y = True
+    heatmap_tips = False  # the view draws heatmaps whose cells tell their value on hover
     # state fields whose change needs a redraw of this view
-    depends = frozenset({"layer", "phase", "compare_mode"})
+    depends = frozenset({"layer", "phase", "compare_mode", "smoothing", "bookmarks", "x_axis"})
 
     # emitted when the user zooms/pans a time plot: (x0, x1)
     user_range = QtCore.Signal(float, float)
@@ -56,6 +55,11 @@ class BaseView(QtWidgets.QWidget):
         self.session = session
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setMinimumSize(300, 200)
+        # a small window scrolls the plots rather than squash them into flat lines
+        self.scroller = QtWidgets.QScrollArea()
+        self.scroller.setWidget(self.glw)
+        self.scroller.setWidgetResizable(True)
+        self.scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.note = QtWidgets.QLabel()
         self.note.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.note.setWordWrap(True)
@@ -65,16 +69,18 @@ class BaseView(QtWidgets.QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addLayout(self.bar)
         box.addWidget(self.note)
-        box.addWidget(self.glw, 1)
+        box.addWidget(self.scroller, 1)
         self.tables: dict[str, Table] = {}  # run label -> table, for CSV and readout
         self._time_plots: list[pg.PlotItem] = []
-        self._legends: dict[pg.PlotItem, list[str]] = {}
-        self._heatmaps: dict[pg.PlotItem, tuple] = {}
-        self._bars: list[pg.ColorBarItem] = []
-        self.glw.scene().sigMouseMoved.connect(self._hover)
+        self._rows: list[list[pg.PlotItem]] = []  # side by side: the plots of each row, per column
+        self.ink = Ink()
+        self._tip_shown = False
+        if self.heatmap_tips:
+            # only views with heatmaps listen to the mouse: a slot on every mouse move over line
+            # plots being rebuilt crashed PySide6 6.12 under Xvfb (after a smoothing change)
+            self.glw.scene().sigMouseMoved.connect(self._hover)
         self._cursors: list[pg.InfiniteLine] = []
         self._refs: list[pg.InfiniteLine] = []
-        self._applying_range = False
         self.needs_rebuild = True
 
     # --- to implement ------------------------------------------------------------------------
@@ -82,8 +88,9 @@ class BaseView(QtWidgets.QWidget):
         """Create this column's plots in ``self.glw`` (column ``col``); return them."""
         raise NotImplementedError
 
-    def draw(self, plots: list[pg.PlotItem], slot: Slot, layer: str, dashed: bool) -> Table:
-        """Draw one run's data into ``plots``; return the table that was drawn."""
+    def draw(self, plots: list[pg.PlotItem], slot: Slot, layer: str, overlaid: bool) -> Table:
+        """Draw one run's data into ``plots`` (``overlaid``: over another run's, in the same
+        plots); return the table that was drawn."""
         raise NotImplementedError
 
     def readout_columns(self) -> list[tuple[str, str]]:
@@ -97,19 +104,15 @@ class BaseView(QtWidgets.QWidget):
         """Show the state in this view's own controls."""
 
     def _hover(self, pos) -> None:
-        for plot, (steps, values, label, names) in self._heatmaps.items():
-            if plot.vb.sceneBoundingRect().contains(pos):
-                pt = plot.vb.mapSceneToView(pos)
-                col = int(np.clip(np.searchsorted(steps, pt.x()), 0, len(steps) - 1))
-                if col > 0 and abs(steps[col - 1] - pt.x()) < abs(steps[col] - pt.x()):
-                    col -= 1
-                row = int(round(pt.y()))
-                if 0 <= row < values.shape[1]:
-                    what = names[row] if names else f"channel {row}"
-                    text = f"{what}, step {int(steps[col])}: {label} {fmt(float(values[col, row]))}"
-                    QtWidgets.QToolTip.showText(QtGui.QCursor.pos(), style.tooltip(text), self.glw)
-                return
-        QtWidgets.QToolTip.hideText()
+        """Over a heatmap cell: its value in a tooltip. Hidden only if we showed one: hiding
+        tooltips on every mouse move over a scene being rebuilt crashed PySide6 6.12 (Xvfb)."""
+        text = self.ink.cell_text(pos)
+        if text:
+            QtWidgets.QToolTip.showText(QtGui.QCursor.pos(), style.tooltip(text), self.glw)
+            self._tip_shown = True
+        elif self._tip_shown:
+            QtWidgets.QToolTip.hideText()
+            self._tip_shown = False
 
     def add_control(self, label: str, widget: QtWidgets.QWidget, tip: str = "") -> QtWidgets.QWidget:
         if label:
@@ -144,8 +147,9 @@ class BaseView(QtWidgets.QWidget):
         self.needs_rebuild = False
         self.sync_controls()
         self.glw.clear()
-        self._time_plots, self._cursors, self._refs, self.tables = [], [], [], {}
-        self._legends, self._heatmaps, self._bars = {}, {}, []
+        self._time_plots, self._cursors, self._refs, self.tables, self._rows = [], [], [], {}, []
+        self.ink.reset()
+        self.ink.smoothing = self.session.state.smoothing if self.time_axis else 0.0
         slots = self.session.slots
         layer = self.session.state.layer
         if not slots or layer is None:
@@ -159,27 +163,62 @@ class BaseView(QtWidgets.QWidget):
         side = len(slots) > 1 and (self.session.state.compare_mode == "side" or not self.overlay_ok)
         columns = [[s] for s in slots] if side else [slots]
         for c, group in enumerate(columns):
-            title = f"Run {group[0].label}: {_short(group[0].path)}" if side else ""
-            plots = self.make_plots(c, title)
+            plots = self.make_plots(c, f"Run {group[0].label}" if side else "")
+            if side:
+                self._rows.append(plots)
+                self.add_note(f"Run {group[0].label}: {_short(group[0].path)}.")
+            overlay = len(group) > 1
+            for i, slot in enumerate(group if overlay else []):  # the runs' key first in each legend
+                for p in plots:
+                    self.ink.legend(p, style.swatch_line(style.run_colour(i)), f"{slot.label}: {_short(slot.path, 28)}")
             for i, slot in enumerate(group):
+                self.ink.run_colour = style.run_colour(i) if overlay else None
+                self.ink.run_label = slot.label if overlay else ""
                 if slot.layer(layer) is not None:
-                    self.tables[slot.label] = self.draw(plots, slot, layer, dashed=i > 0)
+                    self.tables[slot.label] = self.draw(plots, slot, layer, overlaid=i > 0)
+            self.ink.run_colour, self.ink.run_label = None, ""
             if self.time_axis:
                 self._add_time_plots(plots)
-        if len(slots) > 1 and not side:
-            self.add_note(f"Solid lines: run A ({_short(slots[0].path)}); dashed: run B ({_short(slots[1].path)}).")
         self.finish_legends()
-        self._share_colour_limits()
+        self._keep_usable_size()
+        self.ink.share_colour_limits()
+        self._share_y()
         self.apply_range()
         self.update_step()
 
-    def _share_colour_limits(self) -> None:
-        """Runs side by side get one colour scale: the same colour must mean the same value."""
-        if len(self._bars) > 1:
-            levels = [bar.levels() for bar in self._bars]
-            lo, hi = min(lv[0] for lv in levels), max(lv[1] for lv in levels)
-            for bar in self._bars:
-                bar.setLevels((lo, hi))
+    def finish_legends(self) -> None:
+        self.ink.finish_legends(self.line_chars())
+
+    def line_chars(self) -> int:
+        """About how many legend characters fit on one line of a plot at the view's width."""
+        columns = max(1, self.glw.ci.layout.columnCount())
+        width = max(self.scroller.viewport().width(), columns * MIN_PLOT_WIDTH)
+        return max(24, int((width / columns - 2 * style.AXIS_WIDTH) / style.LEGEND_CHAR_PX))
+
+    def _keep_usable_size(self) -> None:
+        """Each plot keeps MIN_PLOT_HEIGHT of data area plus its title and axis; a window too
+        small for that scrolls."""
+        layout = self.glw.ci.layout
+        rows, columns = layout.rowCount(), layout.columnCount()
+        titles = 0
+        for r in range(rows):
+            cells = [layout.itemAt(r, c) for c in range(columns)]
+            titles += max((getattr(i, "bnviz_title_height", 0) for i in cells if i is not None), default=0)
+        self.glw.setMinimumSize(
+            max(300, columns * MIN_PLOT_WIDTH), max(200, rows * (MIN_PLOT_HEIGHT + AXIS_HEIGHT) + int(titles))
+        )
+
+    def _share_y(self) -> None:
+        """Side by side, each row's plots show one y range (the union of what they show), so two
+        runs never look more alike than they are; refitted when the visible steps change."""
+        if not self.share_y or len(self._rows) < 2:
+            return
+        for row in zip(*self._rows):
+            for p in row[1:]:
+                p.setYLink(row[0])
+            fit = lambda *_a, row=row: _fit_y(row)  # noqa: E731
+            row[0].sigXRangeChanged.connect(fit)
+            fit()
 
     def set_note(self, text: str) -> None:
         self.note.setText(text)
@@ -193,9 +232,25 @@ class BaseView(QtWidgets.QWidget):
         for p in plots:
             if self._time_plots:
                 p.setXLink(self._time_plots[0])
-            else:
-                p.sigXRangeChanged.connect(self._on_range_changed)
+            # the x range is the state's (apply_range), never each plot's own auto-range: linked
+            # plots auto-ranging to their own data would set each other's range and pass for a
+            # user's zoom. Only a mouse zoom/pan (sigRangeChangedManually) is the user's.
+            p.enableAutoRange(axis="x", enable=False)
+            p.setAutoVisible(y=True)  # y fits the steps in view
+            p.hideButtons()  # its "A" button would auto-range x: the A key does that
+            p.vb.sigRangeChangedManually.connect(lambda _mask, vb=p.vb: self._on_user_zoom(vb))
+            if self.session.state.x_axis == "time" and self.session.primary is not None:
+                run = self.session.primary.run
+                axis = WallTimeAxis(np.asarray(run.steps, np.float64), np.asarray(run.times, np.float64))
+                p.setAxisItems({"bottom": axis})
+                axis.setLabel("elapsed wall time (h:mm:ss) since the first recorded step")
             self._time_plots.append(p)
+            for mark in self.session.state.bookmarks:
+                line = pg.InfiniteLine(
+                    pos=mark, angle=90, movable=False, pen=style.pen(style.BOOKMARK, 1.2, dashed=True)
+                )
+                line.setToolTip(f"bookmark: step {mark} (B toggles, . and , jump)")
+                p.addItem(line, ignoreBounds=True)
             cur = pg.InfiniteLine(
                 angle=90,
                 movable=True,
@@ -232,27 +287,20 @@ class BaseView(QtWidgets.QWidget):
         self.step_changed()
 
     def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
-        self.session.state.update(step=int(round(line.value())))
+        self.session.go_to(int(round(line.value())))
 
     def apply_range(self) -> None:
-        """Show ``state.step_range`` (None: everything) in the time plots."""
+        """Show ``state.step_range`` (None: every open run's whole, maybe growing, extent)."""
         if not self._time_plots:
             return
-        rng = self.session.state.step_range
-        self._applying_range = True
-        try:
-            p = self._time_plots[0]
-            if rng is None:
-                p.enableAutoRange(axis="x")
-            else:
-                p.setXRange(rng[0], rng[1], padding=0)
-        finally:
-            self._applying_range = False
+        rng = self.session.state.step_range or self.session.extent()
+        if rng is not None:
+            pad = 0 if self.session.state.step_range else max(1.0, 0.01 * (rng[1] - rng[0]))
+            self._time_plots[0].setXRange(rng[0] - pad, rng[1] + pad, padding=0)
 
-    def _on_range_changed(self, vb, rng) -> None:
-        # only the user's pan/zoom (which switches x auto-range off) becomes the shared range
-        if not self._applying_range and not vb.autoRangeEnabled()[0]:
-            self.user_range.emit(float(rng[0]), float(rng[1]))
+    def _on_user_zoom(self, vb: pg.ViewBox) -> None:
+        x0, x1 = vb.viewRange()[0]
+        self.user_range.emit(float(x0), float(x1))
 
     def readout(self) -> str:
         step = self.session.cursor_step()
@@ -262,127 +310,6 @@ class BaseView(QtWidgets.QWidget):
             if vals:
                 parts.append((f"{label}: " if label else "") + ", ".join(vals))
         return "   ".join(parts)
-
-    # --- drawing helpers -------------------------------------------------------------------
-    def curve(self, plot: pg.PlotItem, x, y, colour: str, name: str | None, dashed=False, width=1.5) -> pg.PlotDataItem:
-        """A time curve: NaN breaks the line; min/max decimation to the pixel width."""
-        item = pg.PlotDataItem(
-            np.asarray(x, dtype=np.float64),
-            np.asarray(y, dtype=np.float64),
-            pen=style.pen(colour, width, dashed),
-            connect="finite",
-        )
-        plot.addItem(item)
-        _lod(item)
-        self.legend(plot, style.swatch_line(colour, dashed), name)
-        return item
-
-    def legend(self, plot: pg.PlotItem, swatch_html: str, name: str | None) -> None:
-        """Add a legend entry; legends sit under the plot title, never on top of the data."""
-        if name:
-            entries = self._legends.setdefault(plot, [])
-            entry = f"{swatch_html}&nbsp;{style.plain(name)}"
-            if entry not in entries:
-                entries.append(entry)
-
-    def finish_legends(self) -> None:
-        for plot, entries in self._legends.items():
-            style.set_title(plot, getattr(plot, "bnviz_title", ""), entries)
-
-    def band(self, plot: pg.PlotItem, x, lo, hi, colour: str, alpha: int = 50, name: str | None = None):
-        """A shaded band between two curves (NaN rows drop out), thinned to BAND_BUCKETS
-        buckets keeping each bucket's lowest ``lo`` and highest ``hi``. (pyqtgraph's own
-        downsampling of the edge curves crashes FillBetweenItem in 0.14.)"""
-        x, lo, hi = (np.asarray(a, dtype=np.float64) for a in (x, lo, hi))
-        ok = np.isfinite(lo) & np.isfinite(hi)
-        if not ok.any():
-            return None
-        xb, lo_b, _, _ = decimate(x[ok], lo[ok], BAND_BUCKETS)
-        _, _, hi_b, _ = decimate(x[ok], hi[ok], BAND_BUCKETS)
-        edge = style.pen(colour, 0.6)
-        edge.setColor(style.brush(colour, min(255, alpha * 2)).color())
-        c1 = pg.PlotCurveItem(xb, lo_b, pen=edge)
-        c2 = pg.PlotCurveItem(xb, hi_b, pen=edge)
-        fill = pg.FillBetweenItem(c1, c2, brush=style.brush(colour, alpha))
-        for item in (c1, c2, fill):
-            plot.addItem(item)
-            _cached(item)
-        self.legend(plot, style.swatch_block(colour, alpha), name)
-        return fill
-
-    def mark_nonfinite(self, plot: pg.PlotItem, x, *columns) -> None:
-        """Red crosses at the bottom of the plot where a value is NaN/Inf, with a tooltip."""
-        bad = nan_steps(np.asarray(x), *columns)
-        if len(bad) == 0:
-            return
-        finite = np.concatenate([np.asarray(c, dtype=np.float64)[np.isfinite(c)] for c in columns] or [np.zeros(0)])
-        y0 = float(finite.min()) if len(finite) else 0.0
-        bad = bad[:: max(1, len(bad) // 2000)]
-        sp = pg.ScatterPlotItem(
-            x=bad.astype(np.float64),
-            y=np.full(len(bad), y0),
-            symbol="x",
-            size=9,
-            pen=style.pen(style.NAN_MARK, 1.5),
-            brush=None,
-            hoverable=True,
-            tip=lambda x, y, data: f"step {x:.0f}: NaN/Inf",
-        )
-        sp.setToolTip(f"NaN or Inf at {len(bad)} recorded step(s), first at step {int(bad[0])}")
-        plot.addItem(sp)
-        self.legend(plot, style.swatch_marker(style.NAN_MARK, "✕"), f"NaN/Inf from step {int(bad[0])}")
-
-    def heatmap(
-        self,
-        plot: pg.PlotItem,
-        steps: np.ndarray,
-        values: np.ndarray,
-        label: str,
-        signed: bool,
-        row_names: list[str] | None = None,
-        max_columns: int = 2000,
-    ) -> pg.ImageItem:
-        """Rows x columns image with x = step (columns thinned to ``max_columns``) and a colour bar.
-
-        Colour limits are the 1st/99th percentiles so one outlier does not wash out the map;
-        signed data get a diverging map centred on 0. NaN cells are marked. Hovering a cell
-        shows its row, step and value in a tooltip.
-        """
-        stride = max(1, int(np.ceil(len(steps) / max_columns)))
-        steps, values = steps[::stride], values[::stride]
-        self._heatmaps[plot] = (steps, values, label, row_names)
-        img = pg.ImageItem(values.astype(np.float32), axisOrder="col-major")
-        dx = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
-        img.setRect(QtCore.QRectF(float(steps[0]) - dx / 2, -0.5, float(steps[-1] - steps[0]) + dx, values.shape[1]))
-        plot.addItem(img)
-        finite = values[np.isfinite(values)]
-        if len(finite):
-            lo, hi = np.percentile(finite, [1, 99])
-        else:
-            lo, hi = 0.0, 1.0
-        if signed:
-            lim = max(abs(lo), abs(hi)) or 1.0
-            lo, hi = -lim, lim
-        elif hi <= lo:
-            hi = lo + 1.0
-        bar = pg.ColorBarItem(
-            values=(float(lo), float(hi)), colorMap=style.colormap(signed), label=label, interactive=False, width=14
-        )
-        bar.setImageItem(img, insert_in=plot)
-        self._bars.append(bar)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            rgba = np.zeros(values.shape + (4,), np.uint8)
-            mark = QtGui.QColor(style.NAN_MARK)
-            rgba[bad] = (mark.red(), mark.green(), mark.blue(), 255)
-            mask = pg.ImageItem(rgba, axisOrder="col-major")
-            mask.setRect(img.mapRectToParent(img.boundingRect()))
-            mask.setZValue(img.zValue() + 1)
-            first = steps[np.flatnonzero(bad.any(axis=1))[0]]
-            mask.setToolTip(f"NaN/Inf cells (first at step {int(first)})")
-            plot.addItem(mask)
-            self.legend(plot, style.swatch_block(style.NAN_MARK), f"NaN/Inf (first at step {int(first)})")
-        return img
 
     def export_table(self) -> Table:
         """The drawn data as CSV columns (compare runs prefixed with their label); time plots
@@ -418,19 +345,46 @@ class ChannelView(BaseView):
             self.spin.setValue(self.current_channel())
 
 
-def _lod(item: pg.PlotDataItem) -> None:
-    """Min/max per pixel column of what is visible (set once the item is in its ViewBox:
-    pyqtgraph 0.14 fails when clip-to-view is set on an item without one)."""
-    item.opts["autoDownsampleFactor"] = 1.0  # min+max per pixel column (the default keeps 5 per pixel)
-    item.setDownsampling(auto=True, method="peak")
-    item.setClipToView(True)
-    _cached(item.curve)
+class WallTimeAxis(pg.AxisItem):
+    """A step axis labelled with the wall time elapsed at each tick (the run's recorded times,
+    interpolated): the data, cursor and zoom stay in steps."""
+
+    def __init__(self, steps: np.ndarray, times: np.ndarray) -> None:
+        super().__init__("bottom")
+        ok = np.isfinite(times)
+        self._steps, self._times = steps[ok], times[ok] - (times[ok][0] if ok.any() else 0.0)
+
+    def tickStrings(self, values, scale, spacing):
+        if not len(self._steps):
+            return super().tickStrings(values, scale, spacing)
+        return [elapsed(float(np.interp(v, self._steps, self._times))) for v in values]
 
 
-def _cached(item) -> None:
-    """Paint once into a pixmap: a cursor move then repaints a thin strip by copying pixels
-    instead of stroking every curve that crosses it again."""
-    item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+def elapsed(seconds: float) -> str:
+    """h:mm:ss (m:ss under an hour)."""
+    s = int(round(max(seconds, 0.0)))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _fit_y(plots) -> None:
+    """One y range over ``plots`` (linked): the union of each one's data in its x range."""
+    spans = []
+    for p in plots:
+        p.enableAutoRange(axis="y", enable=False)
+        x0, x1 = p.vb.viewRange()[0]
+        for item in p.vb.addedItems:
+            if isinstance(item, pg.PlotDataItem) and item.isVisible():
+                x, y = item.getData()
+                if x is None or not len(x):
+                    continue
+                keep = (x >= x0) & (x <= x1) & np.isfinite(y)
+                if keep.any():
+                    spans.append((float(y[keep].min()), float(y[keep].max())))
+    if spans:
+        lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+        plots[0].setYRange(lo, hi if hi > lo else lo + 1.0, padding=0.05)
 
 
 def run_prefix(slot: Slot) -> str:

@@ -42,6 +42,7 @@ _SIGNED = {"pre_mean", "post_mean", "gamma", "beta", "running_mean", "grad_gamma
 
 class ChannelsView(BaseView):
     key = "channels"
+    heatmap_tips = True
     overlay_ok = False
     depends = BaseView.depends | {"channel_metric", "channel"}
 
@@ -75,13 +76,13 @@ class ChannelsView(BaseView):
         self._plots = []
         super().rebuild()
 
-    def draw(self, plots, slot, layer, dashed):
+    def draw(self, plots, slot, layer, overlaid):
         metric = self.session.state.channel_metric
         steps, m = channel_matrix(slot.run, layer, metric, self.session.state.phase)
         if len(steps) == 0:
             self.set_note("No per-channel rows recorded yet.")
             return {"step": steps}
-        self.heatmap(plots[0], steps, m, metric_label(metric, slot.layer(layer)), metric in _SIGNED)
+        self.ink.heatmap(plots[0], steps, m, metric_label(metric, slot.layer(layer)), metric in _SIGNED)
         ch = self.current_channel()
         if 0 <= ch < m.shape[1]:
             line = pg.InfiniteLine(pos=ch, angle=0, pen=style.pen(style.OKABE_ITO["orange"], 1, dashed=True))
@@ -95,7 +96,7 @@ class ChannelsView(BaseView):
                 pt = p.vb.mapSceneToView(ev.scenePos())
                 li = self.session.primary.layer(self.session.state.layer)
                 ch = int(np.clip(round(pt.y()), 0, max(0, li.num_features - 1))) if li else 0
-                self.session.state.update(channel=ch, step=int(round(pt.x())))
+                self.session.go_to(int(round(pt.x())), channel=ch)
                 ev.accept()
                 return
 

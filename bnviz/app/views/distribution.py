@@ -13,10 +13,10 @@ from bnviz.analysis.zones import zone_bounds
 from bnviz.app import style
 from bnviz.app.data import Hist, activation, distribution, distribution_table
 from bnviz.app.views.base import BaseView, fmt
+from bnviz.app.views.drawing import NEUTRAL
 from bnviz.store.schema import TENSORS
 
 ZONE_WORDS = {"dead": "dead zone", "saturated": "saturated zone", "bound": "clipped zone"}
-WIDE_LEGEND_CHARS = 130
 
 
 class DistributionView(BaseView):
@@ -43,6 +43,7 @@ class DistributionView(BaseView):
         self.note.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
         self._columns: list[tuple[pg.PlotItem, list]] = []
         self._items: list = []
+        self._curve_boxes: list[pg.ViewBox] = []  # the activation curves' own boxes (in the scene)
 
     def set_note(self, text: str) -> None:
         self.note.setText(text)
@@ -61,7 +62,11 @@ class DistributionView(BaseView):
         self.log_box.blockSignals(False)
 
     def rebuild(self):
-        self._columns, self._items = [], []
+        # glw.clear() drops the plots, not the boxes added to the scene beside them
+        for vb in self._curve_boxes:
+            if vb.scene() is not None:
+                vb.scene().removeItem(vb)
+        self._columns, self._items, self._curve_boxes = [], [], []
         super().rebuild()
 
     def make_plots(self, col, title):
@@ -76,23 +81,21 @@ class DistributionView(BaseView):
         self._columns.append((p, []))
         return [p]
 
-    def draw(self, plots, slot, layer, dashed):
-        self._columns[-1][1].append((slot, layer, dashed))
+    def draw(self, plots, slot, layer, overlaid):
+        """Records what to draw; ``step_changed`` draws the histograms. Compared runs overlaid:
+        colour is the run, line style the tensor."""
+        run_colour = self.ink.run_colour
+        self._columns[-1][1].append((slot, layer, overlaid, run_colour))
         li = slot.layer(layer)
         p = plots[0]
-        if not dashed:
+        if not overlaid:
             self._draw_activation(p, li)
-        tag = f" ({slot.label})" if dashed else ""
         for t in self.session.state.tensors:
-            self.legend(p, style.swatch_line(style.TENSOR_COLOURS[t], dashed), style.TENSOR_LABELS[t] + tag)
+            if run_colour is None:
+                self.ink.legend(p, style.swatch_line(style.TENSOR_COLOURS[t]), style.TENSOR_LABELS[t])
+            else:
+                self.ink.legend(p, style.swatch_line(NEUTRAL, TENSORS.index(t)), style.TENSOR_LABELS[t])
         return {}
-
-    def finish_legends(self):
-        """One plot spans the view (per run side by side): its legend may use the width, so it
-        takes two lines, not five, from the histograms' height."""
-        chars = WIDE_LEGEND_CHARS // max(1, len(self._columns))
-        for plot, entries in self._legends.items():
-            style.set_title(plot, getattr(plot, "bnviz_title", ""), entries, chars)
 
     def _draw_activation(self, p: pg.PlotItem, li) -> None:
         """The zone (shaded) and the activation's curve (its own right-hand axis)."""
@@ -103,7 +106,7 @@ class DistributionView(BaseView):
             reg.setToolTip(f"{li.activation}'s {word}: {li.zone_rule} rule, threshold {li.zone_threshold}")
             p.addItem(reg, ignoreBounds=True)
         if li.zone_rule in ZONE_WORDS:
-            self.legend(p, style.swatch_block(style.ZONE), f"{li.activation} {word}")
+            self.ink.legend(p, style.swatch_block(style.ZONE), f"{li.activation} {word}")
         xs = np.linspace(-6, 6, 241)
         ys = activation(li.activation, xs)
         if ys is None:
@@ -111,8 +114,11 @@ class DistributionView(BaseView):
         vb = pg.ViewBox()
         p.showAxis("right")
         p.scene().addItem(vb)
-        p.getAxis("right").linkToView(vb)
-        p.getAxis("right").setLabel(f"{li.activation}(y)", **{"font-size": f"{style.FONT_PT}pt"})
+        self._curve_boxes.append(vb)
+        right = p.getAxis("right")
+        right.setLogMode(False, False)  # "log density" is the histograms' axis, not f(y)'s
+        right.linkToView(vb)
+        right.setLabel(f"{li.activation}(y)", **{"font-size": f"{style.FONT_PT}pt"})
         vb.setXLink(p)
         vb.setMouseEnabled(x=False, y=False)
         curve = pg.PlotCurveItem(xs, ys, pen=style.pen(style.OKABE_ITO["black"], 1.2, dashed=True))
@@ -124,7 +130,7 @@ class DistributionView(BaseView):
 
         p.vb.sigResized.connect(sync)
         sync()
-        self.legend(p, style.swatch_line(style.OKABE_ITO["black"], True), f"{li.activation}(y), right axis")
+        self.ink.legend(p, style.swatch_line(style.OKABE_ITO["black"], True), f"{li.activation}(y), right axis")
 
     def step_changed(self):
         """Redraw the histograms at the new cursor step (the only step-dependent view)."""
@@ -133,16 +139,16 @@ class DistributionView(BaseView):
         self.tables = {}
         notes, specs, shown = [], [], []
         for p, runs in self._columns:
-            for slot, layer, dashed in runs:
+            for slot, layer, overlaid, run_colour in runs:
                 hists = distribution(slot.run, layer, step, state.tensors)
-                specs += [(p, h, dashed, not dashed, False) for h in hists]
+                specs += [(p, h, run_colour, not overlaid, False) for h in hists]
                 notes += [n for h in hists for n in _outside(h, slot.label)]
                 self.tables[slot.label] = distribution_table(hists)
                 if hists:
                     shown.append(f"{slot.label + ' ' if slot.label else ''}at step {hists[0].step}")
-                if state.reference_step is not None and not dashed:
+                if state.reference_step is not None and not overlaid:
                     ref = distribution(slot.run, layer, state.reference_step, state.tensors)
-                    specs += [(p, h, True, False, True) for h in ref]
+                    specs += [(p, h, run_colour, False, True) for h in ref]
                     if ref and f"reference step {ref[0].step}" not in shown:
                         shown.append(f"reference step {ref[0].step}")
         # the steps go to the readout line and the note, not to the plot title: a title change
@@ -167,31 +173,35 @@ class DistributionView(BaseView):
 
     def _show_hists(self, specs) -> None:
         """Update the histogram curves in place when the same set is shown (a cursor move),
-        otherwise make them anew."""
-        keys = [(p, h.tensor, dashed, fill, ref) for p, h, dashed, fill, ref in specs]
+        otherwise make them anew. A spec: (plot, hist, run colour or None, fill, reference)."""
+        keys = [(p, h.tensor, run, fill, ref) for p, h, run, fill, ref in specs]
         same = [(plot, *key) for _item, plot, key in self._items] == keys
         if not same:
             for item, plot, _key in self._items:
                 plot.removeItem(item)
             self._items = []
-        for i, (p, h, dashed, fill, ref) in enumerate(specs):
-            y = h.density
-            if self.session.state.log_counts:
-                y = np.where(y > 0, y, np.nan)  # log of an empty bin is a gap, not -inf
+        log = self.session.state.log_counts
+        for i, (p, h, run, fill, ref) in enumerate(specs):
+            y = np.where(h.density > 0, h.density, np.nan) if log else h.density  # log of an empty bin: a gap
             if same:
                 self._items[i][0].setData(h.edges, y)
                 continue
-            colour = style.TENSOR_COLOURS[h.tensor]
+            colour = run or style.TENSOR_COLOURS[h.tensor]
+            # one run: the reference dashed; runs overlaid: each tensor its line style, the reference thin
+            dash = TENSORS.index(h.tensor) if run else int(ref)
+            pen = style.pen(colour, 1.2 if ref else 2, dash)
+            if ref and run:
+                pen.setColor(style.brush(colour, 140).color())
             item = pg.PlotDataItem(
                 h.edges,
                 y,
                 stepMode="center",
-                pen=style.pen(colour, 1.2 if ref else 2, dashed),
-                fillLevel=0 if fill and not self.session.state.log_counts else None,
-                brush=style.brush(colour, 45) if fill else None,
+                pen=pen,
+                fillLevel=0 if fill and not log else None,
+                brush=style.brush(colour, 30 if run else 45) if fill else None,
             )
             p.addItem(item)
-            self._items.append((item, p, (h.tensor, dashed, fill, ref)))
+            self._items.append((item, p, (h.tensor, run, fill, ref)))
 
     def readout(self):
         parts = []

@@ -31,29 +31,23 @@ class DriftView(BaseView):
                 plots.append(p)
         return plots
 
-    def draw(self, plots, slot, layer, dashed) -> Table:
+    def draw(self, plots, slot, layer, overlaid) -> Table:
         t = drift_table(slot.run, layer, self.session.state.phase)
         x = t["step"]
-        tag = f" ({slot.label})" if dashed else ""
+        ink = self.ink
         for j, (tensor, _name) in enumerate(_TENSORS):
             colour = style.TENSOR_COLOURS[tensor]
             p_mean, p_var, p_q = plots[3 * j : 3 * j + 3]
-            if not dashed:
-                self.band(
-                    p_mean, x, t[f"{tensor}_mean_min"], t[f"{tensor}_mean_max"], colour, 40, f"channel min–max{tag}"
-                )
-                self.band(p_var, x, t[f"{tensor}_var_min"], t[f"{tensor}_var_max"], colour, 40, f"channel min–max{tag}")
-                self.band(p_q, x, t[f"{tensor}_m2s"], t[f"{tensor}_p2s"], colour, 35, f"±2σ band{tag}")
-                self.band(p_q, x, t[f"{tensor}_q15"], t[f"{tensor}_q85"], colour, 80, f"15–85%{tag}")
-            self.curve(p_mean, x, t[f"{tensor}_mean"], colour, f"mean{tag}", dashed)
-            self.curve(p_var, x, t[f"{tensor}_var"], colour, f"mean variance{tag}", dashed)
-            self.curve(p_q, x, t[f"{tensor}_q50"], colour, f"median{tag}", dashed, width=2)
-            if dashed:
-                self.curve(p_q, x, t[f"{tensor}_q15"], colour, f"15%, 85%{tag}", dashed, width=1)
-                self.curve(p_q, x, t[f"{tensor}_q85"], colour, None, dashed, width=1)
-            self.mark_nonfinite(p_mean, x, t[f"{tensor}_mean"])
-            self.mark_nonfinite(p_var, x, t[f"{tensor}_var"])
-            self.mark_nonfinite(p_q, x, t[f"{tensor}_q50"])
+            ink.band(p_mean, x, t[f"{tensor}_mean_min"], t[f"{tensor}_mean_max"], colour, 40, "channel min–max")
+            ink.band(p_var, x, t[f"{tensor}_var_min"], t[f"{tensor}_var_max"], colour, 40, "channel min–max")
+            ink.band(p_q, x, t[f"{tensor}_m2s"], t[f"{tensor}_p2s"], colour, 35, "±2σ band")
+            ink.band(p_q, x, t[f"{tensor}_q15"], t[f"{tensor}_q85"], colour, 80, "15–85%")
+            ink.curve(p_mean, x, t[f"{tensor}_mean"], colour, "mean")
+            ink.curve(p_var, x, t[f"{tensor}_var"], colour, "mean variance")
+            ink.curve(p_q, x, t[f"{tensor}_q50"], colour, "median", width=2)
+            ink.mark_nonfinite(p_mean, x, t[f"{tensor}_mean"])
+            ink.mark_nonfinite(p_var, x, t[f"{tensor}_var"])
+            ink.mark_nonfinite(p_q, x, t[f"{tensor}_q50"])
         return t
 
     def readout_columns(self):

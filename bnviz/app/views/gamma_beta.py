@@ -28,10 +28,9 @@ class GammaBetaView(ChannelView):
             plots.append(p)
         return plots
 
-    def draw(self, plots, slot, layer, dashed):
+    def draw(self, plots, slot, layer, overlaid):
         t = gamma_beta_table(slot.run, layer, self.session.state.phase)
         x = t["step"]
-        tag = f" ({slot.label})" if dashed else ""
         pg_, pb, ps = plots
         c = style.OKABE_ITO
         ch = self.current_channel()
@@ -41,22 +40,19 @@ class GammaBetaView(ChannelView):
             why = "a probe, no BN" if li.kind == "Probe" else "affine=False"
             self.add_note(f"{run_prefix(slot)}{layer} has no γ/β ({why}): only its zone fractions are shown.")
         else:
-            if not dashed:
-                self.band(
-                    pg_, x, t["gamma_abs_min"], t["gamma_abs_max"], c["blue"], 40, f"|γ| min–max over channels{tag}"
-                )
-                self.band(pb, x, -t["beta_abs_max"], t["beta_abs_max"], c["orange"], 35, f"±max |β| over channels{tag}")
-            self.curve(pg_, x, t["gamma_mean"], c["blue"], f"mean γ{tag}", dashed)
-            self.curve(pb, x, t["beta_mean"], c["orange"], f"mean β{tag}", dashed)
-            self.curve(pg_, ct["step"], ct["gamma"], c["black"], f"channel {ch}{tag}", dashed, width=1)
-            self.curve(pb, ct["step"], ct["beta"], c["black"], f"channel {ch}{tag}", dashed, width=1)
-            self.mark_nonfinite(pg_, x, t["gamma_mean"])
-            self.mark_nonfinite(pb, x, t["beta_mean"])
-        self.curve(ps, x, t["sat_y"], c["vermillion"], f"y = γ·x-hat + β (with γ/β){tag}", dashed, width=2)
-        self.curve(ps, x, t["sat_xhat"], c["green"], f"x-hat (without γ/β){tag}", dashed)
-        self.curve(ps, x, t["zone_channels"], c["purple"], f"channels ≥99% in zone{tag}", dashed, width=1)
+            self.ink.band(pg_, x, t["gamma_abs_min"], t["gamma_abs_max"], c["blue"], 40, "|γ| min–max over channels")
+            self.ink.band(pb, x, -t["beta_abs_max"], t["beta_abs_max"], c["orange"], 35, "±max |β| over channels")
+            self.ink.curve(pg_, x, t["gamma_mean"], c["blue"], "mean γ")
+            self.ink.curve(pb, x, t["beta_mean"], c["orange"], "mean β")
+            self.ink.curve(pg_, ct["step"], ct["gamma"], c["black"], f"channel {ch}", width=1)
+            self.ink.curve(pb, ct["step"], ct["beta"], c["black"], f"channel {ch}", width=1)
+            self.ink.mark_nonfinite(pg_, x, t["gamma_mean"])
+            self.ink.mark_nonfinite(pb, x, t["beta_mean"])
+        self.ink.curve(ps, x, t["sat_y"], c["vermillion"], "y = γ·x-hat + β (with γ/β)", width=2)
+        self.ink.curve(ps, x, t["sat_xhat"], c["green"], "x-hat (without γ/β)")
+        self.ink.curve(ps, x, t["zone_channels"], c["purple"], "channels ≥99% in zone", width=1)
         ps.setLimits(yMin=-0.02, yMax=1.02, minYRange=1.04)  # fractions: always the whole 0..1
-        self.mark_nonfinite(ps, x, t["sat_y"])
+        self.ink.mark_nonfinite(ps, x, t["sat_y"])
         return {**t, **at_steps(ct, t["step"], ch)}
 
     def readout_columns(self):

@@ -19,6 +19,7 @@ MAX_AXIS_PX = 280  # longer layer names are cut; the readout and tree show them 
 
 class OverviewView(BaseView):
     key = "overview"
+    heatmap_tips = True
     overlay_ok = False
     depends = frozenset({"overview_metric", "phase", "compare_mode", "layer"})
 
@@ -53,7 +54,7 @@ class OverviewView(BaseView):
         p.invertY(True)
         return [p]
 
-    def draw(self, plots, slot, layer, dashed):
+    def draw(self, plots, slot, layer, overlaid):
         metric = self.session.state.overview_metric
         dialog = _progress(self, f"Reading {len(slot.run.layers)} layers…")
         try:
@@ -70,7 +71,7 @@ class OverviewView(BaseView):
         if len(steps) == 0:
             self.set_note("No rows recorded yet.")
             return {"step": steps}
-        self.heatmap(p, steps, m, OVERVIEW_LABELS[metric], metric in _SIGNED, row_names=names)
+        self.ink.heatmap(p, steps, m, OVERVIEW_LABELS[metric], metric in _SIGNED, row_names=names)
         every = max(1, int(np.ceil(len(names) / MAX_TICKS)))
         axis = p.getAxis("left")
         axis.setTicks([[(i, names[i]) for i in range(0, len(names), every)]])
@@ -93,7 +94,7 @@ class OverviewView(BaseView):
                 names = self._names.get(slot.label, [])
                 i = int(round(pt.y()))
                 if 0 <= i < len(names):
-                    self.session.state.update(layer=names[i], step=int(round(pt.x())))
+                    self.session.go_to(int(round(pt.x())), layer=names[i])
                 ev.accept()
                 return
 

@@ -50,17 +50,17 @@ class RanksView(BaseView):
             plots.append(p)
         return plots
 
-    def draw(self, plots, slot, layer, dashed):
+    def draw(self, plots, slot, layer, overlaid):
         runs = getattr(slot.run, "ranks", [slot.run])
         d = rank_data(runs, layer, self.session.state.phase)
         p_mean, p_spread, p_channel = plots
         n = len(d.ranks)
         for i, (rank, (x, y)) in enumerate(zip(d.ranks, d.pre_mean)):
             name = f"rank {rank}" if i < LEGEND_RANKS else None
-            self.curve(p_mean, x, y, style.rank_colour(i, n), name, width=1.2)
-            self.mark_nonfinite(p_mean, x, y)
+            self.ink.curve(p_mean, x, y, style.rank_colour(i, n), name, width=1.2)
+            self.ink.mark_nonfinite(p_mean, x, y)
         if n > LEGEND_RANKS:
-            self.legend(p_mean, "", f"… and {n - LEGEND_RANKS} more ranks")
+            self.ink.legend(p_mean, "", f"… and {n - LEGEND_RANKS} more ranks")
         if n < 2:
             self.set_note(
                 f"{slot.label + ': ' if slot.label else ''}one process recorded this run: "
@@ -68,9 +68,9 @@ class RanksView(BaseView):
             )
             return rank_table(d)
         c = style.OKABE_ITO
-        self.curve(p_spread, *d.mean_spread, c["blue"], "batch mean, in batch std", width=2)
-        self.curve(p_spread, *d.var_spread, c["orange"], "batch variance, relative to its mean")
-        self.curve(p_channel, *d.channel_spread, c["vermillion"], "ranks' spread", width=2)
+        self.ink.curve(p_spread, *d.mean_spread, c["blue"], "batch mean, in batch std", width=2)
+        self.ink.curve(p_spread, *d.var_spread, c["orange"], "batch variance, relative to its mean")
+        self.ink.curve(p_channel, *d.channel_spread, c["vermillion"], "ranks' spread", width=2)
         for value, colour, name in (
             (d.iid, c["black"], f"random sampling alone gives {d.iid:.3g}"),
             (d.flag, c["purple"], f"findings flag the layer above {d.flag:.3g}"),
@@ -79,9 +79,9 @@ class RanksView(BaseView):
                 line = pg.InfiniteLine(pos=value, angle=0, pen=style.pen(colour, 1.2, dashed=True))
                 line.setToolTip(name)
                 p_channel.addItem(line)
-                self.legend(p_channel, style.swatch_line(colour, True), name)
+                self.ink.legend(p_channel, style.swatch_line(colour, True), name)
         for p, (x, y) in ((p_spread, d.mean_spread), (p_channel, d.channel_spread)):
-            self.mark_nonfinite(p, x, y)
+            self.ink.mark_nonfinite(p, x, y)
         return rank_table(d)
 
     def readout_columns(self):

@@ -30,19 +30,18 @@ class TrainEvalView(ChannelView):
             plots.append(p)
         return plots
 
-    def draw(self, plots, slot, layer, dashed):
+    def draw(self, plots, slot, layer, overlaid):
         c = style.OKABE_ITO
-        tag = f" ({slot.label})" if dashed else ""
         ch = self.current_channel()
         pm, pv, pgap = plots
         ct = channel_table(slot.run, layer, ch, ("pre_mean", "running_mean", "pre_var", "running_var"), "train")
         t = train_eval_table(slot.run, layer, "all")
         x = t["step"]
         train = t["phase"] != PHASE_EVAL
-        self.curve(pm, ct["step"], ct["pre_mean"], c["blue"], f"batch mean (train){tag}", dashed)
-        self.curve(pv, ct["step"], ct["pre_var"], c["blue"], f"batch variance (train){tag}", dashed)
-        self.mark_nonfinite(pm, ct["step"], ct["pre_mean"])
-        self.mark_nonfinite(pv, ct["step"], ct["pre_var"])
+        self.ink.curve(pm, ct["step"], ct["pre_mean"], c["blue"], "batch mean (train)")
+        self.ink.curve(pv, ct["step"], ct["pre_var"], c["blue"], "batch variance (train)")
+        self.ink.mark_nonfinite(pm, ct["step"], ct["pre_mean"])
+        self.ink.mark_nonfinite(pv, ct["step"], ct["pre_var"])
         li = slot.layer(layer)
         if li.track_running_stats is False:  # NaN by design: a note, not NaN marks
             self.add_note(
@@ -51,16 +50,12 @@ class TrainEvalView(ChannelView):
                 "eval normalises with batch statistics too; only the batch statistics are shown."
             )
             return {**t, **at_steps(ct, x, ch)}
-        self.curve(pm, ct["step"], ct["running_mean"], c["vermillion"], f"running mean (eval uses){tag}", dashed, 2)
-        self.curve(pv, ct["step"], ct["running_var"], c["vermillion"], f"running variance (eval uses){tag}", dashed, 2)
-        self.curve(
-            pgap, x[train], t["run_mean_gap"][train], c["blue"], f"|batch − running mean| / running σ{tag}", dashed
-        )
-        self.curve(
-            pgap, x[train], t["run_var_logratio"][train], c["orange"], f"|log(batch var / running var)|{tag}", dashed
-        )
+        self.ink.curve(pm, ct["step"], ct["running_mean"], c["vermillion"], "running mean (eval uses)", width=2)
+        self.ink.curve(pv, ct["step"], ct["running_var"], c["vermillion"], "running variance (eval uses)", width=2)
+        self.ink.curve(pgap, x[train], t["run_mean_gap"][train], c["blue"], "|batch − running mean| / running σ")
+        self.ink.curve(pgap, x[train], t["run_var_logratio"][train], c["orange"], "|log(batch var / running var)|")
         ev = ~train
-        if ev.any() and not dashed:
+        if ev.any() and not overlaid:
             sp = pg.ScatterPlotItem(
                 x=x[ev].astype(float),
                 y=t["run_mean_gap"][ev],
@@ -70,10 +65,10 @@ class TrainEvalView(ChannelView):
                 pen=None,
             )
             pgap.addItem(sp)
-            self.legend(pgap, style.swatch_marker(c["purple"]), "eval rows (mean gap)")
-        self.mark_nonfinite(pm, ct["step"], ct["running_mean"])
-        self.mark_nonfinite(pv, ct["step"], ct["running_var"])
-        self.mark_nonfinite(pgap, x, t["run_mean_gap"])
+            self.ink.legend(pgap, style.swatch_marker(c["purple"]), "eval rows (mean gap)")
+        self.ink.mark_nonfinite(pm, ct["step"], ct["running_mean"])
+        self.ink.mark_nonfinite(pv, ct["step"], ct["running_var"])
+        self.ink.mark_nonfinite(pgap, x, t["run_mean_gap"])
         return {**t, **at_steps(ct, x, ch)}
 
     def readout_columns(self):
