@@ -124,7 +124,7 @@ def crisp_images(root: ET.Element) -> None:
                 )
             buf = QtCore.QBuffer()
             buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
-            qimg.save(buf, b"PNG")
+            qimg.save(buf, "PNG")  # type: ignore[call-overload]  # PySide6 takes str, its stubs say bytes
             img.set(href_key, "data:image/png;base64," + base64.b64encode(bytes(buf.data().data())).decode("ascii"))
             img.set("image-rendering", "optimizeSpeed")
             img.set("style", "image-rendering:pixelated")
