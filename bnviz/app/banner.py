@@ -17,8 +17,9 @@ class Reason(enum.IntEnum):
     RANKS = 3  # ranks of a distributed job that cannot be shown
     DRAW = 4  # a view could not be drawn
     LAYER = 5  # a layer asked for that the run does not have
-    WAITING = 6  # the file does not exist yet, or has no steps yet
-    DONE = 7  # confirmation of something the user did (an export)
+    OLD_SAMPLER = 6  # recorded by the old grid sampler: its estimates may be biased
+    WAITING = 7  # the file does not exist yet, or has no steps yet
+    DONE = 8  # confirmation of something the user did (an export)
 
 
 class Banner(QtWidgets.QLabel):

@@ -349,8 +349,8 @@ class MainWindow(QtWidgets.QMainWindow):
             v.needs_rebuild = True
         self._show_ranks()
         old = next((s.run.estimator_notice for s in self.session.slots if s.run.estimator_notice), None)
-        if old and not self.banner.isVisible():
-            self.show_banner(old)
+        if old:
+            self.banner.show_message(Reason.OLD_SAMPLER, old)
         self._guard(self._show_current)
         slot = self.session.primary
         if slot is not None:
