@@ -2,7 +2,7 @@
 
 Instrumentation swaps ``module.__class__`` in place to the matching class here, so the module object,
 its Parameters, buffers, hooks and every reference to it stay the same; ``isinstance`` with torch's
-class (and ``_BatchNorm``) stays true because these are subclasses. ``restore_class`` swaps back.
+class (and ``_BatchNorm``) stays true because these are subclasses. ``swap_out`` swaps back.
 
 Forward without a sink (or on a forward the sink does not record) is torch's own ``forward``.
 A recorded forward repeats ``_BatchNorm.forward``'s bookkeeping line for line and calls the function
@@ -11,6 +11,11 @@ kernel), which also returns the batch mean and inverse std it computed: output, 
 bit-identical to torch, and the pre-BN statistics cost no extra pass. A training SyncBatchNorm in an
 initialised process group runs torch's own ``forward`` (the sync, its errors and its world-of-one
 fallback are torch's) and reports the global statistics it normalised with when it synced.
+
+Under torch.compile the same forward is traced, with the report made by graph operators that run
+when the graph runs (``compiled.py``). torch.jit.trace / script, torch.export and torch.fx capture
+torch's own BatchNorm and record nothing (``tracing.py``); fuse_modules accepts these classes
+(``fusion.py``).
 
 Pickling or deep-copying an instrumented module gives torch's class: the copy is not attached to any
 recorder and loads without bnviz.
@@ -22,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import compiled, fusion, tracing
 from .distributed import synced_statistics
 from .reference import batch_norm_reference
 
@@ -42,12 +48,21 @@ class _Reporting:
     _bnviz_index = -1
     _bnviz_kernel = "native"
 
+    _bnviz_uid = None
+
     def forward(self, input):
+        if torch.compiler.is_compiling():
+            return _forward_compiled(self, input)
         if self._bnviz_sink is None and self._bnviz_kernel == "native":
             return super().forward(input)
-        if torch.compiler.is_compiling():
-            return _forward_outside_graph(self, input)
+        kind = tracing.capture()
+        if kind is not None:
+            tracing.step_aside(self, kind)
+            return super().forward(input)
         return _forward_maybe_recording(self, input)
+
+    def __prepare_scriptable__(self):
+        return tracing.prepare_scriptable(self, ORIGINAL[type(self)])
 
     def __reduce_ex__(self, protocol):
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_bnviz")}
@@ -68,9 +83,26 @@ def _forward_maybe_recording(m, input):
     return _forward(m, input, sink if record else None)
 
 
-# Under torch.compile the recording layer runs eagerly (one graph break per layer while a sink is
-# attached): the sink's Python bookkeeping must run on every call, not once at trace time.
+# Where the graph cannot hold the recording (compiled.py), the layer runs outside it: one graph break.
 _forward_outside_graph = torch.compiler.disable(_forward_maybe_recording)
+
+# The sink of a compiled forward: the graph's bnviz::report operator (compiled.py).
+IN_GRAPH = object()
+
+
+def _forward_compiled(m, input):
+    """What torch.compile traces: torch's computation between bnviz::begin and bnviz::report.
+    torch.export gets torch's own forward. Outside the graph: the reference kernel, a SyncBatchNorm
+    that syncs, and momentum=None in training, where torch's own forward breaks the graph too
+    (a traced 1 / num_batches_tracked would recompile at every step)."""
+    if torch.compiler.is_exporting():
+        tracing.step_aside(m, "torch.export")
+        return super(_Reporting, m).forward(input)
+    cumulative = m.momentum is None and m.training and m.track_running_stats
+    if not compiled.AVAILABLE or m._bnviz_kernel != "native" or cumulative or _torch_decides(m):
+        return _forward_outside_graph(m, input)
+    compiled.begin(m, input)
+    return _forward(m, input, IN_GRAPH)
 
 
 def _torch_decides(m) -> bool:
@@ -163,6 +195,9 @@ def _forward(m, input, sink):
 def _put(sink, m, x, mean, invstd, mode) -> None:
     if sink is None:
         return
+    if sink is IN_GRAPH:
+        compiled.report(m, x, mean, invstd, mode)
+        return
     try:
         sink.put(m._bnviz_index, x, mean, invstd, mode)
     except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
@@ -214,6 +249,7 @@ OWN = {
     nn.SyncBatchNorm: SyncBatchNorm,
 }
 ORIGINAL = {own: orig for orig, own in OWN.items()}
+fusion.register(OWN)
 
 
 def is_instrumented(module: nn.Module) -> bool:
@@ -222,8 +258,14 @@ def is_instrumented(module: nn.Module) -> bool:
 
 def swap_in(module: nn.Module, index: int, kernel: str) -> None:
     module.__class__ = OWN[type(module)]
-    object.__setattr__(module, "_bnviz_index", index)
+    mark(module, index)
     object.__setattr__(module, "_bnviz_kernel", kernel)
+
+
+def mark(module: nn.Module, index: int) -> None:
+    """Give a recorded layer (own BN class or Probe) its index and its id in compiled graphs."""
+    object.__setattr__(module, "_bnviz_index", index)
+    object.__setattr__(module, "_bnviz_uid", compiled.register(module))
 
 
 def swap_out(module: nn.Module) -> None:

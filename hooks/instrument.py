@@ -120,7 +120,7 @@ class Instrumentation:
                 )
             )
             if probe:
-                object.__setattr__(m, "_bnviz_index", i)
+                batchnorm.mark(m, i)
             elif type(m) in batchnorm.OWN:
                 batchnorm.swap_in(m, i, kernel)
             else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import compiled, tracing
 from .batchnorm import MODE_IDENTITY, is_transformed
 
 
@@ -27,9 +28,20 @@ def _report(probe, input):
 _report_outside_graph = torch.compiler.disable(_report)
 
 
+def _report_compiled(probe, input):
+    if torch.compiler.is_exporting():
+        tracing.step_aside(probe, "torch.export")
+    elif compiled.AVAILABLE:
+        compiled.begin(probe, input)
+        compiled.report(probe, input, None, None, MODE_IDENTITY)
+    elif probe._bnviz_sink is not None:
+        _report_outside_graph(probe, input)
+
+
 class Probe(nn.Module):
     _bnviz_sink = None
     _bnviz_index = -1
+    _bnviz_uid = None
 
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
@@ -37,12 +49,21 @@ class Probe(nn.Module):
         self.eps = eps
 
     def forward(self, input):
+        if torch.compiler.is_compiling():
+            if self._bnviz_uid is not None:
+                _report_compiled(self, input)
+            return input
         if self._bnviz_sink is not None:
-            if torch.compiler.is_compiling():
-                _report_outside_graph(self, input)
-            else:
+            kind = tracing.capture()
+            if kind is None:
                 _report(self, input)
+            else:
+                tracing.step_aside(self, kind)
         return input
+
+    def __prepare_scriptable__(self):
+        # while TorchScript compiles it, a Probe is what it computes: an identity
+        return tracing.prepare_scriptable(self, nn.Identity)
 
     def __getstate__(self):
         # the sink (a recorder) never travels with a pickled or copied model
