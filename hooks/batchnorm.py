@@ -57,7 +57,7 @@ class _Reporting:
             return super().forward(input)
         kind = tracing.capture()
         if kind is not None:
-            tracing.step_aside(self, kind)
+            tracing.step_aside(self._bnviz_sink, kind)
             return super().forward(input)
         return _forward_maybe_recording(self, input)
 
@@ -96,7 +96,7 @@ def _forward_compiled(m, input):
     that syncs, and momentum=None in training, where torch's own forward breaks the graph too
     (a traced 1 / num_batches_tracked would recompile at every step)."""
     if torch.compiler.is_exporting():
-        tracing.step_aside(m, "torch.export")
+        tracing.step_aside(m._bnviz_sink, "torch.export")
         return super(_Reporting, m).forward(input)
     cumulative = m.momentum is None and m.training and m.track_running_stats
     if not compiled.AVAILABLE or m._bnviz_kernel != "native" or cumulative or _torch_decides(m):

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from . import tracing
 from .batchnorm import MODE_BATCH, MODE_RUNNING, is_transformed
 
 FROZEN_BUFFERS = ("weight", "bias", "running_mean", "running_var")
@@ -87,5 +88,10 @@ _report_outside_graph = torch.compiler.disable(_report)
 
 def _pre_hook(module, args):
     entry = _entry(module)
-    if entry is not None and entry[3] is not None and args and isinstance(args[0], torch.Tensor):
+    if entry is None or entry[3] is None or not args or not isinstance(args[0], torch.Tensor):
+        return
+    capture = tracing.capture() or ("torch.export" if torch.compiler.is_exporting() else None)
+    if capture is not None:  # a captured graph records nothing (tracing.py)
+        tracing.step_aside(entry[3], capture)
+    else:
         (_report_outside_graph if torch.compiler.is_compiling() else _report)(module, args[0], entry)

@@ -30,7 +30,7 @@ _report_outside_graph = torch.compiler.disable(_report)
 
 def _report_compiled(probe, input):
     if torch.compiler.is_exporting():
-        tracing.step_aside(probe, "torch.export")
+        tracing.step_aside(probe._bnviz_sink, "torch.export")
     elif compiled.AVAILABLE:
         compiled.begin(probe, input)
         compiled.report(probe, input, None, None, MODE_IDENTITY)
@@ -58,7 +58,7 @@ class Probe(nn.Module):
             if kind is None:
                 _report(self, input)
             else:
-                tracing.step_aside(self, kind)
+                tracing.step_aside(self._bnviz_sink, kind)
         return input
 
     def __prepare_scriptable__(self):

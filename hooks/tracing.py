@@ -27,9 +27,9 @@ def capture() -> str | None:
     return "torch.jit.trace" if torch.jit.is_tracing() else None
 
 
-def step_aside(m, kind: str) -> None:
-    """Layer ``m`` runs torch's forward under capture ``kind``: warn once per sink and kind."""
-    sink = m.__dict__.get("_bnviz_sink")
+def step_aside(sink, kind: str) -> None:
+    """A layer reporting to ``sink`` (None: not recording) runs torch's forward under capture
+    ``kind``: warn once per sink and kind."""
     if sink is None:
         return
     kinds = _warned.setdefault(sink, set())
@@ -49,7 +49,7 @@ def prepare_scriptable(m, plain: type):
     bnviz's attributes) while TorchScript compiles it, and itself again at the next module call in
     Python (TorchScript writes what this returns into the parent module, so it must be ``m``)."""
     global _restore_handle
-    step_aside(m, "torch.jit.script")
+    step_aside(m.__dict__.get("_bnviz_sink"), "torch.jit.script")
     bnviz = {k: m.__dict__.pop(k) for k in [k for k in m.__dict__ if k.startswith("_bnviz")]}
     _swapped.append((m, type(m), bnviz))
     m.__class__ = plain

@@ -12,7 +12,7 @@ from torch import nn
 import bnviz
 from bnviz.hooks import Probe, instrument
 from bnviz.store import RecordingWarning, open_run
-from models import small_cnn
+from models import TimmStyleNet, small_cnn
 
 # torch 2.13 deprecates TorchScript itself; bnviz still supports it for models that use it
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*is deprecated:DeprecationWarning")
@@ -62,15 +62,15 @@ def capture_warnings(rec, fn):
     return out
 
 
-def still_records(model, rec, tmp_path):
-    """After the capture, an eager forward is recorded again (all four layers, step 1)."""
+def still_records(model, rec, tmp_path, layers=4):
+    """After the capture, an eager forward is recorded again (every layer, step 1)."""
     model(X)
     if rec is None:
         return
     rec.step()
     rec.close()
     with open_run(tmp_path / "run.h5") as run:
-        assert list(run.steps) == [0, 1] and len(run.layers) == 4
+        assert list(run.steps) == [0, 1] and len(run.layers) == layers
         assert not np.isnan(run.summary_all("pre_mean", run.rows())).any()
 
 
@@ -131,3 +131,18 @@ def test_fuse_modules_qat_keeps_torch_classes():
     bn = fused[3][1]
     assert type(bn) is nn.BatchNorm2d and bn.weight is ins.modules[1].weight  # same parameters
     ins.detach()
+
+
+@pytest.mark.parametrize("capture", ["trace", "export"])
+def test_bn_subclasses_and_frozen_bn_step_aside_too(capture, tmp_path):
+    """Layers recorded from a forward pre-hook (foreign.py) record nothing while captured."""
+    plain, model = TimmStyleNet().eval(), TimmStyleNet().eval()
+    rec = bnviz.record(model, tmp_path / "run.h5")
+    model(X)
+    rec.step()
+    if capture == "trace":
+        captured = capture_warnings(rec, lambda: torch.jit.trace(model, X))
+    else:
+        captured = capture_warnings(rec, lambda: torch.export.export(model, (X,)).module())
+    assert torch.equal(captured(X), plain(X))
+    still_records(model, rec, tmp_path, layers=3)
