@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch._dynamo.utils import counters
-
 from bench_instrument import ResNet20
 from bench_record import Variant
+from torch import nn
+from torch._dynamo.utils import counters
 
 
 def mlp() -> nn.Module:
@@ -65,8 +64,7 @@ def main():
             t = time.perf_counter()
             for i in range(3):  # warm-up: compilation, the file's creation at the first flush
                 v.step(*data[i])
-            print(f"{name}: compiled in {time.perf_counter() - t:.0f} s, "
-                  f"{counters['stats']['unique_graphs']} graph(s)")
+            print(f"{name}: compiled in {time.perf_counter() - t:.0f} s, {counters['stats']['unique_graphs']} graph(s)")
             variants.append(v)
         times = {v.name: [] for v in variants}
         for r in range(args.turns):
@@ -79,11 +77,15 @@ def main():
     plain, recorded = times["plain"], times["recorded"]
     ratios = sorted(t / p for t, p in zip(recorded, plain))
     q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
-    print(f"torch.compile(backend={args.backend!r}) training step, {args.model}, {args.threads} threads, "
-          f"{args.turns} turns; compiled plain median {statistics.median(plain) * 1e3:.2f} ms/step")
-    print(f"  recorded / plain: ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
-          f"ratio of medians {statistics.median(recorded) / statistics.median(plain):.3f}, "
-          f"{(statistics.median(recorded) - statistics.median(plain)) * 1e3:.2f} ms/step more")
+    print(
+        f"torch.compile(backend={args.backend!r}) training step, {args.model}, {args.threads} threads, "
+        f"{args.turns} turns; compiled plain median {statistics.median(plain) * 1e3:.2f} ms/step"
+    )
+    print(
+        f"  recorded / plain: ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
+        f"ratio of medians {statistics.median(recorded) / statistics.median(plain):.3f}, "
+        f"{(statistics.median(recorded) - statistics.median(plain)) * 1e3:.2f} ms/step more"
+    )
 
 
 if __name__ == "__main__":

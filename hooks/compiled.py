@@ -59,8 +59,9 @@ def _begin_impl(x: torch.Tensor, state: list[torch.Tensor], layer_id: torch.Tens
         sink.fail(err)
 
 
-def _report_impl(x: torch.Tensor, mean: torch.Tensor | None, invstd: torch.Tensor | None,
-                 layer_id: torch.Tensor, mode: int) -> None:
+def _report_impl(
+    x: torch.Tensor, mean: torch.Tensor | None, invstd: torch.Tensor | None, layer_id: torch.Tensor, mode: int
+) -> None:
     layer = int(layer_id)
     if not _WANTED.pop(layer, False):
         return
@@ -103,5 +104,10 @@ def begin(m, input: torch.Tensor) -> None:
 
 def report(m, x: torch.Tensor, mean, invstd, mode: int) -> None:
     """In a compiled forward, after the kernel: ``bnviz::report`` for layer ``m``."""
-    _OPS[1](x.detach(), None if mean is None else mean.detach(), None if invstd is None else invstd.detach(),
-            m._bnviz_uid, mode)
+    _OPS[1](
+        x.detach(),
+        None if mean is None else mean.detach(),
+        None if invstd is None else invstd.detach(),
+        m._bnviz_uid,
+        mode,
+    )

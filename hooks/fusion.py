@@ -24,6 +24,7 @@ def register(own: dict) -> None:
     """Make torch's fuser table accept bnviz's classes. ``own`` maps torch's class to bnviz's."""
     try:
         from torch.ao.quantization import fuser_method_mappings
+
         table = fuser_method_mappings._DEFAULT_OP_LIST_TO_FUSER_METHOD
     except (ImportError, AttributeError):  # another torch: fusion of instrumented layers stays refused
         return

@@ -37,9 +37,13 @@ def step_aside(sink, kind: str) -> None:
         return
     kinds.add(kind)
     try:  # warnings as errors must not stop the capture either
-        warnings.warn(f"bnviz: {kind} captured a recorded model: the captured graph is torch's plain "
-                      "BatchNorm and records nothing, and these forwards are not in the recording "
-                      "(bnviz records eager and torch.compile'd training)", RecordingWarning, stacklevel=4)
+        warnings.warn(
+            f"bnviz: {kind} captured a recorded model: the captured graph is torch's plain "
+            "BatchNorm and records nothing, and these forwards are not in the recording "
+            "(bnviz records eager and torch.compile'd training)",
+            RecordingWarning,
+            stacklevel=4,
+        )
     except Warning:
         pass
 

@@ -3,6 +3,7 @@ compiled plain model, no recompiles of bnviz's own, and the rows eager recording
 rounding), also for eval passes, changing shapes, a layer that runs twice, momentum=None, Probes
 and a SyncBatchNorm in a process group of one."""
 
+import models
 import numpy as np
 import pytest
 import torch
@@ -10,7 +11,6 @@ import torch.distributed as dist
 from torch import nn
 from torch._dynamo.utils import counters
 
-import models
 from bnviz.hooks import instrument
 from bnviz.hooks.engine import StatsEngine
 
@@ -120,15 +120,21 @@ class MomentumNone(models.SigmoidMLP):
                 m.momentum = None
 
 
-@pytest.mark.parametrize("make,data,sizes", [
-    (models.SigmoidMLP, mlp_input, (16, 16, 12)),  # a last smaller batch: one dynamic recompile
-    (models.SmallCNN, lambda step, n: torch.randn(n, 3, 8 + 4 * (step % 2), 8,
-                                                 generator=torch.Generator().manual_seed(step)), (8,)),
-    (models.ReusedBN, lambda step, n: torch.randn(n, 10, generator=torch.Generator().manual_seed(step)), (16,)),
-    (models.ProbeMLP, mlp_input, (16,)),
-    pytest.param(MomentumNone, mlp_input, (16,), marks=pytest.mark.filterwarnings(
-        GRAD_WARNING)),
-], ids=["last-batch-smaller", "image-size-changes", "layer-runs-twice", "probes", "momentum-none"])
+@pytest.mark.parametrize(
+    "make,data,sizes",
+    [
+        (models.SigmoidMLP, mlp_input, (16, 16, 12)),  # a last smaller batch: one dynamic recompile
+        (
+            models.SmallCNN,
+            lambda step, n: torch.randn(n, 3, 8 + 4 * (step % 2), 8, generator=torch.Generator().manual_seed(step)),
+            (8,),
+        ),
+        (models.ReusedBN, lambda step, n: torch.randn(n, 10, generator=torch.Generator().manual_seed(step)), (16,)),
+        (models.ProbeMLP, mlp_input, (16,)),
+        pytest.param(MomentumNone, mlp_input, (16,), marks=pytest.mark.filterwarnings(GRAD_WARNING)),
+    ],
+    ids=["last-batch-smaller", "image-size-changes", "layer-runs-twice", "probes", "momentum-none"],
+)
 def test_compiled_rows_are_the_eager_rows(make, data, sizes):
     plain = train(make, data, record=False, backend="aot_eager", sizes=sizes)
     recorded = train(make, data, record=True, backend="aot_eager", sizes=sizes)

@@ -71,7 +71,7 @@ def test_training_bit_identical(make, data):
 
 
 @pytest.mark.slow
-# Raised inside dynamo while it sets up the graph break before each recording layer (not our code).
+# Raised inside dynamo at the first-forward observer's hooks on the compiled model (not our code).
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
 def test_compiled_training_bit_identical():
     """Each recording BN layer runs outside the graph (one graph break per layer while recording)."""

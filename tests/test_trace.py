@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from models import TimmStyleNet, small_cnn
 from torch import nn
 
 import bnviz
 from bnviz.hooks import Probe, instrument
 from bnviz.store import RecordingWarning, open_run
-from models import TimmStyleNet, small_cnn
 
 # torch 2.13 deprecates TorchScript itself; bnviz still supports it for models that use it
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*is deprecated:DeprecationWarning")
