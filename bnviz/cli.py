@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     from bnviz.export import ExportError
+    from bnviz.plaintext import printable
     from bnviz.report import ReportError
     from bnviz.store import RunFileError
     from bnviz.viewer_deps import ViewerMissing
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except (RunFileError, ExportError, ReportError, ViewerMissing, OSError) as e:
-        print(f"bnviz {args.command}: error: {e}", file=sys.stderr)
+        print(f"bnviz {args.command}: error: {printable(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
 import html
 import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+
+from bnviz.plaintext import printable
 
 FORMATS = ("png", "svg", "csv")
 # The CLI spells views with hyphens; the view state with underscores (a test checks they agree
@@ -185,11 +189,34 @@ def _is_our_folder(folder: Path) -> bool:
         return False
 
 
-def file_name(layer: str | None, view: str, fmt: str) -> str:
-    """A file name for one layer's export; dots in module paths stay, path separators do not."""
-    base = layer if layer else view
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in base)
-    return f"{safe}.{fmt}"
+# A file name's stem is at most this many bytes of UTF-8 (file systems allow 255 per name).
+MAX_STEM_BYTES = 100
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def file_names(layers: list, view: str, fmt: str) -> list[str]:
+    """One file name per layer (None: the view), distinct from each other even where case does
+    not count, and valid on any file system: letters, digits and ``._-`` (dots in module paths
+    stay), no leading dot, at most MAX_STEM_BYTES. A name that had to change gets a short hash of
+    the real one, so ``a/b``, ``a_b`` and ``a b`` never overwrite one another."""
+    bases = [layer if layer is not None else view for layer in layers]
+    stems = [_safe_stem(b) for b in bases]
+    folded = Counter(s.casefold() for s in stems)
+    names = []
+    for base, stem in zip(bases, stems):
+        if stem != base or folded[stem.casefold()] > 1 or stem.split(".")[0].casefold() in _RESERVED:
+            digest = hashlib.sha1(base.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            stem = f"{stem}-{digest}"
+        names.append(f"{stem}.{fmt}")
+    return names
+
+
+def _safe_stem(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).lstrip(".") or "_"
+    raw = safe.encode("utf-8")
+    if len(raw) > MAX_STEM_BYTES:
+        safe = raw[:MAX_STEM_BYTES].decode("utf-8", "ignore")
+    return safe
 
 
 def _write(
@@ -200,16 +227,18 @@ def _write(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
         written = []
+        files = file_names(names, view, fmt)
         for i, name in enumerate(names):
             if progress is not None:
-                progress(i, len(names), name or view)
-            path = tmp / (file_name(name, view, fmt) if as_folder else target.name)
+                progress(i, len(names), printable(name or view))
+            path = tmp / (files[i] if as_folder else target.name)
             draw(_state(view, name, step_range), path)
             written.append(path.name)
         if progress is not None:
             progress(len(names), len(names), "")
         if as_folder:
-            (tmp / "index.html").write_text(_index_html(main, view, written), encoding="utf-8")
+            labels = [name or view for name in names]
+            (tmp / "index.html").write_text(_index_html(main, view, written, labels), encoding="utf-8")
             _give_usual_modes(tmp)
             _replace(tmp, target)
             return [target / w for w in written]
@@ -275,11 +304,12 @@ def _replace(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _index_html(run, view: str, files: list[str]) -> str:
-    title = html.escape(f"bnviz {view}: {os.path.basename(run.path)}")
+def _index_html(run, view: str, files: list[str], labels: list[str]) -> str:
+    """The folder's index: each file under its layer's real name (escaped: names are text)."""
+    title = html.escape(printable(f"bnviz {view}: {os.path.basename(run.path)}"))
     items = []
-    for f in files:
-        name, label = html.escape(f), html.escape(f.rsplit(".", 1)[0])
+    for f, layer in zip(files, labels):
+        name, label = html.escape(f), html.escape(printable(layer))
         items.append(
             f'<li><a href="{name}">{label}</a></li>'
             if f.endswith(".csv")

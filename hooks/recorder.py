@@ -13,6 +13,7 @@ In a torch.distributed job every rank records its own local statistics to its ow
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -21,15 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bnviz.hooks import distributed
+from bnviz.hooks import distributed, shutdown
 from bnviz.hooks.engine import StatsEngine
 from bnviz.hooks.instrument import instrument
 from bnviz.store import schema
 from bnviz.store.block import Block
-from bnviz.store.errors import RecordingWarning, RunFileError
+from bnviz.store.errors import RecordingWarning, RecordingWriteError, RunFileError
+from bnviz.store.h5files import WriterClaim
 from bnviz.store.ranks import rank_path
 from bnviz.store.segments import open_joined, segment_path, segment_paths
-from bnviz.store.writer import AsyncWriter, RunWriter, check_target, encode_scalar_name
+from bnviz.store.writer import AsyncWriter, RunWriter, check_target, encode_scalar_name, stopped_message
 
 # Per-channel rows are large (len(CHANNEL_FIELDS) float32 per channel); by default they are
 # written only often enough to average this many bytes per training step, and histograms
@@ -139,6 +141,22 @@ class _PendingWithScalars:
         return block
 
 
+def _busy_call(method):
+    """Mark the recorder busy during ``method``: a SIGTERM then waits until it returns."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        self._busy_depth += 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy_depth -= 1
+            if not self._busy_depth:
+                shutdown.deliver_pending()
+
+    return call
+
+
 class Recorder:
     """Records the instrumented model's BN statistics; see ``record``."""
 
@@ -176,9 +194,10 @@ class Recorder:
         self._resumed = _previous_recording(path) if resume else None
         if self._resumed is not None:
             path = segment_path(path, self._resumed["segments"])
-        self.path = check_target(path, overwrite)
         if flush_every < 1 or flush_seconds <= 0 or max_pending < 1:
             raise ValueError("flush_every and max_pending must be >= 1 and flush_seconds > 0")
+        self.path = check_target(path, overwrite)
+        self._claim = WriterClaim(self.path)  # one recorder per file: refused here, before training
         self._overwrite = overwrite
         self._run_name = run_name
         self._user_meta = dict(meta or {})
@@ -211,14 +230,21 @@ class Recorder:
         self._last_flush = time.monotonic()
         self._stopped = False
         self._closed = False
-        self._attach()
+        self._busy_depth = 0
+        try:
+            self._attach()
+        except BaseException:
+            self._claim.release()
+            raise
         try:
             if self._resumed is not None:
                 self._check_resumable()
             self._hook = step_hook(optimizer, lambda *_: self.step()) if optimizer is not None else None
         except BaseException:
             self._release()
+            self._claim.release()
             raise
+        shutdown.register(self)
 
     def _attach(self) -> None:
         o = self._options
@@ -256,6 +282,12 @@ class Recorder:
     def recording(self) -> bool:
         return not (self._stopped or self._closed)
 
+    @property
+    def busy(self) -> bool:
+        """Inside one of its calls (a signal then waits until the call returns)."""
+        return self._busy_depth > 0
+
+    @_busy_call
     def step(self, n: int | None = None) -> None:
         """Mark the end of a training step (called for you when ``optimizer=`` was given).
 
@@ -289,6 +321,7 @@ class Recorder:
         if self._first_step is None:
             self._first_step = n
 
+    @_busy_call
     def log(self, **scalars) -> None:
         """Record user scalars (loss, accuracy, lr, ...) at the step they belong to.
 
@@ -308,19 +341,40 @@ class Recorder:
                     self._bad_scalars.add(name)
                     _warn(f"bnviz does not record scalar {name!r}: {err}")
 
+    @_busy_call
     def close(self) -> None:
-        """Write everything gathered, close the file and restore the model's BN modules."""
+        """Write everything gathered, close the file and restore the model's BN modules.
+
+        A Ctrl-C meanwhile is raised once the file is closed with its rows; a second one stops
+        at once, and the file then says that recording failed (it keeps its committed rows)."""
         if self._closed:
             return
         self._closed = True
-        if self._hook is not None:
-            self._hook.remove()
-        try:
-            if not self._stopped:
-                self._guard(self._finish)
-        finally:
-            self._stop_writer()
-            self._release()
+        with shutdown.sigint_deferred():
+            if self._hook is not None:
+                self._hook.remove()
+            finished = False
+            try:
+                if not self._stopped:
+                    self._guard(self._finish)
+                finished = True
+            finally:
+                self._stop_writer(failed=not finished)
+                self._release()
+                self._claim.release()
+                shutdown.unregister(self)
+
+    @_busy_call
+    def commit_buffered(self) -> None:
+        """Hand every row gathered so far to the file and wait until it is committed (SIGTERM)."""
+        if self.recording:
+            self._guard(self._commit_buffered)
+
+    def _commit_buffered(self) -> None:
+        if self.engine.rows_pending:
+            self._flush(wait=True)
+        if self._writer is not None:
+            self._writer.wait_idle(WRITER_WAIT_S)
 
     def __enter__(self):
         return self
@@ -472,7 +526,12 @@ class Recorder:
         if self.rank_info:
             meta.update(self.rank_info)
         return RunWriter(
-            self.path, layers=self.engine.layer_table(), meta=meta, probes=self.engine.probes, overwrite=self._overwrite
+            self.path,
+            layers=self.engine.layer_table(),
+            meta=meta,
+            probes=self.engine.probes,
+            overwrite=self._overwrite,
+            claim=self._claim,
         )
 
     def _guard(self, fn) -> None:
@@ -482,18 +541,22 @@ class Recorder:
             self._stopped = True
             self._release()
             self._stop_writer()
-            _warn(
-                f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
-                "Training goes on without recording."
-            )
+            if isinstance(err, RecordingWriteError):
+                _warn(stopped_message(err))
+            else:
+                _warn(
+                    f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
+                    "Training goes on without recording."
+                )
 
-    def _stop_writer(self) -> None:
-        """Close the file with every row handed over; never blocks longer than WRITER_WAIT_S."""
+    def _stop_writer(self, failed: bool = False) -> None:
+        """Close the file with every row handed over (``failed``: rows were lost, say so in the
+        file); never blocks longer than WRITER_WAIT_S."""
         writer, self._writer = self._writer, None
         if writer is None:
             return
         try:
-            if not writer.close(timeout=WRITER_WAIT_S):
+            if not writer.close(timeout=WRITER_WAIT_S, failed=failed):
                 _warn(
                     f"bnviz: the writer of {self.path} did not finish within {WRITER_WAIT_S:.0f} s; "
                     "it goes on in the background (committed rows are safe)"

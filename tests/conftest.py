@@ -6,18 +6,24 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    """A shown main window with its own settings file; its timers and findings process stop after."""
+def shown_main_window(folder):
+    """A shown main window with its own settings file in ``folder``; its timers and findings
+    process stop after (a generator: the fixtures below yield from it)."""
     from PySide6 import QtCore
 
     from bnviz.app.main_window import MainWindow
 
-    w = MainWindow(QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
+    w = MainWindow(QtCore.QSettings(str(folder / "settings.ini"), QtCore.QSettings.Format.IniFormat))
     w.resize(1300, 900)
     w.show()
     yield w
     w.timeline.stop()
     w.live_timer.stop()
     w.findings.shutdown()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    for w in shown_main_window(tmp_path):
+        qtbot.addWidget(w)
+        yield w

@@ -17,7 +17,6 @@ from bnviz.analysis.ranks import (
 from bnviz.store import open_run
 from bnviz.store.ranks import (
     RankFilesError,
-    attach_ranks,
     job_path,
     open_ranks,
     rank_of,
@@ -76,7 +75,7 @@ def test_a_single_process_run_is_its_own_job(tmp_path):
     write_synthetic_run(tmp_path / "run.h5", layers=1, channels=2, steps=5)
     with open_run(tmp_path / "run.h5") as run:
         assert open_ranks(run) == [run] and rank_of(run) == 0 and world_size_of(run) == 1
-        assert attach_ranks(run).ranks == [run] and run.rank_problems == {}
+        assert run.join_ranks() is None and run.ranks == [run] and run.rank_problems == {}
 
 
 def test_missing_unreadable_and_foreign_rank_files_are_named(tmp_path):
@@ -96,7 +95,7 @@ def test_missing_unreadable_and_foreign_rank_files_are_named(tmp_path):
         assert "strict=False" in text and err.value.problems.keys() == {1, 2, 3}
         assert open_ranks(run, strict=False) == [run]
         assert rank_problems(run).keys() == {1, 2, 3}
-        attach_ranks(run)
+        run.join_ranks()
         assert run.ranks == [run] and run.rank_problems.keys() == {1, 2, 3}
 
 
@@ -114,8 +113,8 @@ def test_aligned_rows_keep_the_steps_every_rank_recorded(tmp_path):
     write_job(base, world=2, steps=30, eval_every=10)
     # a third rank killed early: 17 steps only
     write_synthetic_run(
-        rank_path(base, 2), layers=2, channels=4, steps=17, seed=2, eval_every=10, meta=rank_meta(2, 2)
-    )  # wrong world size on purpose: open it by hand
+        rank_path(base, 2), layers=2, channels=4, steps=17, seed=2, eval_every=10, meta=rank_meta(2, 3)
+    )  # another world size on purpose: open it by hand
     runs = [open_run(rank_path(base, r)) for r in range(3)]
     try:
         steps, rows = aligned_rows(runs)

@@ -15,9 +15,15 @@ from collections import Counter
 import numpy as np
 
 from bnviz.analysis.findings import Thresholds, findings
+from bnviz.plaintext import printable
 from bnviz.store.schema import PHASE_NAMES
 
 INFO_VERSION = 1
+WRITER_TEXT = {
+    "live": "being written",
+    "closed": "closed",
+    "writer gone": "writer gone (killed, or silent for too long)",
+}
 LAYER_KEYS = (
     "index",
     "path",
@@ -165,7 +171,7 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     lines = [
         f"{info['path']}",
         f"  file       {size_text(info['file_size'])}, format {info['format_version']}, "
-        f"writer {info['writer_state']}"
+        f"{WRITER_TEXT.get(info['writer_state'], info['writer_state'])}"
         + (", recording FAILED (write error)" if info["recording_failed"] else "")
         + (f", {info['dropped_steps']} steps dropped (writer fell behind)" if info["dropped_steps"] else ""),
         f"  model      {info['model'] or 'unknown'}"
@@ -212,4 +218,4 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
         lines.append(f"    {f['severity']:.2f} {f['kind']:<15} {f['layer']}{span}: {f['message']}")
     if not show_all and len(fs) > limit:
         lines.append(f"    ... {len(fs) - limit} more (--all lists them)")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # names from the file reach no terminal raw

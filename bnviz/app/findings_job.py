@@ -4,16 +4,26 @@ findings) as JSON on stdout.
 The viewer runs the analysis in this separate process: it reads every layer of the file, and
 its memory (hundreds of MB on a 100-layer x 100k-step run) and CPU then stay out of the window's
 process. Exit status 1 with the reason on stderr when the file cannot be analysed.
+
+Start it with ``command(path)``, never a bare ``python -m``: that puts the working directory
+first on the import path, so an ``h5py.py`` (or ``numpy.py``) lying in the folder the viewer
+was started from would run instead of the library; ``-P`` keeps the working directory off it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from bnviz.analysis.findings import Finding
 from bnviz.analysis.runinfo import describe
 from bnviz.store import open_run
+
+
+def command(path) -> list[str]:
+    """The argv that analyses ``path`` in a separate interpreter: this one, same environment."""
+    return [sys.executable, "-P", "-m", "bnviz.app.findings_job", os.path.abspath(path)]
 
 
 def parse(text: str) -> tuple[dict, list[Finding]]:

@@ -7,11 +7,9 @@ viewer's. Both runs' findings share the table, most severe first, each row tagge
 
 from __future__ import annotations
 
-import sys
-
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from bnviz.app import style
+from bnviz.app import findings_job, style
 from bnviz.app.findings_job import parse
 from bnviz.app.session import Session
 from bnviz.app.trouble import show_finding
@@ -82,8 +80,9 @@ class FindingsPanel(QtWidgets.QWidget):
         self.label.setText("Findings: analysing…")
         for slot in slots:
             proc = QtCore.QProcess(self)
-            proc.setProgram(sys.executable)
-            proc.setArguments(["-m", "bnviz.app.findings_job", slot.path])
+            program, *arguments = findings_job.command(slot.path)
+            proc.setProgram(program)
+            proc.setArguments(arguments)
             proc.finished.connect(lambda code, _status, p=proc, k=slot.label: self._finished(k, p, code))
             self._procs[slot.label] = proc
         for proc in list(self._procs.values()):

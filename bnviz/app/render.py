@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bnviz.plaintext import printable
+
 FORMATS = (".png", ".svg", ".csv")
 
 
@@ -106,7 +108,7 @@ def caption(view) -> str:
         )
     head = " · ".join(parts)
     note = view.note.text()
-    return f"{head}.  {note}" if note else head
+    return printable(f"{head}.  {note}" if note else head)  # names from the file: text only
 
 
 def _paint_caption(painter, view, width: int) -> None:

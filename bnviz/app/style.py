@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import qt_guard  # noqa: F401  (must run before anything is drawn)
+from bnviz.plaintext import printable
 
 # Okabe & Ito's palette: distinguishable with the common colour-vision deficiencies.
 OKABE_ITO = {
@@ -135,13 +136,15 @@ def style_plot(plot: pg.PlotItem, title: str, x_label: str, y_label: str, y_unit
 
 
 def plain(text: str) -> str:
-    """Escape user-controlled text (layer names, paths) for pyqtgraph labels, which render HTML."""
-    return html.escape(str(text))
+    """Escape user-controlled text (layer names, paths) for pyqtgraph labels, which render HTML
+    (control characters spelled out: they are not text, and SVG cannot hold them)."""
+    return html.escape(printable(text))
 
 
 def tooltip(text: str) -> str:
     """Qt guesses whether a tooltip is HTML; escaping it ourselves keeps user text literal."""
-    return "<p style='white-space:pre'>" + html.escape(str(text)) + "</p>"
+    lines = str(text).split("\n")
+    return "<p style='white-space:pre'>" + "\n".join(html.escape(printable(line)) for line in lines) + "</p>"
 
 
 def set_title(plot: pg.PlotItem, title: str, legend_entries: list[str], line_chars: int = LEGEND_LINE_CHARS) -> None:

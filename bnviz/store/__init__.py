@@ -13,6 +13,7 @@ from bnviz.store.errors import (
     RecordingWarning,
     RecordingWriteError,
     RunFileError,
+    RunFileInUse,
     RunFileMissing,
 )
 from bnviz.store.reader import Histogram, LayerInfo, Run, open_run
@@ -32,6 +33,7 @@ __all__ = [
     "RecordingWriteError",
     "Run",
     "RunFileError",
+    "RunFileInUse",
     "RunFileMissing",
     "RunWriter",
     "open_run",

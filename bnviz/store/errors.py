@@ -49,13 +49,20 @@ class NewerFormatError(RunFileError):
         )
 
 
+class RunFileInUse(FileExistsError):
+    """Another recorder is writing the file (one writer per file, with or without overwrite)."""
+
+
 class RecordingWriteError(OSError):
     """Writing the recording failed (disk full, file removed, I/O error); recording must stop.
 
-    The file keeps every row committed before the failure."""
+    ``problem`` says what happened in plain words (HDF5's own text is in ``__cause__``), ``kept``
+    what the file holds now. The file keeps every row committed before the failure."""
 
-    def __init__(self, path, problem: str):
+    def __init__(self, path, problem: str, kept: str = ""):
         self.path = os.fspath(path)
+        self.problem = problem
+        self.kept = kept
         super().__init__(f"{self.path}: {problem}")
 
 

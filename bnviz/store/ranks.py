@@ -63,7 +63,7 @@ def world_size_of(run: Run) -> int:
     return int(run.meta.get("world_size", 1))
 
 
-def _scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
+def scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
     """The job's runs by rank (``run`` itself included, others opened) and a problem per rank."""
     world, me = world_size_of(run), rank_of(run)
     base = job_path(run.path)
@@ -111,25 +111,16 @@ def open_ranks(run: Run, strict: bool = True) -> list[Run]:
 
     strict: raise RankFilesError naming each missing, unreadable or foreign rank file; with
     False those ranks are left out (``rank_of`` tells which rank each run is)."""
-    runs, problems = _scan(run)
+    runs, problems = scan(run)
     if problems and strict:
         close_ranks(runs.values(), keep=run)
         raise RankFilesError(job_path(run.path), problems)
     return [runs[r] for r in sorted(runs)]
 
 
-def attach_ranks(run: Run) -> Run:
-    """Give ``run`` its job: ``run.ranks`` (``open_ranks(run, strict=False)``) and
-    ``run.rank_problems`` ({rank: problem}); the one call ``open_run`` makes."""
-    runs, problems = _scan(run)
-    run.ranks = [runs[r] for r in sorted(runs)]
-    run.rank_problems = problems
-    return run
-
-
 def rank_problems(run: Run) -> dict[int, str]:
     """{rank: what is wrong with its file} for the job of ``run``; {} when all are readable."""
-    runs, problems = _scan(run)
+    runs, problems = scan(run)
     close_ranks(runs.values(), keep=run)
     return problems
 

@@ -38,8 +38,6 @@ the h5py error chained; nothing from the file is unpickled or executed (JSON tex
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
 import socket
 import time
@@ -48,31 +46,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from h5py import h5f, h5p
 
-from bnviz.store import layout, schema
+from bnviz.store import checks, layout, schema
 from bnviz.store.decimate import decimate
-from bnviz.store.errors import (
-    CorruptRunFile,
-    EmptyRunFile,
-    NewerFormatError,
-    NotBnvizRun,
-    NotHDF5File,
-    RunFileError,
-    RunFileMissing,
-)
+from bnviz.store.errors import CorruptRunFile, NewerFormatError, NotBnvizRun
+from bnviz.store.h5files import H5_ERRORS, ReadFile, stored_end_address
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # A live writer heartbeats at least this often (AsyncWriter: 10 s), so a status older than
 # max(WRITER_GONE_FLUSHES x the flush interval, WRITER_GONE_S) means the writer is gone.
 WRITER_GONE_S = 30.0
 WRITER_GONE_FLUSHES = 3
-READ_CACHE_BYTES = 32 * 1024 * 1024
-# A SWMR reader retries a metadata read whose checksum fails (the writer may be mid-flush) with
-# doubling back-off; HDF5's default of 100 attempts hangs for many minutes on a damaged file.
-# 20 attempts wait about a second in all, ample for a flush to land.
-SWMR_READ_ATTEMPTS = 20
-_READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+STEP_COLUMNS = ("summary_step", "channel_step", "hist_step", "scalar_step")  # by schema.TIERS
 
 
 @dataclass(frozen=True)
@@ -121,111 +105,53 @@ def open_run(path) -> Run:
     A distributed job's rank files beside it are opened too: ``run.ranks`` (rank 0 first, the
     run itself included) and ``run.rank_problems`` ({rank: why its file is unusable}). A resumed
     recording's segments (``<stem>.resume<k><suffix>``) are joined into one run (segments.py)."""
-    from bnviz.store.ranks import attach_ranks  # ranks and segments build on Run: import here
-    from bnviz.store.segments import open_joined
+    from bnviz.store.segments import open_joined  # segments build on Run: import here
 
-    return attach_ranks(open_joined(path))
-
-
-def _has_hdf5_signature(path: Path, size: int) -> bool:
-    # The superblock sits at 0, or after a user block at 512, 1024, 2048, ...
-    with open(path, "rb") as fh:
-        offset = 0
-        while offset + len(HDF5_SIGNATURE) <= size:
-            fh.seek(offset)
-            if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                return True
-            offset = 512 if offset == 0 else offset * 2
-    return False
-
-
-def _hdf5_library():
-    """The libhdf5 that h5py loaded (for a setting h5py does not expose), or None."""
+    run = open_joined(path)
     try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                lib = line.split()[-1]
-                if "/libhdf5" in lib and "hdf5_hl" not in lib and ".so" in lib:
-                    return ctypes.CDLL(lib)
-    except OSError:
-        pass
-    return None
-
-
-def _read_fapl():
-    fapl = h5p.create(h5p.FILE_ACCESS)
-    fapl.set_cache(0, 10007, READ_CACHE_BYTES, 0.75)
-    lib = _hdf5_library()
-    if lib is not None:
-        lib.H5Pset_metadata_read_attempts(ctypes.c_int64(fapl.id), ctypes.c_uint(SWMR_READ_ATTEMPTS))
-    return fapl
-
-
-def _stored_end_address(path: Path) -> int | None:
-    """The end-of-file address in a version 2/3 superblock (what bnviz writes), else None."""
-    with open(path, "rb") as fh:
-        head = fh.read(48)
-    if head[:8] != HDF5_SIGNATURE or len(head) < 12 or head[8] < 2:
-        return None
-    size = head[9]  # bytes per address: base, extension, end-of-file, root
-    start = 12 + 2 * size
-    if len(head) < start + size:
-        return None
-    base = int.from_bytes(head[12 : 12 + size], "little")
-    return base + int.from_bytes(head[start : start + size], "little")
-
-
-def _open_file(path: Path) -> h5py.File:
-    if not path.exists():
-        raise RunFileMissing(path, "no such file")
-    if path.is_dir():
-        raise NotHDF5File(path, "is a directory, not a bnviz recording")
-    size = path.stat().st_size
-    if size == 0:
-        raise EmptyRunFile(path, "the file is empty (0 bytes): the recording never got its first write")
-    if not _has_hdf5_signature(path, size):
-        raise NotHDF5File(path, "not an HDF5 file: a bnviz recording is the HDF5 file that bnviz.record writes")
-    try:
-        fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_read_fapl())
-        return h5py.File(fid)
-    except (OSError, RuntimeError) as err:
-        reason = str(err)
-        if "truncated" in reason:
-            raise CorruptRunFile(
-                path,
-                f"the file is truncated ({size} bytes; HDF5 says: {reason}); "
-                "it was cut short, e.g. by an incomplete copy",
-            ) from err
-        raise CorruptRunFile(path, f"HDF5 cannot open it, the file is damaged ({reason})") from err
+        run.join_ranks()
+    except BaseException:
+        run.close()
+        raise
+    return run
 
 
 class Run:
     """A recording opened for reading. See the module docstring for the API."""
 
-    ranks: list[Run]  # the job's rank files, rank 0 first (store/ranks.py attach_ranks)
-    rank_problems: dict[int, str]
-
     def __init__(self, path):
         self.path = Path(path)
-        self._file = _open_file(self.path)
+        # Every rank's run of this run's job, rank 0 first, and why a rank's file is unusable;
+        # one process's run is its own job (``join_ranks`` looks for the others).
+        self.ranks: list[Run] = [self]
+        self.rank_problems: dict[int, str] = {}
+        self._file = None
+        self._h5 = ReadFile(self.path)
+        self._file = self._h5.file
         try:
             self._load_header()
         except BaseException:
-            self._file.close()
+            self._h5.close()
             raise
+
+    def join_ranks(self) -> None:
+        """Open the other rank files of a distributed job (``bnviz.store.ranks``)."""
+        from bnviz.store.ranks import scan  # ranks builds on Run: import here, not at the top
+
+        for other in self.ranks:
+            if other is not self:
+                other.close()
+        runs, self.rank_problems = scan(self)
+        self.ranks = [runs[r] for r in sorted(runs)]
 
     # -- header ----------------------------------------------------------------------------
 
     def _load_header(self) -> None:
-        f = self._file
-        try:
-            fmt = f.attrs.get(layout.ATTR_FORMAT)
-            version = f.attrs.get(layout.ATTR_VERSION)
-        except _READ_ERRORS as err:
-            raise CorruptRunFile(self.path, f"cannot read the root attributes ({err})") from err
+        fmt = self._h5.read("the root attributes", lambda: self._file.attrs.get(layout.ATTR_FORMAT))
+        version = self._h5.read("the root attributes", lambda: self._file.attrs.get(layout.ATTR_VERSION))
         if isinstance(fmt, bytes):
             fmt = fmt.decode("utf-8", "replace")
-        size, eoa = self.path.stat().st_size, _stored_end_address(self.path)
+        size, eoa = self._h5.size, stored_end_address(self.path)
         if fmt != schema.FORMAT_NAME and eoa is not None and size < eoa:
             # a cut-short file can lose the root attributes too (a packed run keeps them last)
             raise CorruptRunFile(
@@ -233,7 +159,7 @@ class Run:
                 f"the file is truncated ({size} bytes, HDF5 expects {eoa}); "
                 "it was cut short, e.g. by an incomplete copy",
             )
-        if fmt != schema.FORMAT_NAME:
+        if not isinstance(fmt, str) or fmt != schema.FORMAT_NAME:
             raise NotBnvizRun(
                 self.path,
                 f"an HDF5 file, but not a bnviz recording (no {layout.ATTR_FORMAT}={schema.FORMAT_NAME!r} attribute)",
@@ -242,32 +168,56 @@ class Run:
             self.format_version = version.decode() if isinstance(version, bytes) else str(version)
             file_version = layout.parse_version(self.format_version)
         except (ValueError, AttributeError) as err:
-            raise CorruptRunFile(self.path, f"unreadable format_version {version!r}") from err
-        reader_version = "%d.%d" % schema.FORMAT_VERSION
+            raise CorruptRunFile(self.path, f"unreadable format_version {checks._shown(version)}") from err
         if file_version[0] > schema.FORMAT_VERSION[0]:
-            raise NewerFormatError(self.path, self.format_version, reader_version)
-        try:
-            self.meta = self._read_meta()
-            table = json.loads(f[layout.LAYERS][()])
-            self.layers = [LayerInfo.from_dict(d) for d in table]
-            self._ds: dict[str, h5py.Dataset] = {}
-            self._stale: set[str] = set()
-            self._probes = self._dataset("probes").shape[2]
-            self._counts = self._read_commit()
-        except RunFileError:
-            raise
-        except _READ_ERRORS as err:
-            raise CorruptRunFile(self.path, f"the file's bnviz header is incomplete or damaged ({err})") from err
+            raise NewerFormatError(self.path, self.format_version, "%d.%d" % schema.FORMAT_VERSION)
+        self.meta = self._h5.read("the run's attributes", self._read_meta)
+        raw = self._h5.read("the layer table", lambda: self._h5.dataset(layout.LAYERS)[()])
+        self.layers = [LayerInfo.from_dict(d) for d in checks.layer_table(self.path, raw)]
         self._by_path = {layer.path: layer for layer in self.layers}
+        self._check_datasets()
+        self._counts = self._read_commit()
         self._cache: dict = {}
         self._check_complete()
+
+    def _check_datasets(self) -> None:
+        """Every dataset present with the shape and type the layer table implies."""
+        h5, L = self._h5, len(self.layers)
+        probes = h5.dataset("probes")
+        checks.dataset_shape(self.path, "probes", probes, (L, checks.MAX_PROBES, layout.NQ), "f", (1,))
+        self._probes = probes.shape[2]
+        for col in layout.tier_columns(L, self._probes):
+            free = (1,) if col.name == "summary" else ()
+            row = (L, layout.F_S + checks.MAX_EXTRA_FIELDS) if free else col.row_shape
+            checks.dataset_shape(
+                self.path, col.name, h5.dataset(col.name), row, "fiu" if col.dtype.kind == "f" else "iu", free
+            )
+        for layer in self.layers:
+            name = f"{layout.CHANNEL_GROUP}/{layer.index}"
+            checks.dataset_shape(
+                self.path, name, h5.dataset(name), (layout.F_C + checks.MAX_EXTRA_FIELDS, layer.num_features), "f", (0,)
+            )
+        names = h5.dataset(layout.SCALAR_NAMES)
+        if names.shape != (schema.MAX_SCALARS,) or names.dtype.kind != "S":
+            raise CorruptRunFile(
+                self.path,
+                f"dataset {layout.SCALAR_NAMES} has shape {names.shape} of "
+                f"{names.dtype}, expected {schema.MAX_SCALARS} names",
+            )
+        status = h5.dataset(layout.STATUS)
+        if status.shape != (len(layout.STATUS_FIELDS),) or status.dtype.kind not in "fiu":
+            raise CorruptRunFile(
+                self.path,
+                f"dataset {layout.STATUS} has shape {status.shape} of "
+                f"{status.dtype}, expected {len(layout.STATUS_FIELDS)} numbers",
+            )
 
     def _check_complete(self) -> None:
         """SWMR read mode skips HDF5's end-of-file check, and raw data past the end reads as
         zeros: if the file is shorter than HDF5's end address, make sure no committed row lies
         past the end. (Uncommitted data may: a kill or a failed write leaves such files.)"""
         size = self.path.stat().st_size
-        eoa = _stored_end_address(self.path)
+        eoa = stored_end_address(self.path)
         if eoa is None or size >= eoa:
             return
         names = [(c.name, c.tier) for c in layout.tier_columns(len(self.layers), self._probes)]
@@ -281,8 +231,8 @@ class Run:
         try:
             for name, tier in names:
                 n = self._counts[tier]
-                self._dataset(name).id.chunk_iter(lambda info: visit(info, n))  # noqa: B023
-        except _READ_ERRORS as err:
+                self._h5.dataset(name).id.chunk_iter(lambda info: visit(info, n))  # noqa: B023
+        except H5_ERRORS as err:
             missing.append(err)
         if missing:
             raise CorruptRunFile(
@@ -293,16 +243,16 @@ class Run:
 
     def _read_meta(self) -> dict:
         meta = {}
-        for key, value in self._file.attrs.items():
+        attrs = self._file.attrs
+        for key in attrs:
             if key in (layout.ATTR_FORMAT, layout.ATTR_VERSION):
                 continue
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            elif isinstance(value, np.generic):
-                value = value.item()
-            if key in layout.JSON_META_KEYS:
-                value = json.loads(value)
-            meta[key] = value
+            if attrs.get_id(key).get_storage_size() > checks.MAX_ATTR_BYTES:
+                raise CorruptRunFile(self.path, f"attribute {key} is larger than any bnviz attribute")
+            meta[key] = checks.meta_value(self.path, key, attrs[key])
+        rank, world = meta.get("rank", 0), meta.get("world_size", 1)
+        if not 0 <= rank < world:
+            raise CorruptRunFile(self.path, f"attribute rank is {rank}, but the job has {world} processes")
         return meta
 
     @property
@@ -312,38 +262,37 @@ class Run:
     # -- datasets and committed rows -------------------------------------------------------
 
     def _dataset(self, name: str) -> h5py.Dataset:
-        ds = self._ds.get(name)
-        if ds is None:
-            ds = self._ds[name] = self._file[name]
-        elif name in self._stale:
-            ds.refresh()
-        self._stale.discard(name)
-        return ds
+        return self._h5.dataset(name)
 
     def _read_commit(self) -> dict:
-        ds = self._file[layout.COMMIT]
-        ds.refresh()
-        counts = ds[()]
-        return {t: int(n) for t, n in zip(schema.TIERS, counts)}
+        raw = self._h5.read("the commit record", lambda: self._h5.dataset(layout.COMMIT)[()])
+        current = getattr(self, "_counts", None)
+        if current is not None and np.array_equal(raw, [current[t] for t in schema.TIERS]):
+            return current
+        return checks.committed(self.path, raw, schema.TIERS, self._capacity())
+
+    def _capacity(self) -> dict:
+        """Rows each tier's datasets hold (their extent, refreshed) and, for the step column read
+        whole, what its allocated chunks can hold: a count beyond either is damage."""
+        extents: dict[str, list[int]] = {t: [] for t in schema.TIERS}
+        for col in layout.tier_columns(len(self.layers), self._probes):
+            extents[col.tier].append(self._h5.dataset(col.name).shape[0])
+        for layer in self.layers:
+            extents["channels"].append(self._h5.dataset(f"{layout.CHANNEL_GROUP}/{layer.index}").shape[0])
+        for tier, name in zip(schema.TIERS, STEP_COLUMNS):
+            extents[tier].append(self._h5.read(name, lambda n=name: _allocated_rows(self._h5.dataset(n))))
+        return {t: min(v) for t, v in extents.items()}
 
     def _status(self) -> np.ndarray:
-        try:
-            ds = self._file[layout.STATUS]
-            ds.refresh()
-            return ds[()]
-        except _READ_ERRORS as err:
-            raise CorruptRunFile(self.path, f"cannot read the writer status ({err})") from err
+        return self._h5.read("the writer status", lambda: self._h5.dataset(layout.STATUS)[()])
 
     def refresh(self) -> bool:
         """Pick up rows committed since the last look. True when there are new rows."""
-        try:
-            counts = self._read_commit()
-        except _READ_ERRORS as err:
-            raise CorruptRunFile(self.path, f"cannot re-read the committed row counts ({err})") from err
+        self._h5.mark_stale()
+        counts = self._read_commit()
         if counts == self._counts:
             return False
         self._counts = counts
-        self._stale = set(self._ds)
         self._cache.clear()
         return True
 
@@ -356,20 +305,21 @@ class Run:
         pid, host = self.meta.get("pid"), self.meta.get("host")
         if pid and host == socket.gethostname():
             try:
-                os.kill(int(pid), 0)
+                os.kill(pid, 0)
             except ProcessLookupError:
                 return "writer gone"
             except PermissionError:
                 pass  # alive, owned by another user
-        flush_s = float(self.meta.get("flush_seconds") or self.schedule.get("flush_seconds") or 0)
-        if time.time() - heartbeat > max(WRITER_GONE_FLUSHES * flush_s, WRITER_GONE_S):
+        flush_s = self.meta.get("flush_seconds") or 0
+        if not time.time() - heartbeat <= max(WRITER_GONE_FLUSHES * flush_s, WRITER_GONE_S):
             return "writer gone"
         return "live"
 
     @property
     def dropped_steps(self) -> int:
         """Steps the recorder could not record because the writer fell behind."""
-        return int(self._status()[2])
+        dropped = self._status()[2]
+        return int(dropped) if np.isfinite(dropped) and 0 <= dropped < checks.MAX_STEP else 0
 
     @property
     def estimator_notice(self) -> str | None:
@@ -387,51 +337,38 @@ class Run:
     @property
     def recording_failed(self) -> bool:
         """True if recording stopped on a write error (the file holds what came before)."""
-        return int(self._status()[1]) == layout.STATE_FAILED
+        return bool(self._status()[1] == layout.STATE_FAILED)
 
     def _read(self, name: str, tier: str, rows, *tail):
         """``name[rows, *tail]`` over committed rows of ``tier`` only."""
         n = self._counts[tier]
-        try:
-            ds = self._dataset(name)
-            if ds.shape[0] < n:
-                raise CorruptRunFile(self.path, f"dataset {name} has {ds.shape[0]} rows, fewer than the {n} committed")
-            if isinstance(rows, slice):
-                start, stop, step = rows.indices(n)
-                if stop <= start:
-                    return ds[0:0][(slice(None), *tail)]
-                data = ds[(slice(start, stop), *tail)]
-                return data[::step] if step != 1 else data
-            if np.ndim(rows) == 0:
-                i = int(rows) + (n if int(rows) < 0 else 0)
-                if not 0 <= i < n:
-                    raise IndexError(f"row {rows} out of range: {tier} has {n} committed rows")
-                return ds[(i, *tail)]
-            idx = np.asarray(rows, np.int64)
-            idx = np.where(idx < 0, idx + n, idx)
-            if idx.size == 0:
+        sel = _row_selection(rows, n, tier)
+
+        def read():
+            ds = self._h5.dataset(name)
+            if isinstance(sel, slice) or np.ndim(sel) == 0:
+                return ds[(sel, *tail)]
+            if sel.size == 0:
                 return ds[0:0][(slice(None), *tail)]
-            if idx.min() < 0 or idx.max() >= n:
-                raise IndexError(f"rows out of range: {tier} has {n} committed rows")
-            lo = int(idx.min())
-            return ds[(slice(lo, int(idx.max()) + 1), *tail)][idx - lo]
-        except (RunFileError, IndexError):
-            raise
-        except _READ_ERRORS as err:
-            raise CorruptRunFile(self.path, f"cannot read {name} ({err}); the file is damaged") from err
+            lo = int(sel.min())
+            return ds[(slice(lo, int(sel.max()) + 1), *tail)][sel - lo]
+
+        return self._h5.read(name, read)
 
     def _lacks(self, name: str, axis: int, f: int) -> bool:
         """Whether dataset ``name`` has no field ``f`` on ``axis`` (of a row): an older minor version's."""
-        try:
-            return f >= self._dataset(name).shape[axis + 1]
-        except _READ_ERRORS as err:
-            raise CorruptRunFile(self.path, f"cannot read {name} ({err}); the file is damaged") from err
+        return f >= self._h5.dataset(name).shape[axis + 1]
 
     def _column(self, name: str, tier: str) -> np.ndarray:
-        """A whole committed 1-D column, cached until the next refresh that brings rows."""
+        """A whole committed 1-D column, checked, cached until the next refresh that brings rows."""
         key = (name, self._counts[tier])
         if key not in self._cache:
-            self._cache[key] = self._read(name, tier, slice(None))
+            values = self._read(name, tier, slice(None))
+            if name in STEP_COLUMNS:
+                values = checks.step_column(self.path, name, values)
+            elif name.endswith("_phase"):
+                values = checks.phase_column(self.path, name, values, schema.PHASE_NAMES)
+            self._cache[key] = values
         return self._cache[key]
 
     # -- lookups ---------------------------------------------------------------------------
@@ -562,6 +499,8 @@ class Run:
         lo, hi = self._read("hist_range", "hist", int(row), li, t).astype(np.float64)
         nb = schema.HIST_BINS
         under, over, nonfinite = (int(c) for c in counts[nb:])
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            lo = hi = np.nan  # no range (a layer that did not run): NaN edges, never infinite ones
         return Histogram(np.linspace(lo, hi, nb + 1), counts[:nb], under, over, nonfinite)
 
     def hist_block(self, layer, tensor: str, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
@@ -579,10 +518,7 @@ class Run:
     def scalar_names(self) -> list[str]:
         key = ("scalar_names", self._counts["scalars"])
         if key not in self._cache:
-            try:
-                raw = self._dataset(layout.SCALAR_NAMES)[()]
-            except _READ_ERRORS as err:
-                raise CorruptRunFile(self.path, f"cannot read scalar names ({err})") from err
+            raw = self._h5.read("the scalar names", lambda: self._h5.dataset(layout.SCALAR_NAMES)[()])
             self._cache[key] = [b.decode("utf-8", "replace") for b in raw if b]
         return self._cache[key]
 
@@ -597,9 +533,9 @@ class Run:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            self._h5.close()
             self._file = None
-        for other in getattr(self, "ranks", ()):
+        for other in self.ranks:
             if other is not self:
                 other.close()
 
@@ -619,6 +555,38 @@ class Run:
             f"<bnviz Run {self.path.name}: {len(self.layers)} layers, "
             f"{self._counts['summary']} rows, format {self.format_version}>"
         )
+
+
+def _row_selection(rows, n: int, tier: str):
+    """The caller's ``rows`` (a slice, an int, or integer row indices) over ``n`` committed rows,
+    as a plain slice, an int or an index array; a bad selection is the caller's error."""
+    if isinstance(rows, slice):
+        start, stop, step = rows.indices(n)
+        return slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
+    if isinstance(rows, (int, np.integer)) and not isinstance(rows, (bool, np.bool_)):
+        i = int(rows) + (n if rows < 0 else 0)
+        if not 0 <= i < n:
+            raise IndexError(f"row {rows} out of range: {tier} has {n} committed rows")
+        return i
+    idx = np.asarray(rows)
+    if idx.size == 0:
+        return np.zeros(0, np.int64)
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise TypeError(
+            f"rows must be a slice, an int or a 1-D array of integer row indices, got "
+            f"{type(rows).__name__} of {idx.dtype} with shape {idx.shape}"
+        )
+    idx = np.where(idx < 0, idx + n, idx).astype(np.int64)
+    if idx.min() < 0 or idx.max() >= n:
+        raise IndexError(f"rows out of range: {tier} has {n} committed rows")
+    return idx
+
+
+def _allocated_rows(ds: h5py.Dataset) -> int:
+    """Rows a 1-D dataset's allocated storage can hold (unwritten chunks hold none)."""
+    if ds.chunks is None:
+        return ds.id.get_storage_size() // max(1, ds.dtype.itemsize)
+    return ds.id.get_num_chunks() * ds.chunks[0]
 
 
 def _pad_fields(values: np.ndarray, count: int) -> np.ndarray:

@@ -68,6 +68,7 @@ class JoinedRun(Run):
 
     def __init__(self, first: Run):  # no super().__init__: the first segment is open already
         self.__dict__.update(first.__dict__)
+        self.ranks = [self]  # the joined run is its own job until join_ranks looks for the others
         self.segments = [first]
         self._open_new_segments()
         self._join()

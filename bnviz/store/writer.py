@@ -26,13 +26,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bnviz.store import layout, schema
+from bnviz.store import h5files, layout, schema
 from bnviz.store.block import Block
 from bnviz.store.errors import RecordingWarning, RecordingWriteError
 
-# Recording stops (cleanly, the file closed and marked) when the disk has less free space than
-# this: a full disk would also break the training's checkpoints, and HDF5 cannot close a file
-# after a failed write.
+# Recording stops (cleanly, the file closed and marked), or does not start, when the disk has
+# less free space than this: a full disk would also break the training's checkpoints.
 MIN_FREE_BYTES = 256 * 1024 * 1024
 # The writer keeps the open (partly filled) chunk of every layer in memory between appends,
 # up to this many bytes per dataset, so an append never reads a chunk back from the file.
@@ -125,12 +124,27 @@ def encode_scalar_name(name: str) -> bytes:
 class RunWriter:
     """Create a run file with every dataset, start SWMR, then ``append`` Blocks and ``close``.
 
-    Raises FileNotFoundError / PermissionError / FileExistsError / IsADirectoryError at
-    construction if the file cannot be created, ValueError for a malformed layer table, meta
-    or Block, and RecordingWriteError once writing fails (after which the file stays
-    readable with everything committed before)."""
+    The file is built under a hidden name beside ``path`` and renamed to ``path`` once it is a
+    valid (empty) run, so a failed creation leaves nothing behind and ``overwrite`` replaces an
+    old file without truncating it under a reader. One writer per path: ``claim`` (a
+    ``WriterClaim`` the caller took earlier, else taken here) refuses a second one.
 
-    def __init__(self, path, *, layers: list[dict], meta: dict, probes: int, overwrite: bool = False):
+    Raises FileNotFoundError / PermissionError / FileExistsError / IsADirectoryError /
+    RunFileInUse at construction if the file cannot be created, RecordingWriteError if creating
+    it fails (disk full), ValueError for a malformed layer table, meta or Block, and
+    RecordingWriteError once writing fails (after which the file stays readable with everything
+    committed before, and says that recording failed)."""
+
+    def __init__(
+        self,
+        path,
+        *,
+        layers: list[dict],
+        meta: dict,
+        probes: int,
+        overwrite: bool = False,
+        claim: h5files.WriterClaim | None = None,
+    ):
         self.path = check_target(path, overwrite)
         self.layers = _check_layers(layers)
         self.n_probes = int(probes)
@@ -145,47 +159,66 @@ class RunWriter:
         self._dropped = 0
         self._failed: BaseException | None = None
         self._file: Any = None  # h5py.File once created
+        self._status_offset = None
+        self._own_claim = claim is None
+        self._claim = claim or h5files.WriterClaim(self.path)
         try:
-            self._file = h5py.File(self.path, "w" if overwrite else "x", libver="latest")
-        except (OSError, RuntimeError) as err:  # e.g. a viewer holds the file we should replace
-            raise OSError(
-                f"cannot record to {self.path}: HDF5 cannot create it ({err}); is another program using it?"
-            ) from err
-        try:
-            self._create(attrs)
+            self._check_free_space()
+            self._file = h5files.create_aside(self.path, self._image(attrs))
+            self._open_datasets()
             self._file.swmr_mode = True
-        except BaseException:
-            self._file.close()
-            self.path.unlink(missing_ok=True)
+            self._status_offset = self._file[layout.STATUS].id.get_offset()
+            h5files.publish(self.path, overwrite)
+        except BaseException as err:
+            if self._file is not None:
+                self._abandon(err)
+                self._close_file()
+            h5files.discard_aside(self.path)
+            self._release_claim()
+            if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, RecordingWriteError):
+                raise RecordingWriteError(
+                    self.path,
+                    f"cannot create the file: {h5files.write_failure(err, self.path.parent)}",
+                    kept="no file was written (a file already at that path is untouched)",
+                ) from err
             raise
 
-    def _create(self, attrs: dict) -> None:
-        f = self._file
-        f.attrs[layout.ATTR_FORMAT] = schema.FORMAT_NAME
-        f.attrs[layout.ATTR_VERSION] = "%d.%d" % schema.FORMAT_VERSION
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        f.create_dataset(
-            layout.LAYERS, data=json.dumps(self.layers, ensure_ascii=False), dtype=h5py.string_dtype("utf-8")
-        )
-        f.create_dataset(layout.COMMIT, data=np.zeros(len(schema.TIERS), np.int64))
-        f.create_dataset(layout.STATUS, data=np.array([time.time(), layout.STATE_LIVE, 0.0]))
-        f.create_dataset(layout.SCALAR_NAMES, shape=(schema.MAX_SCALARS,), dtype=f"S{schema.SCALAR_NAME_BYTES}")
-        f.create_group(layout.CHANNEL_GROUP)
+    def _image(self, attrs: dict) -> bytes:
+        """The new, empty run as the bytes of an HDF5 file, built in memory: a disk that fills
+        while HDF5 itself creates a file can crash the process at close, while ``create_aside``
+        writing these bytes fails cleanly."""
+        with h5py.File(f"{self.path.name}.image", "w", driver="core", backing_store=False, libver="latest") as f:
+            f.attrs[layout.ATTR_FORMAT] = schema.FORMAT_NAME
+            f.attrs[layout.ATTR_VERSION] = "%d.%d" % schema.FORMAT_VERSION
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            f.create_dataset(
+                layout.LAYERS, data=json.dumps(self.layers, ensure_ascii=False), dtype=h5py.string_dtype("utf-8")
+            )
+            f.create_dataset(layout.COMMIT, data=np.zeros(len(schema.TIERS), np.int64))
+            f.create_dataset(layout.STATUS, data=np.array([time.time(), layout.STATE_LIVE, 0.0]))
+            f.create_dataset(layout.SCALAR_NAMES, shape=(schema.MAX_SCALARS,), dtype=f"S{schema.SCALAR_NAME_BYTES}")
+            f.create_group(layout.CHANNEL_GROUP)
+            for col in [*self._columns, *self._channel_columns]:
+                f.create_dataset(
+                    col.name,
+                    shape=(0, *col.row_shape),
+                    maxshape=layout.max_shape(col),
+                    chunks=layout.chunk_shape(col),
+                    dtype=col.dtype,
+                )
+            h5py.h5f.flush(f.id)  # completes the image in memory (no file on disk is touched)
+            return f.id.get_file_image()
+
+    def _open_datasets(self) -> None:
+        """Each growing dataset with a chunk cache that holds its open chunk of every layer."""
         self._datasets = {}
         for col in [*self._columns, *self._channel_columns]:
             per_layer = col.row_shape[col.layer_axis] if col.layer_axis is not None else 1
             cache = min(MAX_CACHE_BYTES, 2 * max(1, per_layer) * layout.chunk_bytes(col))
-            self._datasets[col.name] = f.create_dataset(
-                col.name,
-                shape=(0, *col.row_shape),
-                maxshape=layout.max_shape(col),
-                chunks=layout.chunk_shape(col),
-                dtype=col.dtype,
-                rdcc_nbytes=cache,
-                rdcc_nslots=max(521, 8 * per_layer + 1),
-                rdcc_w0=1.0,
-            )
+            dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+            dapl.set_chunk_cache(max(521, 8 * per_layer + 1), cache, 1.0)
+            self._datasets[col.name] = h5py.Dataset(h5py.h5d.open(self._file.id, col.name.encode(), dapl=dapl))
 
     @property
     def rows(self) -> dict:
@@ -221,7 +254,7 @@ class RunWriter:
             self._file.flush()
         except (OSError, RuntimeError) as err:
             self._abandon(err)
-            raise RecordingWriteError(self.path, f"writing failed: {err}") from err
+            raise self._write_error(err) from err
         self._rows = new_rows
         self._scalar_names = names
         for t in schema.TIERS:
@@ -235,16 +268,26 @@ class RunWriter:
             return  # no statvfs here: rely on write errors
         free = st.f_bavail * st.f_frsize
         if free < MIN_FREE_BYTES:
-            self._failed = OSError(28, f"only {free / 2**20:.0f} MiB left on the device")
-            raise RecordingWriteError(
-                self.path, f"{self._failed.strerror}; bnviz stops recording below {MIN_FREE_BYTES / 2**20:.0f} MiB free"
+            problem = (
+                f"only {free / 2**20:.0f} MiB are free on its disk, and bnviz records only "
+                f"while at least {MIN_FREE_BYTES / 2**20:.0f} MiB are (the rest is left for "
+                "the training's checkpoints)"
             )
+            if self._file is None:
+                raise RecordingWriteError(
+                    self.path,
+                    f"cannot create the file: {problem}",
+                    kept="no file was written (a file already at that path is untouched)",
+                )
+            self._failed = OSError(28, problem)
+            raise RecordingWriteError(self.path, problem, kept=self.kept())
 
     def _abandon(self, err: BaseException) -> None:
         """After a failed write HDF5 cannot flush or close the file without crashing the process
-        (HDF5 2.0: free(): invalid pointer at close). Point its descriptor at /dev/null so the
-        remaining flushes and the close succeed harmlessly: the file on disk keeps the state of
-        the last successful flush, which is readable like a killed writer's."""
+        (HDF5 2.0: free(): invalid pointer, or a segfault, at close). Point its descriptor at
+        /dev/null so the remaining flushes and the close succeed harmlessly: the file on disk
+        keeps the state of the last successful flush, which is readable like a killed writer's;
+        then mark it failed in place (its status record needs no new space)."""
         self._failed = err
         try:
             fd = self._file.id.get_vfd_handle()
@@ -253,6 +296,29 @@ class RunWriter:
             os.close(null)
         except (OSError, RuntimeError, ValueError):
             pass
+        if self._status_offset is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                status = np.array([time.time(), layout.STATE_FAILED, self._dropped], "<f8")
+                os.pwrite(fd, status.tobytes(), self._status_offset)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # readers then see a writer gone: the committed rows are intact either way
+
+    def _write_error(self, err: BaseException, when: str = "") -> RecordingWriteError:
+        return RecordingWriteError(self.path, when + h5files.write_failure(err, self.path.parent), kept=self.kept())
+
+    def kept(self) -> str:
+        """What the file holds after a failure, for the message."""
+        n = self._rows["summary"]
+        if not n:
+            return "the file opens normally but holds no recorded step"
+        return (
+            f"the file keeps the {n} rows recorded before (up to step {self._last_step['summary']}) and opens normally"
+        )
 
     def _write(self, col: layout.Column, data: np.ndarray) -> None:
         n = len(data)
@@ -274,7 +340,7 @@ class RunWriter:
             self._file.flush()
         except (OSError, RuntimeError) as err:
             self._abandon(err)
-            raise RecordingWriteError(self.path, f"writing failed: {err}") from err
+            raise self._write_error(err) from err
 
     def _write_status(self, state: int) -> None:
         self._file[layout.STATUS][...] = np.array([time.time(), state, self._dropped], np.float64)
@@ -291,13 +357,21 @@ class RunWriter:
             first = self._failed is None
             self._abandon(err)
             if first:
-                raise RecordingWriteError(self.path, f"closing failed: {err}") from err
+                raise self._write_error(err, "closing the file failed: ") from err
         finally:
-            try:
-                self._file.close()
-            except (OSError, RuntimeError):
-                pass  # committed rows are on disk whatever the close says
-            self._file = None
+            self._close_file()
+            self._release_claim()
+
+    def _close_file(self) -> None:
+        try:
+            self._file.close()
+        except (OSError, RuntimeError):
+            pass  # committed rows are on disk whatever the close says
+        self._file = None
+
+    def _release_claim(self) -> None:
+        if self._own_claim:
+            self._claim.release()
 
     def __enter__(self):
         return self
@@ -388,6 +462,7 @@ class AsyncWriter:
         self._error: BaseException | None = None
         self._warned = False
         self._closing = False
+        self._close_failed = False
         self._thread = threading.Thread(target=self._loop, name="bnviz-writer", daemon=True)
         self._thread.start()
 
@@ -410,9 +485,20 @@ class AsyncWriter:
             return False
         return True
 
-    def close(self, timeout: float | None = None) -> bool:
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until everything submitted is written (or recording stopped)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self, timeout: float | None = None, failed: bool = False) -> bool:
         """Write what is queued, close the file, join the thread. False if it did not finish
-        within ``timeout`` (the thread goes on; committed rows are safe either way)."""
+        within ``timeout`` (the thread goes on; committed rows are safe either way).
+        ``failed``: rows were lost before they reached the queue; the file says so."""
+        self._close_failed = self._close_failed or failed
         if not self._closing:
             self._closing = True
             try:
@@ -432,12 +518,15 @@ class AsyncWriter:
                     break
                 self._guarded(self.writer.heartbeat)
                 continue
-            if item is self._STOP:
-                break
-            if self._error is None:
-                self._guarded(self._write, item)
+            try:
+                if item is self._STOP:
+                    break
+                if self._error is None:
+                    self._guarded(self._write, item)
+            finally:
+                self._queue.task_done()
         try:
-            self.writer.close()
+            self.writer.close(failed=self._close_failed)
         except BaseException as err:  # noqa: BLE001 - reported as the warning, never raised
             self._error = self._error or err
 
@@ -461,10 +550,23 @@ class AsyncWriter:
         if self._error is None or self._warned:
             return
         self._warned = True
-        rows = self.writer.rows["summary"]
-        warnings.warn(
-            f"bnviz stopped recording to {self.writer.path}: {self._error}. Training goes on; "
-            f"the file keeps the {rows} rows written before the failure.",
-            RecordingWarning,
-            stacklevel=3,
-        )
+        warnings.warn(stopped_message(self._error, self.writer), RecordingWarning, stacklevel=3)
+
+
+def stopped_message(err: BaseException, writer: RunWriter | None = None) -> str:
+    """The one warning of a recording that stopped: what happened, what the file keeps, what to
+    do. Training goes on either way."""
+    if isinstance(err, RecordingWriteError):
+        what, kept = err.problem, err.kept
+    else:
+        what = f"{type(err).__name__}: {err}"
+        kept = writer.kept() if writer is not None else ""
+    path = err.path if isinstance(err, RecordingWriteError) else (writer.path if writer else "the file")
+    space = any(w in what for w in ("full", "quota", "MiB are free", "size limit"))
+    return (
+        f"bnviz stopped recording to {path}: {what}. Training goes on, unaffected, without "
+        "recording"
+        + (f"; {kept}" if kept else "")
+        + "."
+        + (" To record, free space on that disk or record to another one." if space else "")
+    )
