@@ -6,8 +6,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def shown_main_window(folder):
-    """A shown main window with its own settings file in ``folder``; its timers and findings
+def shown_main_window(folder, show=True):
+    """A (shown) main window with its own settings file in ``folder``; its timers and findings
     process stop after (a generator: the fixtures below yield from it)."""
     from PySide6 import QtCore
 
@@ -15,7 +15,8 @@ def shown_main_window(folder):
 
     w = MainWindow(QtCore.QSettings(str(folder / "settings.ini"), QtCore.QSettings.Format.IniFormat))
     w.resize(1300, 900)
-    w.show()
+    if show:
+        w.show()
     yield w
     w.timeline.stop()
     w.live_timer.stop()
