@@ -94,7 +94,9 @@ def test_crafted_file(case, good, tmp_path, capsys, main_window):
             json.loads(out)
     # the viewer: opening shows a message or the run; every view then draws or shows a banner
     main_window.last_error = None
-    if main_window.open_files(str(path)):
+    opened = main_window.open_files(str(path))
+    main_window.findings.shutdown()  # its analysis process (covered by `info`) ends with the case
+    if opened:
         assert readable
         for view in VIEWS:
             main_window.session.state.update(view=view)
