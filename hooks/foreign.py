@@ -10,9 +10,10 @@
 A forward pre-hook reports the layer's input before its forward runs (so the running statistics
 are seen before any update); the engine computes the batch statistics in its own pass, and derives
 x-hat and y = gamma x-hat + beta from the layer's parameters or buffers, as for an eval row. Training is
-untouched: the hook only reads. Which activation follows a subclass's BN is found inside its forward
-(``activations.ForwardObserver``: the first activation applied to the output of its batch_norm call,
-source "fused").
+untouched: the hook only reads. Under torch.compile the hook is one graph operator (``bnviz::observe``
+below), so these layers add no graph break and no recompile. Which activation follows a subclass's
+BN is found inside its forward (``activations.ForwardObserver``: the first activation applied to the
+output of its batch_norm call, source "fused").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import tracing
+from . import compiled, tracing
 from .batchnorm import MODE_BATCH, MODE_RUNNING, is_transformed
 
 FROZEN_BUFFERS = ("weight", "bias", "running_mean", "running_var")
@@ -86,12 +87,74 @@ def _report(m, x, entry) -> None:
 _report_outside_graph = torch.compiler.disable(_report)
 
 
-def _pre_hook(module, args):
-    entry = _entry(module)
-    if entry is None or entry[3] is None or not args or not isinstance(args[0], torch.Tensor):
+# Under torch.compile the hook traces to one graph operator, ``bnviz::observe(x, state)``, which runs
+# ``_report`` when the graph runs. ``state`` is the layer's running statistics (its weight where it
+# keeps none): reading them orders the operator before the layer's own update of them, and the first
+# of them names the layer. The operator finds the layer by that tensor's storage, so the graph holds
+# no Python value of this module's (no guard on ``_ATTACHED``, on the sink or on a layer index: one
+# graph for all layers and recorders), and a copy of the model (other storage) finds nothing.
+_by_storage: dict[int | None, list] = {}  # data_ptr of a layer's state[0] -> its _ATTACHED entry
+
+
+def _state(m) -> list[torch.Tensor]:
+    running = [t for t in (m._buffers.get("running_mean"), m._buffers.get("running_var")) if t is not None]
+    weight = getattr(m, "weight", None)
+    return running or ([weight] if isinstance(weight, torch.Tensor) else [])
+
+
+def _storage(m) -> int | None:
+    state = _state(m)
+    return state[0].data_ptr() if state else None
+
+
+def _find(key: torch.Tensor):
+    """The entry of the attached layer whose state begins with ``key``'s storage (None: none is)."""
+    ptr = key.data_ptr()
+    entry = _by_storage.get(ptr)
+    if entry is None or _ATTACHED.get(id(entry[0])) is not entry or _storage(entry[0]) != ptr:
+        # attached or detached since, or moved (module.to): index the attached layers again
+        _by_storage.clear()
+        _by_storage.update((_storage(e[0]), e) for e in _ATTACHED.values())
+        entry = _by_storage.get(ptr)
+    return entry
+
+
+def _observe_impl(x: torch.Tensor, state: list[torch.Tensor]) -> None:
+    if not _ATTACHED:
         return
-    capture = tracing.capture() or ("torch.export" if torch.compiler.is_exporting() else None)
+    entry = _find(state[0])
+    if entry is not None and entry[3] is not None:
+        _report(entry[0], x, entry)
+
+
+_OBSERVE = compiled.ordered_op("observe", _observe_impl)
+
+
+def _pre_hook_compiled(module, input) -> None:
+    if torch.compiler.is_exporting():  # an exported graph records nothing (tracing.py)
+        entry = _entry(module)
+        tracing.step_aside(None if entry is None else entry[3], "torch.export")
+        return
+    state = _state(module)
+    if _OBSERVE is not None and state:
+        _OBSERVE(input.detach(), [t.detach() for t in state])
+        return
+    entry = _entry(module)
+    if entry is not None and entry[3] is not None:
+        _report_outside_graph(module, input, entry)
+
+
+def _pre_hook(module, args):
+    if not args or not isinstance(args[0], torch.Tensor):
+        return
+    if torch.compiler.is_compiling():
+        _pre_hook_compiled(module, args[0])
+        return
+    entry = _entry(module)
+    if entry is None or entry[3] is None:
+        return
+    capture = tracing.capture()
     if capture is not None:  # a captured graph records nothing (tracing.py)
         tracing.step_aside(entry[3], capture)
     else:
-        (_report_outside_graph if torch.compiler.is_compiling() else _report)(module, args[0], entry)
+        _report(module, args[0], entry)

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import torch
 
+from . import compiled
+
 _CLASSES: dict[type, type] = {}
 
 
 class _Measuring:
     _bnviz_sink = None
     _bnviz_layers: tuple[int, ...] = ()
+    _bnviz_uid = None
 
     def forward(self, input, *args, **kwargs):
-        if self._bnviz_sink is not None:
-            if torch.compiler.is_compiling():
-                _report_outside_graph(self, input)
-            else:
-                _report(self, input)
+        if torch.compiler.is_compiling():
+            _report_compiled(self, input)
+        elif self._bnviz_sink is not None:
+            _report(self, input)
         return super().forward(input, *args, **kwargs)
 
     def __reduce_ex__(self, protocol):
@@ -41,7 +43,25 @@ def _report(module, input):
         sink.fail(err)
 
 
+def _zone_input_impl(z: torch.Tensor, layer_id: torch.Tensor) -> None:
+    module = compiled.layer(layer_id)
+    if module is not None and module._bnviz_sink is not None:
+        _report(module, z)
+
+
+# Under torch.compile: ``bnviz::zone_input(z, layer_id)``, an ordered operator that reports when the
+# graph runs (compiled.py), so the graph reads neither the sink nor the layer list.
+_ZONE_INPUT = compiled.ordered_op("zone_input", _zone_input_impl)
 _report_outside_graph = torch.compiler.disable(_report)
+
+
+def _report_compiled(module, input) -> None:
+    if torch.compiler.is_exporting():
+        return  # an exported graph records nothing (tracing.py); the BN layers warn
+    if _ZONE_INPUT is not None:
+        _ZONE_INPUT(input.detach(), module._bnviz_uid)
+    elif module._bnviz_sink is not None:
+        _report_outside_graph(module, input)
 
 
 def _original(cls: type) -> type:
@@ -57,6 +77,8 @@ def swap_in(module: torch.nn.Module, layers) -> None:
         _CLASSES[cls] = type(cls.__name__, (_Measuring, cls), {"__module__": __name__, "__qualname__": cls.__name__})
     module.__class__ = _CLASSES[cls]
     object.__setattr__(module, "_bnviz_layers", tuple(layers))
+    if "_bnviz_uid" not in module.__dict__:
+        object.__setattr__(module, "_bnviz_uid", compiled.register(module))
 
 
 def swap_out(module: torch.nn.Module) -> None:
