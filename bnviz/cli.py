@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     v = sub.add_parser("view", help="open recordings in the viewer (also: bnviz FILE)")
-    v.add_argument("files", nargs="*", metavar="FILE", help="recordings to open")
-    v.add_argument("--compare", metavar="OTHER", help="open OTHER beside the first file (compare mode)")
+    v.add_argument("files", nargs="*", metavar="FILE", help="recordings to open (several: compared, layers by name)")
+    v.add_argument("--compare", metavar="OTHER", help="open OTHER beside the files (same as one more FILE)")
     v.add_argument("--layer", metavar="NAME", help="the layer to show first (default: the first layer)")
     v.set_defaults(func=_view)
 
@@ -102,7 +102,12 @@ def _parser() -> argparse.ArgumentParser:
 
     e.add_argument("--view", default="drift", choices=VIEWS)
     e.add_argument("--steps", metavar="A:B", help="step range, either end open (100:, :500)")
-    e.add_argument("--compare", metavar="OTHER", help="overlay a second recording, layers matched by name")
+    e.add_argument(
+        "--compare",
+        action="append",
+        metavar="OTHER",
+        help="another recording drawn with RUN, layers matched by name (repeatable: any number of runs)",
+    )
     e.add_argument("--format", choices=("png", "svg", "csv"), help="format when OUT is a folder")
     e.set_defaults(func=_export)
 
@@ -138,9 +143,6 @@ def _severity(text: str) -> float:
 
 def _view(args: argparse.Namespace) -> int:
     files = [str(f) for f in args.files]
-    if len(files) + bool(args.compare) > 2:
-        print("bnviz view: error: give at most two recordings: FILE [OTHER] or FILE --compare OTHER", file=sys.stderr)
-        return EXIT_ERROR
     from bnviz.store import open_run
 
     for i, f in enumerate(files + ([args.compare] if args.compare else [])):

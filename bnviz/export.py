@@ -52,7 +52,9 @@ def export(
 ) -> list[Path]:
     """Write ``view`` of the matching layers of ``run`` to ``out``; returns the files written.
 
-    ``run`` and ``compare`` are paths or open runs (``bnviz.open_run``). ``layer``: names or
+    ``run`` and ``compare`` are paths or open runs (``bnviz.open_run``); ``compare`` may be a
+    list of them (any number of runs, ``A.``, ``B.``, ``C.``... in CSV columns, each in its
+    colour in pictures, layers matched by name). ``layer``: names or
     glob patterns (``"layer3.*"``); None means every layer. ``steps``: ``"A:B"`` or ``(A, B)``,
     either end open; the distribution view overlays step A (the reference) on step B.
     The format comes from ``out``'s extension, or ``fmt`` when ``out`` is a folder. One layer
@@ -67,7 +69,7 @@ def export(
 
     with ExitStack() as opened:
         main = run if hasattr(run, "layers") else opened.enter_context(open_run(run))
-        other = compare if compare is None or hasattr(compare, "layers") else opened.enter_context(open_run(compare))
+        others = [r if hasattr(r, "layers") else opened.enter_context(open_run(r)) for r in _runs(compare)]
         if len(main.steps) == 0:
             raise ExportError(f"{main.path}: the run has no recorded steps yet; nothing to export")
         step_range = _step_range(main, steps)
@@ -77,7 +79,7 @@ def export(
             folder = out.with_suffix("")
         target = folder or out
         _check_writable(target)
-        return _write(main, other, view, names, step_range, fmt, target, folder is not None, progress)
+        return _write(main, others, view, names, step_range, fmt, target, folder is not None, progress)
 
 
 def check_view(view: str) -> str:
@@ -220,9 +222,9 @@ def _safe_stem(name: str) -> str:
 
 
 def _write(
-    main, other, view, names, step_range, fmt, target: Path, as_folder: bool, progress: Progress | None
+    main, others, view, names, step_range, fmt, target: Path, as_folder: bool, progress: Progress | None
 ) -> list[Path]:
-    draw = _csv_writer(main, other) if fmt == "csv" else _picture_writer(main, other, fmt)
+    draw = _csv_writer(main, others) if fmt == "csv" else _picture_writer(main, others, fmt)
     parent = target.resolve().parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
@@ -249,15 +251,24 @@ def _write(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _csv_writer(main, other):
+def _runs(compare) -> list:
+    """``compare`` as a list: nothing, one path or run, or a sequence of them."""
+    if compare is None:
+        return []
+    if isinstance(compare, (str, os.PathLike)) or hasattr(compare, "layers"):
+        return [compare]
+    return list(compare)
+
+
+def _csv_writer(main, others):
     """CSV needs no Qt: the views' tables come from the open runs (bnviz.app.tables)."""
     from bnviz.app.render import write_csv
     from bnviz.app.tables import export_table
 
-    return lambda state, path: write_csv(export_table(state, main, other), path)
+    return lambda state, path: write_csv(export_table(state, main, *others), path)
 
 
-def _picture_writer(main, other, fmt: str):
+def _picture_writer(main, others, fmt: str):
     from bnviz.viewer_deps import require_viewer
 
     require_viewer(f"{fmt.upper()} export")
@@ -266,7 +277,7 @@ def _picture_writer(main, other, fmt: str):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from bnviz.app.render import render_view
 
-    compare = None if other is None else other.path
+    compare = [r.path for r in others]
     return lambda state, path: render_view(main.path, path, state=state, compare=compare)
 
 

@@ -38,17 +38,32 @@ def test_state_round_trips_through_json():
         overview_metric="dead",
         speed=50,
         loop=False,
+        reference_run=2,
+        hidden_runs=(1, 3),
     )
     back = ViewState.from_dict(json.loads(json.dumps(s.to_dict())))
     assert back == s
+    assert back.hidden_runs == (1, 3) and back.reference_run == 2
     assert back.step_range == (10, 90) and back.tensors == ("pre", "post")
 
 
 def test_layout_keeps_files_and_state(tmp_path):
-    s = ViewState(view="channels", step=7)
-    text = Layout(["/a.h5"], "/b.h5", s).to_json()
+    s = ViewState(view="channels", step=7, reference_run=1, hidden_runs=(2,))
+    text = Layout(["/a.h5", "/b.h5", "/c.h5"], s).to_json()
     back = Layout.from_json(text)
-    assert back.paths == ["/a.h5"] and back.compare == "/b.h5" and back.state == s
+    assert back.paths == ["/a.h5", "/b.h5", "/c.h5"] and back.state == s
+
+
+def test_layout_of_an_older_bnviz_compares_its_second_run():
+    text = '{"bnviz_layout": 1, "paths": ["/a.h5"], "compare": "/b.h5", "state": {"view": "drift"}}'
+    assert Layout.from_json(text).paths == ["/a.h5", "/b.h5"]
+
+
+def test_run_places_are_not_negative():
+    with pytest.raises(ValueError, match="run list"):
+        ViewState(hidden_runs=(-1,))
+    with pytest.raises(ValueError, match="run list"):
+        ViewState().update(reference_run=-2)
 
 
 def test_layout_rejects_other_json():

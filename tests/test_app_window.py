@@ -260,7 +260,12 @@ def test_compare_findings_list_run_b_tagged_and_clickable(window, qtbot, tmp_pat
     assert w.findings.table.item(row, 2).text() == f.layer
     w.findings._clicked(row, 3)
     assert w.session.state.layer == f.layer
-    assert not w.tree._leaves[f.layer].text(3), "A's tree gets no badge for B's finding"
+    leaf = w.tree._leaves[f.layer]
+    assert "dead" in leaf.text(3) and "B: " in leaf.toolTip(3), "badges cover every visible run, naming it"
+    w.session.set_visible(1, False)
+    assert not leaf.text(3), "a hidden run's findings badge nothing"
+    assert not w.findings.items and "hidden" in w.findings.label.text()
+    w.session.set_visible(1, True)
     w.findings.start()
     w.reload()
     w.findings.shutdown()
@@ -509,13 +514,15 @@ def test_reload_keeps_the_view_state(window, qtbot, runs):
 
 def test_layout_save_and_load(window, qtbot, runs, tmp_path):
     w = opened(window, qtbot, runs[0], runs[1])
-    w.session.state.update(view="channels", channel_metric="gamma", step=77)
+    w.session.state.update(view="channels", channel_metric="gamma", step=77, hidden_runs=(0,))
     w.save_layout(str(tmp_path / "l.json"))
     w.session.state.update(view="drift", step=5)
-    w.close_compare()
+    w.session.remove(1)
+    assert w.session.state.hidden_runs == (0,)
     w.load_layout(str(tmp_path / "l.json"))
-    assert w.session.compare is not None
-    assert (w.session.state.view, w.session.state.channel_metric, w.session.state.step) == ("channels", "gamma", 77)
+    assert [s.path for s in w.session.slots] == [str(runs[0]), str(runs[1])]
+    st = w.session.state
+    assert (st.view, st.channel_metric, st.step, st.hidden_runs) == ("channels", "gamma", 77, (0,))
 
 
 def test_recent_files_and_geometry_persist(qtbot, runs, tmp_path):
@@ -549,7 +556,7 @@ def test_dropping_files_opens_them(window, qtbot, runs):
     )
     window.dropEvent(ev)
     window.findings.wait()
-    assert window.session.compare is not None and window.session.primary.path == str(runs[0])
+    assert len(window.session.slots) == 2 and window.session.primary.path == str(runs[0])
 
 
 def test_window_is_freed_after_close(qtbot, runs, tmp_path):
@@ -616,12 +623,13 @@ def test_run_viewer_opens_the_files_and_returns_when_closed(qapp, runs, tmp_path
     assert seen["paths"] == [str(runs[0]), str(runs[1])] and seen["layer"] == last
 
 
-def test_main_refuses_too_many_files(capsys):
-    from bnviz.app import main
+def test_main_passes_every_file_on(monkeypatch):
+    import bnviz.app
 
-    with pytest.raises(SystemExit) as e:
-        main(["a.h5", "b.h5", "c.h5"])
-    assert e.value.code == 2 and "at most two" in capsys.readouterr().err
+    calls = []
+    monkeypatch.setattr(bnviz.app, "run_viewer", lambda paths, compare=None: calls.append((paths, compare)) or 0)
+    assert bnviz.app.main(["a.h5", "b.h5", "c.h5", "--compare", "d.h5"]) == 0
+    assert calls == [(["a.h5", "b.h5", "c.h5"], "d.h5")]
 
 
 def test_options_bar_and_state_stay_in_step(window, qtbot, runs):
@@ -633,7 +641,7 @@ def test_options_bar_and_state_stay_in_step(window, qtbot, runs):
     assert len(w.current_view().tables["A"]["step"]) == len(w.session.steps)
     w.session.state.update(compare_mode="side", link_zoom=False)
     assert bar.compare.currentData() == "side" and not bar.link.isChecked()
-    w.close_compare()
+    w.session.remove(1)
     assert not bar.compare.isVisible()
 
 
@@ -823,7 +831,7 @@ def test_tree_badges_say_severity_readably_and_groups_show_what_is_below(window,
     mild = Finding(0.3, "drift", layers[0], (), 0, 10, "drifts", 1.0)
     bad = Finding(0.9, "dead", layers[1], (2,), 0, 10, "dies", 1.0)
     worse_kind_milder = Finding(0.6, "nonfinite", layers[1], (), 5, 6, "nan", 1.0)
-    w.tree.set_findings([mild, bad, worse_kind_milder])
+    w.tree.set_findings([("", mild), ("", bad), ("", worse_kind_milder)])
     leaf0, leaf1 = w.tree._leaves[layers[0]], w.tree._leaves[layers[1]]
     assert leaf1.text(3).split()[0] == "dead", "most severe first, not by kind"
     c0, c1 = leaf0.foreground(3).color().name(), leaf1.foreground(3).color().name()

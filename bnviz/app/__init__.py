@@ -11,8 +11,8 @@ import argparse
 
 
 def run_viewer(paths: list[str], compare: str | None = None, settings=None, layer: str | None = None) -> int:
-    """Show the window with ``paths[0]`` open (a second path, or ``compare``, opens as the run
-    to compare), ``layer`` selected if given, and run the event loop; returns the exit status."""
+    """Show the window with every path open (more than one, or ``compare``: compared, layers
+    matched by name), ``layer`` selected if given, and run the event loop; returns the exit status."""
     from bnviz.app.main_window import MainWindow
     from bnviz.app.render import ensure_app
 
@@ -21,7 +21,7 @@ def run_viewer(paths: list[str], compare: str | None = None, settings=None, laye
     window = MainWindow(settings)
     window.show()
     if paths:
-        window.open_files(paths[0], compare or (paths[1] if len(paths) > 1 else None), wait=True)
+        window.open_files(*paths, compare, wait=True)
         if layer is not None and window.session.primary is not None:
             window.select_layer(layer)
     return int(app.exec())
@@ -29,9 +29,7 @@ def run_viewer(paths: list[str], compare: str | None = None, settings=None, laye
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bnviz view", description="Replay bnviz recordings.")
-    parser.add_argument("files", nargs="*", help="recording to open (a second one opens for comparison)")
-    parser.add_argument("--compare", metavar="FILE", help="a second recording shown against the first")
+    parser.add_argument("files", nargs="*", help="recordings to open (several are compared)")
+    parser.add_argument("--compare", metavar="FILE", help="one more recording shown against the others")
     args = parser.parse_args(argv)
-    if len(args.files) > 2 or (len(args.files) == 2 and args.compare):
-        parser.error("give at most two recordings: FILE [OTHER] or FILE --compare OTHER")
     return run_viewer(args.files, args.compare)

@@ -1,17 +1,21 @@
 """The findings panel: ``bnviz.analysis.findings`` ranked; a click selects layer, step and view.
 
 Findings read every layer, so they run in a separate process (``findings_job``), one per open
-run (A and B in compare mode): the window stays responsive and the analysis's memory is not the
-viewer's. Both runs' findings share the table, most severe first, each row tagged with its run.
+run, started when the run opens (adding a run analyses only that one): the window stays
+responsive and the analysis's memory is not the viewer's. The results live in the ``Session``
+(``Session.findings``); the table lists the visible runs' findings together, most severe first,
+each row tagged with its run's letter in the run's colour.
 """
 
 from __future__ import annotations
+
+import os
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import findings_job, style
 from bnviz.app.findings_job import parse
-from bnviz.app.session import Session
+from bnviz.app.session import Session, Slot
 from bnviz.app.trouble import show_finding
 
 COLUMNS = ("", "Run", "Layer", "Finding")
@@ -20,15 +24,16 @@ LIVE_EVERY_MS = 30_000
 
 
 class FindingsPanel(QtWidgets.QWidget):
-    found = QtCore.Signal(object)  # list of Finding, for the layer tree's badges
+    found = QtCore.Signal(object)  # the visible runs' findings (list of Finding), once all are in
 
     def __init__(self, session: Session, parent=None) -> None:
         super().__init__(parent)
         self.session = session
         self.items: list = []
-        self.item_runs: list[str] = []  # each item's run label ("A", "B"; "" with one run open)
+        self.item_runs: list[str] = []  # each item's run letter ("" with one run open)
         self.label = QtWidgets.QLabel("Findings")
         self.label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.label.setWordWrap(True)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
@@ -48,9 +53,7 @@ class FindingsPanel(QtWidgets.QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.label)
         box.addWidget(self.table)
-        self._procs: dict[str, QtCore.QProcess] = {}  # run label -> its running analysis
-        self._results: dict[str, list | str] = {}  # run label -> findings, or why there are none
-        self.info: dict | None = None  # bnviz info's description of the run, once analysed
+        self._procs: dict[str, tuple[Slot, QtCore.QProcess]] = {}  # run letter -> its running analysis
         self._started = QtCore.QElapsedTimer()
         # start after the first plot is painted: the analysis must not slow the first picture
         self._start_timer = QtCore.QTimer(self)
@@ -59,130 +62,149 @@ class FindingsPanel(QtWidgets.QWidget):
         self._start_timer.timeout.connect(self.start)
         session.runs_changed.connect(self._opened)
         session.data_changed.connect(self._grown)
+        session.findings_changed.connect(self._show_results)
+        session.state.changed.connect(self._state_changed)
+
+    @property
+    def info(self) -> dict | None:
+        """``bnviz info``'s description of the reference run, once analysed."""
+        slot = self.session.primary
+        return self.session.infos.get(slot.label) if slot is not None else None
+
+    def _state_changed(self, names: set[str]) -> None:
+        if "hidden_runs" in names:
+            self._show_results()
 
     def _opened(self) -> None:
-        self.info = None
+        # runs removed: their findings went with them; runs added: analyse those
+        self._show_results()
         self._start_timer.start()
 
     def _grown(self) -> None:
-        """A live run grew: analyse again, at most every LIVE_EVERY_MS."""
+        """A live run grew: analyse every run again, at most every LIVE_EVERY_MS."""
         idle = not self._procs and not self._start_timer.isActive()
         if idle and (not self._started.isValid() or self._started.elapsed() > LIVE_EVERY_MS):
+            self.session.findings.clear()
             self._start_timer.start()
 
     def start(self) -> None:
-        slots = [s for s in (self.session.primary, self.session.compare) if s is not None]
-        if not slots:
+        """Analyse each open run that has no findings yet and none running."""
+        self.shutdown(0, [k for k, (s, _) in self._procs.items() if s not in self.session.slots])  # removed runs
+        running = {slot.label: slot for slot, _ in self._procs.values()}
+        todo = [s for s in self.session.slots if s.label not in self.session.findings and running.get(s.label) is not s]
+        if not todo:
             return
-        self.shutdown(0)
+        self.shutdown(0, [s.label for s in todo])
         self._started.start()
-        self._results = {}
-        self.label.setText("Findings: analysing…")
-        for slot in slots:
+        for slot in todo:
             proc = QtCore.QProcess(self)
             program, *arguments = findings_job.command(slot.path)
             proc.setProgram(program)
             proc.setArguments(arguments)
-            proc.finished.connect(lambda code, _status, p=proc, k=slot.label: self._finished(k, p, code))
-            self._procs[slot.label] = proc
-        for proc in list(self._procs.values()):
-            proc.start()
+            proc.finished.connect(lambda code, _status, p=proc, s=slot: self._finished(s, p, code))
+            self._procs[slot.label] = (slot, proc)
+        self._show_results()
+        for slot in todo:
+            self._procs[slot.label][1].start()
 
     def wait(self, ms: int = 60000) -> bool:
         """Start a pending analysis now and block until it ended and is shown (tests, benchmarks)."""
         if self._start_timer.isActive():
             self._start_timer.stop()
             self.start()
-        for key, proc in list(self._procs.items()):
+        for slot, proc in list(self._procs.values()):
             if proc.state() != QtCore.QProcess.ProcessState.NotRunning and not proc.waitForFinished(ms):
                 return False
-            if self._procs.get(key) is proc:  # finished() not delivered yet: take the result now
-                self._finished(key, proc, proc.exitCode())
+            if self._procs.get(slot.label, (None, None))[1] is proc:  # finished() not delivered yet
+                self._finished(slot, proc, proc.exitCode())
         return True
 
-    def shutdown(self, ms: int = 3000) -> None:
-        """Drop pending or running analyses (window close, another file opened)."""
-        self._start_timer.stop()
-        procs, self._procs = list(self._procs.values()), {}
-        for proc in procs:
+    def shutdown(self, ms: int = 3000, labels: list[str] | None = None) -> None:
+        """Drop pending or running analyses (window close, another file opened); ``labels``:
+        only those runs'."""
+        if labels is None:
+            self._start_timer.stop()
+        for key in [k for k in self._procs if labels is None or k in labels]:
+            _, proc = self._procs.pop(key)
             proc.finished.disconnect()
             proc.kill()
             proc.waitForFinished(ms)
             proc.deleteLater()
 
-    def _finished(self, key: str, proc: QtCore.QProcess, code: int) -> None:
-        if self._procs.get(key) is not proc:
+    def _finished(self, slot: Slot, proc: QtCore.QProcess, code: int) -> None:
+        if self._procs.get(slot.label, (None, None))[1] is not proc:
             return
-        del self._procs[key]
+        del self._procs[slot.label]
         out = bytes(proc.readAllStandardOutput().data()).decode("utf-8", "replace")
         err = bytes(proc.readAllStandardError().data()).decode("utf-8", "replace").strip()
         proc.deleteLater()
         if code != 0:
-            self._results[key] = f"could not be computed: {err.splitlines()[-1] if err else code}"
+            self.session.set_findings(slot, f"could not be computed: {err.splitlines()[-1] if err else code}")
+            return
+        try:
+            info, found = parse(out)
+        except (ValueError, TypeError, KeyError) as e:
+            self.session.set_findings(slot, f"could not be read: {e}")
         else:
-            try:
-                info, self._results[key] = parse(out)
-                if key in ("", "A"):
-                    self.info = info
-            except (ValueError, TypeError, KeyError) as e:
-                self._results[key] = f"could not be read: {e}"
-        if not self._procs:
-            self._show_results()
+            self.session.set_findings(slot, found, info)
 
     def _show_results(self) -> None:
-        """Every run's findings in one table; the header counts them per run."""
-        keys = sorted(self._results)
-        rows = [(f, k) for k in keys if isinstance(v := self._results[k], list) for f in v]
-        rows.sort(key=lambda fk: -fk[0].severity)  # stable: equal severities keep A before B
-        errors = [f"{k + ' ' if k else ''}{v}" for k, v in self._results.items() if isinstance(v, str)]
+        """The visible runs' findings in one table; with several runs the header counts them per run."""
+        slots = self.session.visible_slots()
+        results = self.session.findings
+        rows = self.session.visible_findings()
+        pending = [s for s in slots if s.label not in results]
+        errors = [f"{s.label + ' ' if s.label else ''}{v}" for s in slots if isinstance(v := results.get(s.label), str)]
         header = ""
-        if keys != [""]:  # compare mode: "Findings: A none, B 2"
-            header = "Findings: " + ", ".join(
-                f"{k} {len(v) if v else 'none'}" if isinstance(v, list) else f"{k} failed"
-                for k, v in ((k, self._results[k]) for k in keys)
-            )
+        if self.session.comparing:  # "Findings: A none, B 2, C analysing…"
+            header = "Findings: " + ", ".join(_count(s.label, results.get(s.label)) for s in slots)
+            if len(slots) < len(self.session.slots):
+                header += f" ({len(self.session.slots) - len(slots)} hidden run(s) left out)"
             if rows:
                 header += " — most severe first (click to show)"
+        elif pending:
+            header = "Findings: analysing…"
         if errors:
             header = (header + "; " if header else "Findings ") + "; ".join(errors)
-        self.show_findings([f for f, _ in rows], header, [k for _, k in rows])
+        self.show_findings([f for _, f in rows], header, [s.label for s, _ in rows])
+        if not pending:
+            self.found.emit(self.items)
 
-    def show_findings(self, result, error: str = "", runs: list[str] | None = None) -> None:
+    def show_findings(self, result, header: str = "", runs: list[str] | None = None) -> None:
         self.items = list(result)
         self.item_runs = list(runs) if runs is not None else [""] * len(self.items)
+        by_label = {s.label: s for s in self.session.slots}
         self.table.setColumnHidden(1, not any(self.item_runs))
         self.table.setRowCount(len(self.items))
         for r, (f, run) in enumerate(zip(self.items, self.item_runs)):
             steps = "" if f.first_step is None else f"steps {f.first_step}–{f.last_step}"
+            slot = by_label.get(run)
+            where = f"Run {run} ({os.path.basename(slot.path)}): " if run and slot else ""
             tip = style.tooltip(
-                f"{f.kind} (severity {f.severity:.2f}) in {f.layer}"
+                f"{where}{f.kind} (severity {f.severity:.2f}) in {f.layer}"
                 + (f", {steps}" if steps else "")
                 + f"\n{f.message}"
             )
-            colour = style.severity_colour(f.severity)
-            if run:
-                tip = style.tooltip(
-                    f"Run {run}: {f.kind} (severity {f.severity:.2f}) in {f.layer}"
-                    + (f", {steps}" if steps else "")
-                    + f"\n{f.message}"
-                )
             for c, text in enumerate(("●", run, f.layer, f.message)):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setToolTip(tip)
                 if c == 0:
-                    item.setForeground(QtGui.QBrush(QtGui.QColor(colour)))
+                    item.setForeground(QtGui.QBrush(QtGui.QColor(style.severity_colour(f.severity))))
+                if c == 1 and slot is not None:  # the run's letter in the run's colour, as in the plots
+                    item.setForeground(QtGui.QBrush(QtGui.QColor(style.run_colour(slot.index))))
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
                 self.table.setItem(r, c, item)
         self.table.resizeRowsToContents()
         self.label.setText(
-            error
+            header
             or (
                 f"Findings: {len(self.items)}, most severe first (click to show)"
                 if self.items
                 else "Findings: none — this run looks healthy"
             )
         )
-        # the layer tree shows the primary run: only its findings badge it
-        self.found.emit([f for f, run in zip(self.items, self.item_runs) if run in ("", "A")])
 
     def _clicked(self, row: int, _col: int) -> None:
         show_finding(self.session, self.items[row])
@@ -195,3 +217,12 @@ class FindingsPanel(QtWidgets.QWidget):
         row = (row + direction) % len(self.items) if row >= 0 else (0 if direction > 0 else len(self.items) - 1)
         self.table.selectRow(row)
         self._clicked(row, 0)
+
+
+def _count(label: str, result) -> str:
+    """One run's part of the header: "B 2", "A none", "C analysing…", "D failed"."""
+    if result is None:
+        return f"{label} analysing…"
+    if isinstance(result, str):
+        return f"{label} failed"
+    return f"{label} {len(result) if result else 'none'}"

@@ -1,4 +1,8 @@
-"""The layer tree: the model's module hierarchy in forward order, with trouble badges."""
+"""The layer tree: the model's module hierarchy in forward order, with trouble badges.
+
+With several runs open the tree lists every run's layers matched by name (the reference run's
+in its forward order, then those only other runs have), and a badge shows the worst finding of
+that layer over the visible runs; its tooltip says which run found what."""
 
 from __future__ import annotations
 
@@ -58,16 +62,16 @@ class LayerTree(QtWidgets.QTreeWidget):
         )
         self.filter_box.textChanged.connect(lambda text: self.session.state.update(layer_filter=text))
         session.runs_changed.connect(self.populate)
+        session.findings_changed.connect(self.show_findings)
         session.state.changed.connect(self._state_changed)
 
     def populate(self) -> None:
         self.blockSignals(True)
         self.clear()
         self._leaves, self._groups = {}, []
-        slot = self.session.primary
-        if slot is not None:
+        if self.session.slots:
             nodes: dict[tuple, QtWidgets.QTreeWidgetItem] = {}
-            for li in slot.run.layers:
+            for li in self.session.layers():
                 parts = li.path.split(".")
                 parent = self.invisibleRootItem()
                 for k in range(1, len(parts)):
@@ -80,11 +84,13 @@ class LayerTree(QtWidgets.QTreeWidget):
                     parent = nodes[key]
                 leaf = QtWidgets.QTreeWidgetItem(parent, [parts[-1], str(li.num_features), li.activation or ""])
                 leaf.setData(0, PATH_ROLE, li.path)
+                lacking = [s.label for s in self.session.slots if s.layer(li.path) is None]
                 leaf.setToolTip(
                     0,
                     style.tooltip(
                         f"{li.path}\n{li.kind}, {li.num_features} channels, "
                         f"followed by {li.activation} ({li.activation_source})"
+                        + (f"\nNot in run {', '.join(lacking)}" if lacking else "")
                     ),
                 )
                 self._leaves[li.path] = leaf
@@ -94,15 +100,23 @@ class LayerTree(QtWidgets.QTreeWidget):
         self.blockSignals(False)
         self.apply_filter()
         self._show_layer()
+        self.show_findings()
 
-    def set_findings(self, findings) -> None:
-        """Badges on each layer, coloured by its worst finding's severity; a group row shows
-        the badges of every layer under it, so collapsed groups still say where trouble is."""
+    def show_findings(self) -> None:
+        """The badges of the visible runs' findings (``Session.visible_findings``)."""
+        self.set_findings([(s.label, f) for s, f in self.session.visible_findings()])
+
+    def set_findings(self, rows) -> None:
+        """Badges on each layer from ``rows`` of (run letter, finding), coloured by the worst
+        finding's severity over those runs; a group row shows the badges of every layer under
+        it, so collapsed groups still say where trouble is."""
         by_layer = defaultdict(list)
-        for f in findings:
+        tips = defaultdict(list)
+        for run, f in rows:
             by_layer[f.layer].append(f)
+            tips[f.layer].append(f"{run}: {f.message}" if run else f.message)
         for path, leaf in self._leaves.items():
-            self._badge(leaf, by_layer.get(path, []), "\n".join(f.message for f in by_layer.get(path, [])))
+            self._badge(leaf, by_layer.get(path, []), "\n".join(tips.get(path, [])))
         for group in self._groups:
             under = [f for p, fs in by_layer.items() if p.startswith(group.data(0, GROUP_ROLE) + ".") for f in fs]
             layers = sorted({f.layer for f in under})
@@ -131,6 +145,8 @@ class LayerTree(QtWidgets.QTreeWidget):
             self._show_layer()
         if "layer_filter" in names:
             self.apply_filter()
+        if "hidden_runs" in names:
+            self.show_findings()
 
     def apply_filter(self) -> None:
         """Hide the layers the filter does not match, and groups left empty."""

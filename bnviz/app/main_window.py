@@ -13,9 +13,10 @@ from bnviz.app.dialogs import text_dialog
 from bnviz.app.findings_panel import FindingsPanel
 from bnviz.app.layer_tree import LayerTree
 from bnviz.app.options import OptionsBar
+from bnviz.app.run_list import FILE_FILTER, RunList
 from bnviz.app.session import Session
 from bnviz.app.shortcuts import cheatsheet_text, shortcuts
-from bnviz.app.state import VIEW_TIPS, VIEW_TITLES, VIEWS, Layout
+from bnviz.app.state import VIEW_TIPS, VIEW_TITLES, VIEWS, Layout, ViewState
 from bnviz.app.stepping import row_at_or_before
 from bnviz.app.strip import OverviewStrip
 from bnviz.app.timeline import Timeline
@@ -28,7 +29,6 @@ from bnviz.store.schema import PHASE_NAMES
 MAX_RECENT = 8
 LIVE_POLL_MS = 1000
 DONE_MS = 8000  # how long a confirmation (export written) stays in the banner
-FILE_FILTER = "bnviz recordings (*.h5 *.hdf5 *.bnviz);;All files (*)"
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -66,8 +66,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.tree = LayerTree(self.session)
         self.findings = FindingsPanel(self.session)
-        self.findings.found.connect(self.tree.set_findings)
         self.findings.found.connect(self._open_at_trouble)
+        self.runs = RunList(self.session)
+        self.runs.failed.connect(self.show_error)
+        self.runs.added.connect(self._add_recent)
         self._trouble_from: tuple | None = None  # (layer, view, following, step) a fresh open showed
         self.left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         layers = QtWidgets.QWidget()
@@ -76,9 +78,10 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.setSpacing(2)
         lay.addWidget(self.tree.filter_box)
         lay.addWidget(self.tree, 1)
+        self.left.addWidget(self.runs)
         self.left.addWidget(layers)
         self.left.addWidget(self.findings)
-        self.left.setSizes([500, 250])
+        self.left.setSizes([90, 440, 250])
         self.split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         self.split.addWidget(self.left)
         self.split.addWidget(centre)
@@ -178,27 +181,32 @@ class MainWindow(QtWidgets.QMainWindow):
         self.info_box = text_dialog(self, "Run information", text)
 
     # --- files ---------------------------------------------------------------------------------
-    def open_files(self, path: str, compare: str | None = None, keep_state: bool = False, wait: bool = False) -> bool:
-        """Open a recording (and one to compare); a bad file shows a message, never raises.
-        With ``wait`` (``bnviz view``), a ``path`` that does not exist yet is waited for (a banner
-        says so) and opened when the training run has created it."""
+    def open_files(
+        self, *paths: str | None, keep_state: bool = False, wait: bool = False, state: ViewState | None = None
+    ) -> bool:
+        """Open recordings in place of those open (None entries skipped; several are compared,
+        layers matched by name); a bad file shows a message, never raises. With ``wait``
+        (``bnviz view``), a first path that does not exist yet is waited for (a banner says so)
+        and opened when the training run has created it. ``state``: a layout's view state."""
+        names = [p for p in paths if p]
         self._stop_waiting()
-        if wait and not os.path.exists(path):
-            self._wait_for(path, compare, keep_state)
+        if wait and names and not os.path.exists(names[0]):
+            self._wait_for(names, keep_state, state)
             return True
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
         try:
-            self.session.open(path, compare, keep_state)
+            self.session.open(*names, keep_state=keep_state, state=state)
         except (RunFileError, OSError, ValueError) as e:
             self.show_error("Cannot open the recording", str(e))
             return False
         finally:
             QtWidgets.QApplication.restoreOverrideCursor()
-        for p in filter(None, (compare, path)):
+        for p in reversed(names):
             self._add_recent(os.path.abspath(p))
         return True
 
-    def _wait_for(self, path: str, compare: str | None, keep_state: bool) -> None:
+    def _wait_for(self, paths: list[str], keep_state: bool, state: ViewState | None) -> None:
+        path = paths[0]
         if self.session.primary is not None:
             self.session.close()
             self.session.runs_changed.emit()
@@ -208,7 +216,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def try_open() -> str | None:
             try:
-                self.session.open(path, compare, keep_state)
+                self.session.open(*paths, keep_state=keep_state, state=state)
             except (RunFileError, OSError, ValueError) as e:
                 self.banner.show_message(Reason.WAITING, f"Waiting for {path} to become readable: {e}")
                 return str(e)
@@ -225,20 +233,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.waiter = None
             self.banner.clear(Reason.WAITING)
 
-    def open_dialog(self, compare: bool = False) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open a recording to compare" if compare else "Open a bnviz recording", "", FILE_FILTER
-        )
-        if not path:
-            return
-        if compare and self.session.primary:
-            self.open_files(self.session.primary.path, path)
-        else:
-            self.open_files(path)
-
-    def close_compare(self) -> None:
-        if self.session.compare:
-            self.open_files(self.session.slots[0].path)
+    def open_dialog(self) -> None:
+        """Open recordings in place of those open (several files: compared)."""
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open bnviz recordings", "", FILE_FILTER)
+        if paths:
+            self.open_files(*paths)
 
     def reload(self) -> None:
         try:
@@ -250,12 +249,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if path is None:
             path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save layout", "", "bnviz layout (*.json)")
         if path:
-            slots = self.session.slots
-            layout = Layout(
-                [slots[0].path] if slots else [], slots[1].path if len(slots) > 1 else None, self.session.state
-            )
             with open(path, "w", encoding="utf-8") as f:
-                f.write(layout.to_json())
+                f.write(self.session.layout().to_json())
 
     def load_layout(self, path: str | None = None) -> None:
         if path is None:
@@ -268,9 +263,10 @@ class MainWindow(QtWidgets.QMainWindow):
         except (OSError, ValueError) as e:
             self.show_error("Cannot load the layout", f"{path}: {e}")
             return
-        self.session.state.assign(layout.state)
         if layout.paths:
-            self.open_files(layout.paths[0], layout.compare, keep_state=True)
+            self.open_files(*layout.paths, state=layout.state)
+        else:
+            self.session.state.assign(layout.state)
 
     def export_dialog(self, ext: str) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
@@ -305,8 +301,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def select_layer(self, name: str) -> bool:
         """Select the layer called ``name`` (``bnviz view --layer``); a name the run does not have
         keeps the current layer and says so in the banner."""
-        slot = self.session.primary
-        names = [li.path for li in slot.run.layers] if slot else []
+        names = [li.path for li in self.session.layers()]
         if name in names:
             self.banner.clear(Reason.LAYER)
             self.session.state.update(layer=name)
@@ -314,7 +309,8 @@ class MainWindow(QtWidgets.QMainWindow):
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         self.banner.show_message(
             Reason.LAYER,
-            f"This run has no layer named {name!r}; showing {self.session.state.layer}. Its layers: {shown}.",
+            f"{'These runs have' if self.session.comparing else 'This run has'} no layer named {name!r}; "
+            f"showing {self.session.state.layer}. Its layers: {shown}.",
         )
         return False
 
@@ -324,9 +320,14 @@ class MainWindow(QtWidgets.QMainWindow):
             ev.acceptProposedAction()
 
     def dropEvent(self, ev: QtGui.QDropEvent) -> None:
+        """Dropped files replace the open runs (several: compared); dropped on the run list,
+        they are added to them."""
         paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
         if paths:
-            self.open_files(paths[0], paths[1] if len(paths) > 1 else None)
+            if self.runs.rect().contains(self.runs.mapFrom(self, ev.position().toPoint())):
+                self.runs.add_paths(paths)
+            else:
+                self.open_files(*paths)
             ev.acceptProposedAction()
 
     # --- listening -----------------------------------------------------------------------------
@@ -354,7 +355,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._guard(self._show_current)
         slot = self.session.primary
         if slot is not None:
-            self.setWindowTitle(f"bnviz — {os.path.basename(slot.path)}")
+            more = len(self.session.slots) - 1
+            self.setWindowTitle(f"bnviz — {os.path.basename(slot.path)}" + (f" + {more} more" if more else ""))
             if len(self.session.steps) == 0:
                 self.banner.show_message(
                     Reason.WAITING,
@@ -516,7 +518,7 @@ class MainWindow(QtWidgets.QMainWindow):
             for k in ("step", "phase", "ranks", "writer"):
                 s[k].setText("")
             return
-        s["file"].setText(slot.path + (f"  ⟷  {self.session.compare.path}" if self.session.compare else ""))
+        s["file"].setText("  ⟷  ".join(sl.path for sl in self.session.slots))
         step = self.session.cursor_step()
         steps = self.session.steps
         s["step"].setText(f"step {step} of {int(steps[-1])}" if step is not None else "no steps")

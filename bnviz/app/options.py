@@ -24,7 +24,11 @@ class OptionsBar(QtWidgets.QWidget):
         # two lines always: a cursor move changing the text's length must not move the plots
         self.readout.setFixedHeight(2 * self.readout.fontMetrics().lineSpacing() + 2)
         self.phase = self._combo(PHASE_TEXT, "phase", "Which recorded rows the time plots show (P)")
-        self.compare = self._combo(COMPARE_TEXT, "compare_mode", "How the second run is drawn (C)")
+        self.compare = self._combo(
+            COMPARE_TEXT,
+            "compare_mode",
+            "How the visible runs are drawn: overlaid in their colours or side by side (C)",
+        )
         self.smooth = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.smooth.setRange(0, 99)
         self.smooth.setFixedWidth(90)
@@ -78,6 +82,6 @@ class OptionsBar(QtWidgets.QWidget):
         with QtCore.QSignalBlocker(self.smooth):
             self.smooth.setValue(round(st.smoothing * 100))
         self.smooth_value.setText(f"{st.smoothing:.2f}" if st.smoothing else "off")
-        comparing = self.session.compare is not None
+        comparing = len(self.session.visible_slots()) > 1
         self.compare.setVisible(comparing)
         self.labels[self.compare].setVisible(comparing)

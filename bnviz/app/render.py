@@ -97,13 +97,14 @@ def caption(view) -> str:
     parts = [os.path.basename(session.primary.path)]
     if session.state.layer and session.state.view != "overview":
         parts.append(f"layer {session.state.layer}")
-    if len(session.slots) > 1:
-        side = session.state.compare_mode == "side" or not view.overlay_ok
+    if session.comparing:
+        shown = session.visible_slots()
+        side = len(shown) > 1 and (session.state.compare_mode == "side" or not view.overlay_ok)
         parts.append(
             ", ".join(
                 f"run {s.label} = {os.path.basename(s.path)} "
-                f"({'column ' + str(i + 1) if side else style.colour_name(style.run_colour(i))})"
-                for i, s in enumerate(session.slots)
+                f"({'column ' + str(i + 1) if side else style.colour_name(style.run_colour(s.index))})"
+                for i, s in enumerate(shown)
             )
         )
     head = " · ".join(parts)
@@ -276,7 +277,8 @@ def _quiet_offscreen_notes() -> None:
 
 
 def render_view(path, out, state=None, compare=None, size=(1400, 900)) -> None:
-    """Headless: open ``path`` (and ``compare``), draw ``state``'s view and write ``out``.
+    """Headless: open ``path`` (and ``compare``: another path or a list of them, compared, layers
+    matched by name), draw ``state``'s view and write ``out``.
 
     ``state`` is a ``ViewState`` (default: the first layer's drift view at the last step)."""
     check_output(out)
@@ -287,7 +289,8 @@ def render_view(path, out, state=None, compare=None, size=(1400, 900)) -> None:
     from bnviz.app.views import VIEW_CLASSES
 
     session = Session(ViewState.from_dict(state.to_dict()) if state is not None else ViewState())
-    session.open(os.fspath(path), os.fspath(compare) if compare else None)
+    others = [compare] if isinstance(compare, (str, os.PathLike)) else list(compare or ())
+    session.open(os.fspath(path), *(str(os.fspath(p)) for p in others), keep_state=True)
     try:
         view = VIEW_CLASSES[session.state.view](session)
         view.resize(*size)

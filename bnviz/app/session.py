@@ -8,19 +8,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnviz.app.state import Signal, ViewState
+from bnviz.app.state import Layout, Signal, ViewState
 from bnviz.app.stepping import advance, big_jump, snap
 from bnviz.store import Run, open_run
 from bnviz.store.ranks import refresh_ranks
 
 
-@dataclass
+def run_label(index: int) -> str:
+    """A run's letter by its place in the run list: A..Z, then AA, AB, ... (spreadsheet style)."""
+    label = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        label = chr(ord("A") + rem) + label
+    return label
+
+
+@dataclass(eq=False)  # a run is itself: two opens of one file are two slots
 class Slot:
-    """One open recording and the label it carries in legends ("A", "B" in compare mode)."""
+    """One open recording. ``index`` fixes its colour and letter for as long as it is open
+    (removing another run recolours nothing); ``label`` is its letter ("" when it is the only run)."""
 
     label: str
     run: Run
     path: str
+    index: int = 0
+
+    def __post_init__(self) -> None:
+        self.reread()
+
+    def reread(self) -> None:
+        """Take the run's recorded steps as of now (open and each live refresh)."""
+        self.steps, self.phases = np.asarray(self.run.steps), np.asarray(self.run.phases)
 
     def layer(self, name: str | None):
         """This run's layer of that name (compare matches layers by name), or None."""
@@ -43,112 +62,233 @@ class Slot:
 
 
 class Session:
-    """Holds the runs and the ``ViewState``; ``runs_changed`` fires on open/close/reload,
-    ``data_changed`` when a live run grew."""
+    """Holds the open runs and the ``ViewState``; ``runs_changed`` fires on open/close/reload,
+    adding or removing a run and a new reference run, ``data_changed`` when a live run grew.
+
+    Any number of runs may be open; ``state.reference_run`` (a place in ``slots``) is the one the
+    timeline, layer tree and findings follow, ``state.hidden_runs`` the ones the views leave out.
+    Layers are matched by name (path) across runs.
+    """
 
     def __init__(self, state: ViewState | None = None) -> None:
         self.state = state or ViewState()
         self.slots: list[Slot] = []
-        self._steps, self._phases = np.zeros(0, np.int64), np.zeros(0, np.int8)
         self.opening = False
         self.live = False  # a training process is still writing (as of the last open or refresh)
         self.fresh = False  # the last open was of another recording, not a reload or a layout
+        # each run's findings (by slot label): the list, or why there are none; filled by the
+        # findings panel's jobs
+        self.findings: dict[str, list | str] = {}
+        self.infos: dict[str, dict] = {}  # each run's ``bnviz info`` description (same source)
         self.runs_changed = Signal()
         self.data_changed = Signal()
+        self.findings_changed = Signal()
+        self.state.changed.connect(self._state_changed)
 
     # --- opening -------------------------------------------------------------------------
-    def open(self, path: str, compare: str | None = None, keep_state: bool = False) -> None:
-        """Open ``path`` (and ``compare``); raises the store's RunFileError on bad files.
+    def open(self, *paths: str | None, keep_state: bool = False, state: ViewState | None = None) -> None:
+        """Open ``paths`` (None entries are skipped), replacing what is open; raises the store's
+        RunFileError on bad files. ``state``: take this view state (a layout's) with the runs.
 
-        Both are opened before anything is replaced, so a bad file leaves the session as it was.
+        All are opened before anything is replaced, so a bad file leaves the session as it was.
         Another recording replacing an open one starts at its own latest step and whole range;
-        the first open and ``keep_state`` (layouts) keep the state's (where the run has them).
+        the first open and ``keep_state`` (layouts) keep the state's (where the runs have them).
         A run still being written opens following its latest step (``follow``).
         """
-        runs = [open_run(path)]
-        try:
-            if compare:
-                runs.append(open_run(compare))
-        except Exception:
-            runs[0].close()
-            raise
-        same = self.primary is not None and self.primary.path == os.path.abspath(path)
+        names = [os.fspath(p) for p in paths if p]
+        runs = _open_all(names)
+        keep_state = keep_state or state is not None
+        had = bool(self.slots)
+        same = had and [s.path for s in self.slots] == [os.path.abspath(p) for p in names]
+        same_first = had and bool(names) and self.slots[0].path == os.path.abspath(names[0])
         self.close()
-        if (
-            self.primary is not None and not same and not keep_state
-        ):  # another recording: its steps have nothing to do with the old range/reference
+        if not keep_state and had and not same_first:
+            # another recording: its steps have nothing to do with the old range/reference
             self.state.update(step=None, step_range=None, reference_step=None)
-        names = [path] + ([compare] if compare else [])
-        labels = ["A", "B"] if compare else [""]
-        self.slots = [Slot(lab, r, os.path.abspath(p)) for lab, r, p in zip(labels, runs, names)]
-        self._steps, self._phases = np.asarray(runs[0].steps), np.asarray(runs[0].phases)
+        if not keep_state and not same:  # other runs: the old runs' places mean nothing here
+            self.state.update(hidden_runs=(), reference_run=0)
+        self.slots = [Slot("", r, os.path.abspath(p), i) for i, (r, p) in enumerate(zip(runs, names))]
+        self._relabel()
         self.live = any(s.live for s in self.slots)
-        self.fresh = not keep_state and not same
+        self.fresh = not keep_state and not same_first
+        self.findings, self.infos = {}, {}
         self.opening = True  # listeners skip redraws until runs_changed: one draw per open
         try:
+            if state is not None:
+                self.state.assign(state)
             self._fix_state()
-            if not keep_state and not same and self.live:
+            if self.fresh and self.live:
                 self.follow()
         finally:
             self.opening = False
         self.runs_changed.emit()
 
+    def add(self, path: str) -> Slot:
+        """Open one more run beside those open (its own colour and letter); a bad file raises
+        and leaves the session as it was."""
+        if not self.slots:
+            self.open(path)
+            return self.slots[0]
+        run = open_run(path)
+        used = {s.index for s in self.slots}
+        slot = Slot("", run, os.path.abspath(path), next(i for i in range(len(used) + 1) if i not in used))
+        self.slots.append(slot)
+        self._relabel()
+        self.live = any(s.live for s in self.slots)
+        self.fresh = False
+        self.runs_changed.emit()
+        return slot
+
+    def remove(self, place: int) -> None:
+        """Close the run at ``place`` in ``slots``; the others keep their colours and letters, and
+        visibility and the reference stay with the runs they were set on."""
+        if not 0 <= place < len(self.slots):
+            return
+        if len(self.slots) == 1:
+            self.close()
+            self.state.update(hidden_runs=(), reference_run=0)
+            self.runs_changed.emit()
+            return
+        slot = self.slots.pop(place)
+        slot.run.close()
+        self.findings.pop(slot.label, None)
+        self.infos.pop(slot.label, None)
+        st = self.state
+        ref = st.reference_run
+        self.opening = True
+        try:
+            st.update(
+                hidden_runs=tuple(h - (h > place) for h in st.hidden_runs if h != place),
+                reference_run=0 if ref == place else ref - (ref > place),
+            )
+            self._relabel()
+            self.live = any(s.live for s in self.slots)
+            self.fresh = False
+            self._fix_state()
+        finally:
+            self.opening = False
+        self.runs_changed.emit()
+
+    def layout(self) -> Layout:
+        """What a saved layout holds: the runs in run-list order and the view state."""
+        return Layout([s.path for s in self.slots], self.state)
+
     def close(self) -> None:
         for s in self.slots:
             s.run.close()
         self.slots = []
-        self._steps, self._phases = np.zeros(0, np.int64), np.zeros(0, np.int8)
         self.live = False
 
     def reload(self) -> None:
         """Reopen the same files and keep the view state."""
-        if not self.slots:
-            return
-        paths = [s.path for s in self.slots]
-        self.open(paths[0], paths[1] if len(paths) > 1 else None)
+        if self.slots:
+            self.open(*[s.path for s in self.slots])
 
     def refresh(self) -> bool:
         """Poll live runs (every rank of a distributed job) for new rows and whether a writer is
         still live; True when any grew. The live timer calls it; nothing else reads the writer."""
         grew = False
         for s in self.slots:
-            grew |= bool(refresh_ranks(s.ranks))
+            if refresh_ranks(s.ranks):
+                grew = True
+                s.reread()
         self.live = any(s.live for s in self.slots)
         if grew:
-            run = self.slots[0].run
-            self._steps, self._phases = np.asarray(run.steps), np.asarray(run.phases)
             if self.state.follow_latest:
                 self.state.update(step=self.latest_step())
             self.data_changed.emit()
         return grew
 
+    def _relabel(self) -> None:
+        for s in self.slots:
+            s.label = run_label(s.index) if len(self.slots) > 1 else ""
+
+    # --- the run list: visibility and the reference ----------------------------------------
+    def set_visible(self, place: int, visible: bool) -> None:
+        hidden = set(self.state.hidden_runs)
+        self.state.update(hidden_runs=tuple(hidden - {place} if visible else hidden | {place}))
+
+    def set_reference(self, place: int) -> None:
+        """The run the timeline, layer tree and findings follow (and comparisons refer to)."""
+        if 0 <= place < len(self.slots):
+            self.state.update(reference_run=place)
+
+    def cycle_reference(self, direction: int) -> None:
+        """The next (1) or previous (-1) run in the list becomes the reference."""
+        if len(self.slots) > 1:
+            self.set_reference((self.state.reference_run + direction) % len(self.slots))
+
+    def toggle_others(self) -> None:
+        """Show only the reference run, or (when only it is shown) every run."""
+        ref = self.state.reference_run
+        others = tuple(i for i in range(len(self.slots)) if i != ref)
+        self.state.update(hidden_runs=() if set(self.state.hidden_runs) == set(others) else others)
+
+    def visible_slots(self) -> list[Slot]:
+        """The runs the views draw, in run-list order."""
+        hidden = set(self.state.hidden_runs)
+        return [s for i, s in enumerate(self.slots) if i not in hidden]
+
+    def _state_changed(self, names: set[str]) -> None:
+        if "reference_run" in names and self.slots and not self.opening:
+            self._fix_state()
+            self.runs_changed.emit()  # another run to follow: the timeline, tree and views redo
+
+    # --- findings: each run's, from the findings panel's jobs -------------------------------
+    def set_findings(self, slot: Slot, result: list | str, info: dict | None = None) -> None:
+        """One run's findings arrived (a list), or why there are none (text)."""
+        if slot not in self.slots:
+            return
+        self.findings[slot.label] = result
+        if info is not None:
+            self.infos[slot.label] = info
+        self.findings_changed.emit()
+
+    def visible_findings(self) -> list[tuple[Slot, object]]:
+        """(run, finding) of every visible run, most severe first (ties: run-list order)."""
+        rows = [(s, f) for s in self.visible_slots() if isinstance(fs := self.findings.get(s.label), list) for f in fs]
+        return sorted(rows, key=lambda sf: -sf[1].severity)
+
     # --- derived -------------------------------------------------------------------------
     @property
     def primary(self) -> Slot | None:
-        return self.slots[0] if self.slots else None
+        """The reference run (the first one unless the run list chose another)."""
+        if not self.slots:
+            return None
+        ref = self.state.reference_run
+        return self.slots[ref] if 0 <= ref < len(self.slots) else self.slots[0]
 
     @property
-    def compare(self) -> Slot | None:
-        return self.slots[1] if len(self.slots) > 1 else None
+    def comparing(self) -> bool:
+        """More than one run is open: each draws in its colour, legends name the files."""
+        return len(self.slots) > 1
 
     @property
     def steps(self) -> np.ndarray:
-        """The recorded steps the cursor moves over (the primary run's summary tier, as of the
+        """The recorded steps the cursor moves over (the reference run's summary tier, as of the
         last open or refresh: a file that breaks later still has a timeline)."""
-        return self._steps
+        return self.primary.steps if self.primary is not None else np.zeros(0, np.int64)
 
     @property
     def phases(self) -> np.ndarray:
-        return self._phases
+        return self.primary.phases if self.primary is not None else np.zeros(0, np.int8)
 
     def extent(self) -> tuple[int, int] | None:
-        """The steps every open run spans together: the time plots' whole-run range."""
-        ends = [(int(s.run.steps[0]), int(s.run.steps[-1])) for s in self.slots[1:] if len(s.run.steps)]
-        if len(self.steps):
-            ends.append((int(self.steps[0]), int(self.steps[-1])))
+        """The steps the visible runs (and the reference) span together: the time plots' whole range."""
+        slots = self.visible_slots() + ([self.primary] if self.primary is not None else [])
+        ends = [(int(s.steps[0]), int(s.steps[-1])) for s in slots if len(s.steps)]
         if not ends:
             return None
         return min(a for a, _ in ends), max(b for _, b in ends)
+
+    def layers(self) -> list:
+        """Every open run's layers matched by name: the reference run's in forward order, then
+        layers only other runs have (each described by the first run that has it)."""
+        seen: dict[str, object] = {}
+        for s in [self.primary] + self.slots if self.primary is not None else []:
+            for li in s.run.layers:
+                seen.setdefault(li.path, li)
+        return list(seen.values())
 
     def latest_step(self) -> int | None:
         steps = self.steps
@@ -158,10 +298,17 @@ class Session:
         return snap(self.steps, self.state.step)
 
     def _fix_state(self) -> None:
-        """Keep the saved layer/step when the run has them (Reload, layouts); else sensible ones."""
-        run = self.slots[0].run
-        names = [li.path for li in run.layers]
+        """Keep the saved layer/step/runs when the runs have them (Reload, layouts); else sensible ones."""
+        n = len(self.slots)
         changes: dict = {}
+        if not 0 <= self.state.reference_run < n:
+            changes["reference_run"] = 0
+        if any(h >= n for h in self.state.hidden_runs):
+            changes["hidden_runs"] = tuple(h for h in self.state.hidden_runs if h < n)
+        if changes:
+            self.state.update(**changes)
+            changes = {}
+        names = [li.path for li in self.layers()]
         if self.state.layer not in names:
             changes["layer"] = names[0] if names else None
         steps = self.steps
@@ -248,10 +395,8 @@ class Session:
         self.state.update(layer=names[i % len(names)])
 
     def layer_names(self) -> list[str]:
-        """The primary run's layers in forward order that match ``state.layer_filter``."""
-        if self.primary is None:
-            return []
-        return [li.path for li in self.primary.run.layers if layer_matches(li.path, self.state.layer_filter)]
+        """The open runs' layers (``layers``) that match ``state.layer_filter``."""
+        return [li.path for li in self.layers() if layer_matches(li.path, self.state.layer_filter)]
 
 
 def layer_matches(path: str, pattern: str) -> bool:
@@ -262,3 +407,16 @@ def layer_matches(path: str, pattern: str) -> bool:
     if any(c in pattern for c in "*?["):
         return fnmatch.fnmatchcase(path.lower(), pattern.lower())
     return pattern.lower() in path.lower()
+
+
+def _open_all(paths: list[str]) -> list[Run]:
+    """Open every path, or none: a bad one closes those opened before it and raises."""
+    runs: list[Run] = []
+    try:
+        for p in paths:
+            runs.append(open_run(p))
+    except Exception:
+        for r in runs:
+            r.close()
+        raise
+    return runs

@@ -26,9 +26,9 @@ def shortcuts(w) -> list[Shortcut]:
     se = w.session
     items = [
         Shortcut("open", "&Open…", ("Ctrl+O",), w.open_dialog, "&File"),
-        Shortcut("open_compare", "Open to &compare…", ("Ctrl+Shift+O",), lambda: w.open_dialog(True), "&File"),
+        Shortcut("add_run", "&Add runs to compare…", ("Ctrl+Shift+O",), w.runs.add_dialog, "&File"),
         Shortcut("reload", "&Reload (keeps the view)", ("Ctrl+R", "F5"), w.reload, "&File"),
-        Shortcut("close_compare", "Close the compared run", (), w.close_compare, "&File"),
+        Shortcut("remove_run", "Remove the run selected in the run list", (), w.runs.remove_current, "&File"),
         Shortcut("info", "Run &information…", ("Ctrl+I",), w.show_run_info, "&File"),
         Shortcut("save_layout", "&Save layout…", ("Ctrl+S",), w.save_layout, "&File"),
         Shortcut("load_layout", "&Load layout…", ("Ctrl+L",), w.load_layout, "&File"),
@@ -90,6 +90,8 @@ def shortcuts(w) -> list[Shortcut]:
         Shortcut("prev_finding", "Previous finding", ("Shift+N",), lambda: w.findings.step(-1), "&Go"),
         Shortcut("filter_layers", "&Filter layers…", ("Ctrl+F",), lambda: w.tree.filter_box.setFocus(), "&View"),
         Shortcut("copy", "&Copy the view as a picture", ("Ctrl+Shift+C",), w.copy_view, "&File"),
+        Shortcut("next_reference", "Next run as the reference", ("Ctrl+]",), lambda: se.cycle_reference(1), "&Go"),
+        Shortcut("toggle_others", "Show only the reference run ⟷ every run", ("O",), se.toggle_others, "&View"),
         Shortcut("help", "&Keyboard shortcuts", ("F1",), w.show_cheatsheet, "&Help"),
     ]
     return items
@@ -105,6 +107,8 @@ def cheatsheet_text(items: list[Shortcut]) -> str:
         "  drag the blue band in the strip to zoom the time plots (double-click: whole run)",
         "  mouse wheel zooms a plot, dragging pans it",
         "  click a heatmap cell to pick its channel (or layer) and step",
+        "  run list: tick a run to show it, double-click it to make it the reference",
+        "  drop recordings on the window to open them, on the run list to add them",
         "  right-click a plot to export it, or for its own log axis (Plot Options > Transforms)",
     ]
     return "\n".join(f"{k.ljust(width)}   {t}" for k, t in rows) + "\n" + "\n".join(extra)

@@ -107,6 +107,9 @@ class ViewState:
     history_mode: str = "heatmap"  # ... as a step x value heatmap, or offset ridgelines
     layers_metric: str = "pre_var"  # the statistic the across-layers view overlays
     x_axis: str = "step"  # time plots' tick labels: training step or elapsed wall time
+    # --- the open runs (the run list): places in the session's runs, the layout's ``paths`` order
+    reference_run: int = 0  # the run the timeline, layer tree and findings follow
+    hidden_runs: tuple[int, ...] = ()  # runs the views leave out (their findings too)
     changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +152,8 @@ class ViewState:
         rng = values["step_range"]
         if rng is not None and rng[0] > rng[1]:
             raise ValueError(f"step_range={rng!r}: start is after end")
+        if values["reference_run"] < 0 or any(h < 0 for h in values["hidden_runs"]):
+            raise ValueError("reference_run and hidden_runs are places in the run list (0 is the first run)")
         if int(values["speed"]) < 1:
             raise ValueError("speed must be at least 1 row per tick")
         if not 0 <= float(values["smoothing"]) < 1:
@@ -158,6 +163,7 @@ class ViewState:
         d = asdict_state(self)
         d["tensors"] = list(d["tensors"])
         d["bookmarks"] = list(d["bookmarks"])
+        d["hidden_runs"] = list(d["hidden_runs"])
         d["step_range"] = list(d["step_range"]) if d["step_range"] is not None else None
         return {"version": STATE_VERSION, **d}
 
@@ -189,29 +195,28 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState) if f.name != "changed")
 def _normalise(name: str, value: Any) -> Any:
     if name == "tensors":
         return tuple(value)
-    if name == "bookmarks":
+    if name in ("bookmarks", "hidden_runs"):
         return tuple(sorted({int(v) for v in value}))
     if name == "smoothing":
         return float(value)
     if name == "step_range" and value is not None:
         return (int(value[0]), int(value[1]))
-    if name in ("step", "reference_step", "channel") and value is not None:
+    if name in ("step", "reference_step", "channel", "reference_run") and value is not None:
         return int(value)
     return value
 
 
 @dataclass
 class Layout:
-    """A saved session: the files it used plus the view state (PlotJuggler-style layouts)."""
+    """A saved session: the files it used (every open run, in run-list order: the state's
+    ``reference_run`` and ``hidden_runs`` are places in it) plus the view state (PlotJuggler-style
+    layouts)."""
 
     paths: list[str]
-    compare: str | None
     state: ViewState
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"bnviz_layout": 1, "paths": self.paths, "compare": self.compare, "state": self.state.to_dict()}, indent=2
-        )
+        return json.dumps({"bnviz_layout": 1, "paths": self.paths, "state": self.state.to_dict()}, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> Layout:
@@ -221,8 +226,6 @@ class Layout:
             raise ValueError(f"not a bnviz layout (invalid JSON: {e})") from None
         if not isinstance(d, dict) or "bnviz_layout" not in d:
             raise ValueError("not a bnviz layout (no 'bnviz_layout' key)")
-        return cls(
-            paths=[str(p) for p in d.get("paths", [])],
-            compare=d.get("compare"),
-            state=ViewState.from_dict(d.get("state", {})),
-        )
+        # layouts of bnviz before N runs name the second run "compare"
+        paths = [str(p) for p in d.get("paths", [])] + ([str(d["compare"])] if d.get("compare") else [])
+        return cls(paths=paths, state=ViewState.from_dict(d.get("state", {})))

@@ -28,14 +28,11 @@ class OverviewStrip(QtWidgets.QWidget):
         side = QtWidgets.QVBoxLayout()
         side.addWidget(self.choice)
         side.addWidget(self.whole)
-        # in compare mode: which curve is which (the axis label has no room for it)
-        self.key = QtWidgets.QLabel(
-            f"<span style='color:{style.OKABE_ITO['blue']}'>━━</span> A &nbsp; "
-            f"<span style='color:{style.OKABE_ITO['vermillion']}'>╍╍</span> B"
-        )
+        # several runs: which curve is which (the axis label has no room for it)
+        self.key = QtWidgets.QLabel()
         self.key.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        # a rich-text label would ask for the width of a paragraph, widening the column
-        self.key.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.key.setWordWrap(True)
+        self.key.setMaximumWidth(200)  # wraps: many runs must not widen the column
         self.key.hide()
         side.addWidget(self.key)
         side.addStretch(1)
@@ -52,13 +49,9 @@ class OverviewStrip(QtWidgets.QWidget):
         self.region.setToolTip("Drag the edges or the band to set the steps the time plots show")
         self.region.sigRegionChangeFinished.connect(self._region_moved)
         self.step_line = pg.InfiniteLine(angle=90, pen=style.pen(style.CURSOR, 1))
-        self.curve = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["blue"], 1.2), connect="finite")
-        # the compared run's same scalar, dashed
-        self.curve_b = pg.PlotDataItem(pen=style.pen(style.OKABE_ITO["vermillion"], 1.2, dashed=True), connect="finite")
-        for item in (self.curve, self.curve_b, self.region, self.step_line):
+        self.curves: list[pg.PlotDataItem] = []  # one per visible run (redraw)
+        for item in (self.region, self.step_line):
             self.plot.addItem(item)
-        for item in (self.curve, self.curve_b):
-            item.setDownsampling(auto=True, method="peak")
         self.plot_widget.scene().sigMouseClicked.connect(self._clicked)
         self._click = QtCore.QTimer(self)
         self._click.setSingleShot(True)
@@ -86,28 +79,32 @@ class OverviewStrip(QtWidgets.QWidget):
         self.redraw()
 
     def redraw(self) -> None:
+        for c in self.curves:
+            self.plot.removeItem(c)
+        self.curves = []
         slot = self.session.primary
         if slot is None:
             return
         what = self.choice.currentData()
-        if what == _FALLBACK or what is None:
-            layer = self.session.state.layer
-            x = np.asarray(slot.run.steps)
-            y = np.asarray(slot.run.summary(layer, "post_var"), dtype=np.float64) if layer else np.zeros(0)
-            label = "post var"
-        else:
-            x, y = scalar_series(slot.run, what)
-            label = what
-        self.curve.setData(np.asarray(x, dtype=np.float64), y)
-        other = self.session.compare
-        if other is not None and what in other.run.scalar_names:
-            xb, yb = scalar_series(other.run, what)
-            self.curve_b.setData(np.asarray(xb, dtype=np.float64), yb)
-        else:
-            self.curve_b.setData([], [])
-        self.key.setVisible(other is not None and what in other.run.scalar_names)
+        label = "post var" if what in (_FALLBACK, None) else what
+        comparing = self.session.comparing
+        keys, values = [], [np.zeros(0)]
+        for s in self.session.visible_slots() if comparing else [slot]:
+            x, y = self._series(s, what)
+            if x is None:
+                continue
+            colour = style.run_colour(s.index) if comparing else style.OKABE_ITO["blue"]
+            cycle = style.run_cycle(s.index)
+            curve = pg.PlotDataItem(x, y, pen=style.pen(colour, 1.2, 0, cycle), connect="finite")
+            curve.setDownsampling(auto=True, method="peak")
+            self.plot.addItem(curve)
+            self.curves.append(curve)
+            keys.append(f"{style.swatch_line(colour, 0, cycle)} {s.label}")
+            values.append(y)
+        self.key.setText(" &nbsp; ".join(keys))
+        self.key.setVisible(comparing and bool(keys))
         self.plot.getAxis("left").setLabel(style.plain(label))
-        both = np.concatenate([y, self.curve_b.yData if self.curve_b.yData is not None else np.zeros(0)])
+        both = np.concatenate(values)
         finite = both[np.isfinite(both)]
         if len(finite):
             # a robust range: one early loss spike must not flatten the rest of the run
@@ -119,8 +116,20 @@ class OverviewStrip(QtWidgets.QWidget):
             self.region.setBounds((float(steps[0]), float(steps[-1])))
         self._sync()
 
+    def _series(self, slot, what):
+        """One run's steps and values of ``what`` (None, None: the run has no such scalar/layer)."""
+        if what == _FALLBACK or what is None:
+            layer = self.session.state.layer
+            if slot.layer(layer) is None:
+                return None, None
+            return np.asarray(slot.run.steps, np.float64), np.asarray(slot.run.summary(layer, "post_var"), np.float64)
+        if what not in slot.run.scalar_names:
+            return None, None
+        x, y = scalar_series(slot.run, what)
+        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
     def _state_changed(self, names) -> None:
-        if "layer" in names and self.choice.currentData() == _FALLBACK:
+        if ("layer" in names and self.choice.currentData() == _FALLBACK) or "hidden_runs" in names:
             self.redraw()
         if names & {"step", "step_range"}:
             self._sync()

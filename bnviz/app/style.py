@@ -31,8 +31,12 @@ BOOKMARK = OKABE_ITO["green"]
 ZONE = (240, 228, 66, 70)  # the activation's saturated / dead zone, translucent yellow
 NAN_MARK = OKABE_ITO["black"]  # crosses under line plots: no series is black, post-BN y is vermillion
 HEATMAP_NAN = "#FF00FF"  # NaN cells: in neither colour map (viridis, CET-D1A)
-# compared runs: A, B, ... (Okabe & Ito, blue and vermillion first: apart for every colour vision)
-RUN_COLOURS = tuple(OKABE_ITO[k] for k in ("blue", "vermillion", "green", "purple", "sky", "orange"))
+# compared runs: A, B, ... (Okabe & Ito, blue and vermillion first: apart for every colour vision);
+# the 9th run on takes the colours again with dotted line styles (``run_cycle``)
+RUN_COLOURS = tuple(OKABE_ITO[k] for k in ("blue", "vermillion", "green", "purple", "sky", "orange", "black", "yellow"))
+# line styles of the series of runs after the 8th: each series' segment, then one dot per cycle
+# (never one of DASHES: Qt's dash is 4-2, dot 1-2, dash-dot 4-2-1-2, in pen widths)
+_CYCLE_SEGMENTS = ((12, 3), (7, 3), (3, 3), (7, 3, 12, 3))
 DASHES = (
     QtCore.Qt.PenStyle.SolidLine,
     QtCore.Qt.PenStyle.DashLine,
@@ -77,10 +81,14 @@ def configure(antialias: bool = False, dark: bool = False) -> None:
     )
 
 
-def pen(colour: str, width: float = 1.5, dashed: bool | int = False) -> QtGui.QPen:
-    """``dashed``: False/True, or an index into ``DASHES`` (series told apart by line style)."""
+def pen(colour: str, width: float = 1.5, dashed: bool | int = False, cycle: int = 0) -> QtGui.QPen:
+    """``dashed``: False/True, or an index into ``DASHES`` (series told apart by line style).
+    ``cycle``: a run after the 8th (``run_cycle``) draws that series with ``cycle`` dots added."""
     p = pg.mkPen(colour, width=width)
-    p.setStyle(DASHES[int(dashed) % len(DASHES)])
+    if cycle:
+        p.setDashPattern([float(v) for v in _CYCLE_SEGMENTS[int(dashed) % len(DASHES)] + (1, 2) * cycle])
+    else:
+        p.setStyle(DASHES[int(dashed) % len(DASHES)])
     return p
 
 
@@ -99,8 +107,15 @@ def colour_name(colour: str) -> str:
 
 
 def run_colour(i: int) -> str:
-    """The colour of the i-th compared run (A, B, ...)."""
-    return RUN_COLOURS[i % len(RUN_COLOURS)]
+    """The colour of the i-th compared run (A, B, ...); Okabe & Ito's black is the cursor's
+    colour, white on a dark background."""
+    c = RUN_COLOURS[i % len(RUN_COLOURS)]
+    return CURSOR if c == OKABE_ITO["black"] else c
+
+
+def run_cycle(i: int) -> int:
+    """0 for the first 8 runs, 1 for the next 8, ...: how many dots their line styles add."""
+    return i // len(RUN_COLOURS)
 
 
 def brush(colour: str, alpha: int) -> QtGui.QBrush:
@@ -204,8 +219,8 @@ def _blend(colour: str, alpha: int) -> str:
     return "#%02X%02X%02X" % tuple(round(a * v + (1 - a) * 255) for v in (c.red(), c.green(), c.blue()))
 
 
-def swatch_line(colour: str, dashed: bool | int = False) -> str:
-    dash = _DASH_SWATCHES[int(dashed) % len(_DASH_SWATCHES)]
+def swatch_line(colour: str, dashed: bool | int = False, cycle: int = 0) -> str:
+    dash = _DASH_SWATCHES[int(dashed) % len(_DASH_SWATCHES)] + "·" * cycle
     return f"<span style='color:{_blend(colour, 255)}; font-weight:bold'>{dash}</span>"
 
 

@@ -26,7 +26,7 @@ from bnviz.app.data import (
     rows_in_range,
     train_eval_table,
 )
-from bnviz.app.session import layer_matches
+from bnviz.app.session import layer_matches, run_label
 from bnviz.app.stepping import snap
 
 TIME_AXIS = {"drift", "channels", "gamma_beta", "train_eval", "overview", "layers", "ranks"}  # not: distribution
@@ -64,20 +64,25 @@ def run_table(view: str, run, layer: str, state, step: int | None) -> Table:
     raise ValueError(f"unknown view {view!r}")
 
 
-def export_table(state, main, other=None) -> Table:
-    """The CSV of ``state``'s view for ``main`` (and ``other``, compared: columns prefixed
-    ``A.``/``B.``, a run without the layer left out), as the window would export it."""
-    names = [li.path for li in main.layers]
+def export_table(state, main, *others) -> Table:
+    """The CSV of ``state``'s view for ``main`` (and ``others``, compared: columns prefixed
+    ``A.``, ``B.``, ... by place in the run list; runs in ``state.hidden_runs`` and runs without
+    the layer left out), as the window would export it. The cursor step and the default layer
+    are the reference run's (``state.reference_run``)."""
+    runs = [main, *(r for r in others if r is not None)]
+    ref = runs[state.reference_run] if 0 <= state.reference_run < len(runs) else runs[0]
+    names = list(dict.fromkeys(li.path for r in [ref, *runs] for li in r.layers))
     layer = state.layer if state.layer in names else (names[0] if names else None)
-    slots = [("", main)] if other is None else [("A", main), ("B", other)]
-    steps = main.steps
+    labels = [run_label(i) if len(runs) > 1 else "" for i in range(len(runs))]
+    shown = [(lab, r) for i, (lab, r) in enumerate(zip(labels, runs)) if i not in state.hidden_runs]
+    steps = ref.steps
     step = state.step if state.step is not None and len(steps) and steps[0] <= state.step <= steps[-1] else None
     step = snap(steps, step)
     timed = state.view in TIME_AXIS or (state.view == "history" and state.history_mode == "heatmap")
     rng = state.step_range if timed else None
     tables = {
         label: rows_in_range(run_table(state.view, run, layer, state, step), rng)
-        for label, run in slots
+        for label, run in shown
         if layer is not None and any(li.path == layer for li in run.layers)
     }
     if len(tables) == 1:

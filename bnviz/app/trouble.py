@@ -11,8 +11,8 @@ def finding_target(f, session, with_step: bool = True) -> dict:
     and reference step unless ``with_step`` is False, e.g. while following a live run)."""
     changes = finding_changes(f, session.steps)
     primary = session.primary
-    if primary is not None and primary.layer(f.layer) is None:
-        changes["layer"] = session.state.layer  # a B finding: compare mode matches layers by name
+    if not any(s.layer(f.layer) is not None for s in session.slots):
+        changes["layer"] = session.state.layer  # not a layer of any open run (a stale finding)
     if changes["view"] == "ranks" and (primary is None or len(primary.ranks) < 2):
         changes["view"] = "drift"
     if session.state.view == "channels":  # keep the metric the user chose there

@@ -45,7 +45,7 @@ class BaseView(QtWidgets.QWidget):
     share_y = True
     heatmap_tips = False  # the view draws heatmaps whose cells tell their value on hover
     # state fields whose change needs a redraw of this view
-    depends = frozenset({"layer", "phase", "compare_mode", "smoothing", "bookmarks", "x_axis"})
+    depends = frozenset({"layer", "phase", "compare_mode", "smoothing", "bookmarks", "x_axis", "hidden_runs"})
 
     # emitted when the user zooms/pans a time plot: (x0, x1)
     user_range = QtCore.Signal(float, float)
@@ -150,33 +150,38 @@ class BaseView(QtWidgets.QWidget):
         self._time_plots, self._cursors, self._refs, self.tables, self._rows = [], [], [], {}, []
         self.ink.reset()
         self.ink.smoothing = self.session.state.smoothing if self.time_axis else 0.0
-        slots = self.session.slots
         layer = self.session.state.layer
-        if not slots or layer is None:
+        if not self.session.slots or layer is None:
+            return
+        slots = self.session.visible_slots()
+        if not slots:
+            self.set_note("Every open run is hidden: tick one in the run list to see it.")
             return
         missing = [s.label for s in slots if s.layer(layer) is None]
-        self.set_note(
-            f"Run {', '.join(missing)} has no layer named {layer}; it is not shown."
-            if missing and len(slots) > 1
-            else ""
-        )
+        if missing and self.session.comparing:
+            self.set_note(f"Run {', '.join(missing)} has no layer named {layer}; it is not shown.")
         side = len(slots) > 1 and (self.session.state.compare_mode == "side" or not self.overlay_ok)
-        columns = [[s] for s in slots] if side else [slots]
-        for c, group in enumerate(columns):
+        # several runs open: each draws in its colour (as in the run list), one or all visible
+        overlay = self.session.comparing and not side
+        for c, group in enumerate([[s] for s in slots] if side else [slots]):
             plots = self.make_plots(c, f"Run {group[0].label}" if side else "")
             if side:
                 self._rows.append(plots)
                 self.add_note(f"Run {group[0].label}: {_short(group[0].path)}.")
-            overlay = len(group) > 1
-            for i, slot in enumerate(group if overlay else []):  # the runs' key first in each legend
+            for slot in group if overlay else []:  # the runs' key first in each legend
+                key = style.swatch_line(style.run_colour(slot.index), 0, style.run_cycle(slot.index))
                 for p in plots:
-                    self.ink.legend(p, style.swatch_line(style.run_colour(i)), f"{slot.label}: {_short(slot.path, 28)}")
-            for i, slot in enumerate(group):
-                self.ink.run_colour = style.run_colour(i) if overlay else None
-                self.ink.run_label = slot.label if overlay else ""
-                if slot.layer(layer) is not None:
-                    self.tables[slot.label] = self.draw(plots, slot, layer, overlaid=i > 0)
-            self.ink.run_colour, self.ink.run_label = None, ""
+                    self.ink.legend(p, key, f"{slot.label}: {_short(slot.path, 28)}")
+            drawn = 0
+            for slot in group:
+                if slot.layer(layer) is None:
+                    continue
+                if overlay:
+                    self.ink.run_colour, self.ink.run_label = style.run_colour(slot.index), slot.label
+                    self.ink.run_cycle = style.run_cycle(slot.index)
+                self.tables[slot.label] = self.draw(plots, slot, layer, overlaid=drawn > 0)
+                drawn += 1
+            self.ink.run_colour, self.ink.run_label, self.ink.run_cycle = None, "", 0
             if self.time_axis:
                 self._add_time_plots(plots)
         self.finish_legends()
@@ -338,7 +343,7 @@ class ChannelView(BaseView):
         self.bar.addStretch(1)
 
     def sync_controls(self) -> None:
-        li = self.session.slots[0].layer(self.session.state.layer) if self.session.slots else None
+        li = self.session.primary.layer(self.session.state.layer) if self.session.primary else None
         n = li.num_features if li is not None else 1
         with QtCore.QSignalBlocker(self.spin):
             self.spin.setRange(0, max(0, n - 1))

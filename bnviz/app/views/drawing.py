@@ -41,6 +41,7 @@ class Ink:
         self.bars: list[pg.ColorBarItem] = []
         self.run_colour: str | None = None  # set while a compared run draws (overlay)
         self.run_label = ""  # and its label ("A", "B")
+        self.run_cycle = 0  # and its dots (style.run_cycle: runs after the 8th)
         self.smoothing = 0.0  # EMA weight of time curves (0: off)
         self._series: dict[pg.PlotItem, list[str]] = {}
 
@@ -76,12 +77,12 @@ class Ink:
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         colour = self.run_colour or colour
         if self.smoothing > 0:  # TensorBoard's way: the raw curve stays, faint, under the EMA
-            raw = pg.PlotDataItem(x, y, pen=style.pen(colour, 1, dash), connect="finite")
+            raw = pg.PlotDataItem(x, y, pen=style.pen(colour, 1, dash, self.run_cycle), connect="finite")
             raw.setOpacity(style.RAW_OPACITY)
             plot.addItem(raw)
             lod(raw)
             y = ema(y, self.smoothing)
-        item = pg.PlotDataItem(x, y, pen=style.pen(colour, width, dash), connect="finite")
+        item = pg.PlotDataItem(x, y, pen=style.pen(colour, width, dash, self.run_cycle), connect="finite")
         plot.addItem(item)
         lod(item)
         self.legend(plot, style.swatch_line(NEUTRAL if self.run_colour else colour, dash), name)
