@@ -80,35 +80,39 @@ class RunList(QtWidgets.QWidget):
             self.populate()
 
     def populate(self) -> None:
+        """Show the runs. Rows are updated in place, never cleared: a tick or a double-click
+        changes the state while the tree is still delivering that item's signal."""
         s = self.session
-        current = self.tree.currentIndex().row()
         with QtCore.QSignalBlocker(self.tree):
-            self.tree.clear()
+            while self.tree.topLevelItemCount() > len(s.slots):
+                self.tree.takeTopLevelItem(self.tree.topLevelItemCount() - 1)
+            while self.tree.topLevelItemCount() < len(s.slots):
+                item = QtWidgets.QTreeWidgetItem()
+                item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                self.tree.addTopLevelItem(item)
             ref = s.primary
             for i, slot in enumerate(s.slots):
-                item = QtWidgets.QTreeWidgetItem(
-                    [f"{slot.label or 'A'}{' ' + REFERENCE_MARK if slot is ref else ''}", os.path.basename(slot.path)]
-                )
-                item.setIcon(0, swatch_icon(slot.index))
-                item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-                shown = i not in s.state.hidden_runs
-                item.setCheckState(0, QtCore.Qt.CheckState.Checked if shown else QtCore.Qt.CheckState.Unchecked)
-                item.setData(0, QtCore.Qt.ItemDataRole.UserRole, i)
-                role = "the reference run" if slot is ref else "double-click: make it the reference"
-                item.setToolTip(1, style.tooltip(f"{slot.path}\n{role}; {'shown' if shown else 'hidden'}"))
-                if slot is ref:
-                    font = item.font(0)
-                    font.setBold(True)
-                    item.setFont(0, font)
-                    item.setFont(1, font)
-                self.tree.addTopLevelItem(item)
-            keep = self.tree.topLevelItem(current) if current >= 0 else None
-            if keep is not None:
-                self.tree.setCurrentItem(keep)
+                item = self.tree.topLevelItem(i)
+                assert item is not None
+                self._show(item, i, slot, slot is ref)
         self.tree.resizeColumnToContents(0)
         rows = max(1, len(s.slots))
         self.tree.setFixedHeight(self.tree.header().height() + rows * self.tree.sizeHintForRow(0) + 6)
         self._enable()
+
+    def _show(self, item: QtWidgets.QTreeWidgetItem, place: int, slot, is_ref: bool) -> None:
+        shown = place not in self.session.state.hidden_runs
+        item.setText(0, f"{slot.label or 'A'}{' ' + REFERENCE_MARK if is_ref else ''}")
+        item.setText(1, os.path.basename(slot.path))
+        item.setIcon(0, swatch_icon(slot.index))
+        item.setCheckState(0, QtCore.Qt.CheckState.Checked if shown else QtCore.Qt.CheckState.Unchecked)
+        item.setData(0, QtCore.Qt.ItemDataRole.UserRole, place)
+        role = "the reference run" if is_ref else "double-click: make it the reference"
+        item.setToolTip(1, style.tooltip(f"{slot.path}\n{role}; {'shown' if shown else 'hidden'}"))
+        for c in (0, 1):
+            font = item.font(c)
+            font.setBold(is_ref)
+            item.setFont(c, font)
 
     def _enable(self) -> None:
         picked = self.tree.currentItem() is not None
