@@ -538,8 +538,8 @@ def test_recent_files_and_geometry_persist(qtbot, runs, tmp_path):
     w.close()
     w2 = MainWindow(QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
     qtbot.addWidget(w2)
-    assert w2.recent_files()[:2] == [str(runs[0]), str(runs[1])]
-    assert [a.text() for a in w2.recent_menu.actions()][:2] == [str(runs[0]), str(runs[1])]
+    assert w2.files.recent_files()[:2] == [str(runs[0]), str(runs[1])]
+    assert [a.text() for a in w2.files.recent_menu.actions()][:2] == [str(runs[0]), str(runs[1])]
     assert w2.height() == 555
     assert w2.split.saveState() == split_state
 

@@ -1,4 +1,6 @@
-"""The main window: assembles the listeners of one ``Session`` and owns files, menus, settings."""
+"""The main window: assembles the listeners of one ``Session`` (the run list, layer tree, findings,
+views, strip and timeline) and owns the menus, the status bar and the settings; its files are
+``RunFiles``'."""
 
 from __future__ import annotations
 
@@ -13,20 +15,19 @@ from bnviz.app.dialogs import text_dialog
 from bnviz.app.findings_panel import FindingsPanel
 from bnviz.app.layer_tree import LayerTree
 from bnviz.app.options import OptionsBar
-from bnviz.app.run_list import FILE_FILTER, RunList
+from bnviz.app.run_files import RunFiles
+from bnviz.app.run_list import RunList
 from bnviz.app.session import Session
 from bnviz.app.shortcuts import cheatsheet_text, shortcuts
-from bnviz.app.state import VIEW_TIPS, VIEW_TITLES, VIEWS, Layout, ViewState
+from bnviz.app.state import VIEW_TIPS, VIEW_TITLES, VIEWS
 from bnviz.app.stepping import row_at_or_before
 from bnviz.app.strip import OverviewStrip
 from bnviz.app.timeline import Timeline
 from bnviz.app.trouble import show_finding
 from bnviz.app.views import VIEW_CLASSES
-from bnviz.app.waiter import FileWaiter
 from bnviz.store import RunFileError
 from bnviz.store.schema import PHASE_NAMES
 
-MAX_RECENT = 8
 LIVE_POLL_MS = 1000
 DONE_MS = 8000  # how long a confirmation (export written) stays in the banner
 
@@ -51,7 +52,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.currentChanged.connect(lambda i: self.session.state.update(view=VIEWS[i]))
 
         self.banner = Banner()
-        self.waiter: FileWaiter | None = None
+        self.files = RunFiles(self.session, self.settings, self.banner, self)
+        self.files.failed.connect(self.show_error)
+        self.files.waiting.connect(self._waiting)
+        # the window's file commands are RunFiles' (bnviz.app.run_viewer, layouts, tests)
+        self.open_files, self.reload = self.files.open, self.files.reload
+        self.save_layout, self.load_layout = self.files.save_layout, self.files.load_layout
         self.writer_text = ""  # the status bar's "writer: ..." as of the last health check
         self.options = OptionsBar(self.session)
         self.readout = self.options.readout
@@ -69,7 +75,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.findings.found.connect(self._open_at_trouble)
         self.runs = RunList(self.session)
         self.runs.failed.connect(self.show_error)
-        self.runs.added.connect(self._add_recent)
+        self.runs.added.connect(self.files.add_recent)
         self._trouble_from: tuple | None = None  # (layer, view, following, step) a fresh open showed
         self.left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         layers = QtWidgets.QWidget()
@@ -113,12 +119,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         self.menus = {name: bar.addMenu(name) for name in ("&File", "&View", "&Go", "&Help")}
-        self.recent_menu = QtWidgets.QMenu("Open &Recent", self)
         # shadows QWidget.actions(), which nothing here calls: the window's actions by name
         self.actions: dict[str, QtGui.QAction] = {}  # type: ignore[assignment]
         for sc in shortcuts(self):
             if sc.menu == "&File" and sc.name == "reload":
-                self.menus["&File"].addMenu(self.recent_menu)
+                self.menus["&File"].addMenu(self.files.recent_menu)
             act = QtGui.QAction(sc.text, self)
             if sc.keys:
                 act.setShortcuts([QtGui.QKeySequence(k) for k in sc.keys])
@@ -135,7 +140,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions["link_zoom"].blockSignals(True)
         self.actions["link_zoom"].setChecked(self.session.state.link_zoom)
         self.actions["link_zoom"].blockSignals(False)
-        self._fill_recent()
 
     def _export_actions(self) -> list[QtGui.QAction]:
         acts = []
@@ -181,93 +185,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.info_box = text_dialog(self, "Run information", text)
 
     # --- files ---------------------------------------------------------------------------------
-    def open_files(
-        self, *paths: str | None, keep_state: bool = False, wait: bool = False, state: ViewState | None = None
-    ) -> bool:
-        """Open recordings in place of those open (None entries skipped; several are compared,
-        layers matched by name); a bad file shows a message, never raises. With ``wait``
-        (``bnviz view``), a first path that does not exist yet is waited for (a banner says so)
-        and opened when the training run has created it. ``state``: a layout's view state."""
-        names = [p for p in paths if p]
-        self._stop_waiting()
-        if wait and names and not os.path.exists(names[0]):
-            self._wait_for(names, keep_state, state)
-            return True
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
-        try:
-            self.session.open(*names, keep_state=keep_state, state=state)
-        except (RunFileError, OSError, ValueError) as e:
-            self.show_error("Cannot open the recording", str(e))
-            return False
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
-        for p in reversed(names):
-            self._add_recent(os.path.abspath(p))
-        return True
-
-    def _wait_for(self, paths: list[str], keep_state: bool, state: ViewState | None) -> None:
-        path = paths[0]
-        if self.session.primary is not None:
-            self.session.close()
-            self.session.runs_changed.emit()
-        text = f"Waiting for {path}: it does not exist yet; it opens as soon as the training run creates it."
-        self.banner.show_message(Reason.WAITING, text)
-        self.setWindowTitle(f"bnviz — waiting for {os.path.basename(path)}")
-
-        def try_open() -> str | None:
-            try:
-                self.session.open(*paths, keep_state=keep_state, state=state)
-            except (RunFileError, OSError, ValueError) as e:
-                self.banner.show_message(Reason.WAITING, f"Waiting for {path} to become readable: {e}")
-                return str(e)
-            self._add_recent(os.path.abspath(path))
-            return None
-
-        self.waiter = FileWaiter(path, try_open, lambda e: self.show_error("Cannot open the recording", e), self)
-        self._update_status()
-
-    def _stop_waiting(self) -> None:
-        if self.waiter is not None:
-            self.waiter.stop()
-            self.waiter.deleteLater()
-            self.waiter = None
-            self.banner.clear(Reason.WAITING)
-
-    def open_dialog(self) -> None:
-        """Open recordings in place of those open (several files: compared)."""
-        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open bnviz recordings", "", FILE_FILTER)
-        if paths:
-            self.open_files(*paths)
-
-    def reload(self) -> None:
-        try:
-            self.session.reload()
-        except (RunFileError, OSError, ValueError) as e:
-            self.show_error("Cannot reload", str(e))
-
-    def save_layout(self, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save layout", "", "bnviz layout (*.json)")
-        if path:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(self.session.layout().to_json())
-
-    def load_layout(self, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load layout", "", "bnviz layout (*.json)")
-        if not path:
-            return
-        try:
-            with open(path, encoding="utf-8") as f:
-                layout = Layout.from_json(f.read())
-        except (OSError, ValueError) as e:
-            self.show_error("Cannot load the layout", f"{path}: {e}")
-            return
-        if layout.paths:
-            self.open_files(*layout.paths, state=layout.state)
-        else:
-            self.session.state.assign(layout.state)
-
     def export_dialog(self, ext: str) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
             self, f"Export view as {ext[1:].upper()}", f"{self.session.state.view}{ext}", f"*{ext}"
@@ -331,6 +248,11 @@ class MainWindow(QtWidgets.QMainWindow):
             ev.acceptProposedAction()
 
     # --- listening -----------------------------------------------------------------------------
+    def _waiting(self, path: str) -> None:
+        if path:
+            self.setWindowTitle(f"bnviz — waiting for {os.path.basename(path)}")
+        self._update_status()
+
     def current_view(self):
         return self.views[self.session.state.view]
 
@@ -363,7 +285,7 @@ class MainWindow(QtWidgets.QMainWindow):
                     f"{slot.path} has no recorded steps yet"
                     + (": waiting for the training run to write some." if self.session.live else "."),
                 )
-        elif self.waiter is None:
+        elif self.files.waiter is None:
             self.setWindowTitle("bnviz")
         st = self.session.state
         self._trouble_from = (st.layer, st.view, st.follow_latest, st.step) if self.session.fresh else None
@@ -511,8 +433,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.status
         if slot is None:
             s["file"].setText(
-                f"Waiting for {self.waiter.path}"
-                if self.waiter is not None
+                f"Waiting for {self.files.waiter.path}"
+                if self.files.waiter is not None
                 else "No recording open: File > Open (Ctrl+O) or drop a file here"
             )
             for k in ("step", "phase", "ranks", "writer"):
@@ -546,27 +468,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("left_split", self.left.saveState())
         self.settings.sync()
 
-    def recent_files(self) -> list[str]:
-        v = self.settings.value("recent", [])
-        return [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else []
-
-    def _add_recent(self, path: str) -> None:
-        files = [path] + [p for p in self.recent_files() if p != path]
-        self.settings.setValue("recent", files[:MAX_RECENT])
-        self._fill_recent()
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        files = self.recent_files()
-        for p in files:
-            a = self.recent_menu.addAction(p.replace("&", "&&"))  # "&" would mark a shortcut key
-            a.triggered.connect(lambda _=False, p=p: self.open_files(p))
-        self.recent_menu.setEnabled(bool(files))
-
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
         self.timeline.stop()
         self.live_timer.stop()
-        self._stop_waiting()
+        self.files.stop_waiting()
         self.findings.shutdown()
         self._save_settings()
         self.session.close()

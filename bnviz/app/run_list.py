@@ -92,9 +92,9 @@ class RunList(QtWidgets.QWidget):
                 self.tree.addTopLevelItem(item)
             ref = s.primary
             for i, slot in enumerate(s.slots):
-                item = self.tree.topLevelItem(i)
-                assert item is not None
-                self._show(item, i, slot, slot is ref)
+                row = self.tree.topLevelItem(i)
+                assert row is not None  # made above
+                self._show(row, i, slot, slot is ref)
         self.tree.resizeColumnToContents(0)
         rows = max(1, len(s.slots))
         self.tree.setFixedHeight(self.tree.header().height() + rows * self.tree.sizeHintForRow(0) + 6)

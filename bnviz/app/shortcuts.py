@@ -25,13 +25,13 @@ def shortcuts(w) -> list[Shortcut]:
     tl = w.timeline
     se = w.session
     items = [
-        Shortcut("open", "&Open…", ("Ctrl+O",), w.open_dialog, "&File"),
+        Shortcut("open", "&Open…", ("Ctrl+O",), w.files.open_dialog, "&File"),
         Shortcut("add_run", "&Add runs to compare…", ("Ctrl+Shift+O",), w.runs.add_dialog, "&File"),
-        Shortcut("reload", "&Reload (keeps the view)", ("Ctrl+R", "F5"), w.reload, "&File"),
+        Shortcut("reload", "&Reload (keeps the view)", ("Ctrl+R", "F5"), w.files.reload, "&File"),
         Shortcut("remove_run", "Remove the run selected in the run list", (), w.runs.remove_current, "&File"),
         Shortcut("info", "Run &information…", ("Ctrl+I",), w.show_run_info, "&File"),
-        Shortcut("save_layout", "&Save layout…", ("Ctrl+S",), w.save_layout, "&File"),
-        Shortcut("load_layout", "&Load layout…", ("Ctrl+L",), w.load_layout, "&File"),
+        Shortcut("save_layout", "&Save layout…", ("Ctrl+S",), w.files.save_layout, "&File"),
+        Shortcut("load_layout", "&Load layout…", ("Ctrl+L",), w.files.load_layout, "&File"),
         Shortcut("export_png", "Export view as &PNG…", ("Ctrl+E",), lambda: w.export_dialog(".png"), "&File"),
         Shortcut("export_svg", "Export view as S&VG…", (), lambda: w.export_dialog(".svg"), "&File"),
         Shortcut("export_csv", "Export view data as &CSV…", (), lambda: w.export_dialog(".csv"), "&File"),
