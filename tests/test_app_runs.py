@@ -141,7 +141,10 @@ def test_findings_and_badges_cover_every_visible_run(window, qtbot, three):
     assert set(w.findings.item_runs) == {"B"}
     row = next(i for i, f in enumerate(w.findings.items) if f.kind == "dead")
     cell = w.findings.table.item(row, 1)
-    assert cell.text() == "B" and cell.foreground().color().name().upper() == style.run_colour(1).upper()
+    img = cell.icon().pixmap(28, 14).toImage()
+    assert cell.text() == "B" and style.run_colour(1).upper() in {
+        img.pixelColor(x, 7).name().upper() for x in range(img.width())
+    }, "the run's letter with its colour swatch"
     layer = w.findings.items[row].layer
     leaf = w.tree._leaves[layer]
     assert "dead" in leaf.text(3) and "B: " in leaf.toolTip(3)
@@ -248,3 +251,20 @@ def test_runs_after_the_eighth_take_the_colours_again_with_dots():
     assert ninth.style() == QtCore.Qt.PenStyle.CustomDashLine and list(ninth.dashPattern())[-2:] == [1.0, 2.0]
     patterns = {tuple(style.pen("#000000", 1, d, c).dashPattern()) for d in range(4) for c in (1, 2)}
     assert len(patterns) == 8, "every series of every cycle has its own line style"
+
+
+def test_nine_runs_stay_apart_the_ninth_in_the_first_colour_dotted(window, qtbot, three, tmp_path):
+    import shutil
+
+    paths = [tmp_path / f"r{i}.h5" for i in range(9)]
+    for p in paths:
+        shutil.copy(three[0], p)
+    w = opened(window, qtbot, paths)
+    w.session.state.update(layer="stem.bn", view="drift", compare_mode="overlay")
+    assert [s.label for s in w.session.slots][-1] == "I"
+    plot = w.current_view().time_plots()[0]
+    pens = [i.opts["pen"] for i in plot.items if isinstance(i, pg.PlotDataItem) and i.xData is not None]
+    first = style.run_colour(0).upper()
+    styles = [p.style() for p in pens if p.color().name().upper() == first]
+    assert QtCore.Qt.PenStyle.SolidLine in styles and QtCore.Qt.PenStyle.CustomDashLine in styles
+    assert "I: r8.h5" in plot.titleLabel.text

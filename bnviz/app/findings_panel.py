@@ -4,7 +4,7 @@ Findings read every layer, so they run in a separate process (``findings_job``),
 run, started when the run opens (adding a run analyses only that one): the window stays
 responsive and the analysis's memory is not the viewer's. The results live in the ``Session``
 (``Session.findings``); the table lists the visible runs' findings together, most severe first,
-each row tagged with its run's letter in the run's colour.
+each row tagged with its run's letter and colour swatch.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import findings_job, style
 from bnviz.app.findings_job import parse
+from bnviz.app.run_list import swatch_icon
 from bnviz.app.session import Session, Slot
 from bnviz.app.trouble import show_finding
 
@@ -190,8 +191,8 @@ class FindingsPanel(QtWidgets.QWidget):
                 item.setToolTip(tip)
                 if c == 0:
                     item.setForeground(QtGui.QBrush(QtGui.QColor(style.severity_colour(f.severity))))
-                if c == 1 and slot is not None:  # the run's letter in the run's colour, as in the plots
-                    item.setForeground(QtGui.QBrush(QtGui.QColor(style.run_colour(slot.index))))
+                if c == 1 and slot is not None:  # the run's line as in the plots (yellow text is unreadable)
+                    item.setIcon(swatch_icon(slot.index))
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
