@@ -135,7 +135,14 @@ def test_three_runs_each_draw_in_their_colour_and_a_missing_layer_says_so(window
 
 
 def test_findings_and_badges_cover_every_visible_run(window, qtbot, three):
+    from bnviz.app.findings_panel import MAX_JOBS
+
+    assert window.open_files(*map(str, three))
+    window.findings._start_timer.stop()
+    window.findings.start()
+    assert len(window.findings._procs) == MAX_JOBS < 3, "a few analyses at a time, not one per run at once"
     w = opened(window, qtbot, three)
+    assert set(w.session.findings) == {"A", "B", "C"}
     header = w.findings.label.text()
     assert "A none" in header and "C none" in header and "B " in header
     assert set(w.findings.item_runs) == {"B"}

@@ -21,6 +21,7 @@ from bnviz.app.trouble import show_finding
 
 COLUMNS = ("", "Run", "Layer", "Finding")
 START_DELAY_MS = 300
+MAX_JOBS = 2  # analyses running at once
 LIVE_EVERY_MS = 30_000
 
 
@@ -89,13 +90,14 @@ class FindingsPanel(QtWidgets.QWidget):
             self._start_timer.start()
 
     def start(self) -> None:
-        """Analyse each open run that has no findings yet and none running."""
-        self.shutdown(0, [k for k, (s, _) in self._procs.items() if s not in self.session.slots])  # removed runs
-        running = {slot.label: slot for slot, _ in self._procs.values()}
-        todo = [s for s in self.session.slots if s.label not in self.session.findings and running.get(s.label) is not s]
+        """Analyse the open runs that have no findings yet and none running, MAX_JOBS at a time
+        (each job holds hundreds of MB on a large run); each one that ends starts the next."""
+        # a removed or reopened run's job analyses what is no longer open
+        self.shutdown(0, [k for k, (s, _) in self._procs.items() if s not in self.session.slots])
+        todo = [s for s in self.session.slots if s.label not in self.session.findings and s.label not in self._procs]
+        todo = todo[: max(0, MAX_JOBS - len(self._procs))]
         if not todo:
             return
-        self.shutdown(0, [s.label for s in todo])
         self._started.start()
         for slot in todo:
             proc = QtCore.QProcess(self)
@@ -113,7 +115,8 @@ class FindingsPanel(QtWidgets.QWidget):
         if self._start_timer.isActive():
             self._start_timer.stop()
             self.start()
-        for slot, proc in list(self._procs.values()):
+        while self._procs:  # each one that ends may start the next run's
+            slot, proc = next(iter(self._procs.values()))
             if proc.state() != QtCore.QProcess.ProcessState.NotRunning and not proc.waitForFinished(ms):
                 return False
             if self._procs.get(slot.label, (None, None))[1] is proc:  # finished() not delivered yet
@@ -141,13 +144,14 @@ class FindingsPanel(QtWidgets.QWidget):
         proc.deleteLater()
         if code != 0:
             self.session.set_findings(slot, f"could not be computed: {err.splitlines()[-1] if err else code}")
-            return
-        try:
-            info, found = parse(out)
-        except (ValueError, TypeError, KeyError) as e:
-            self.session.set_findings(slot, f"could not be read: {e}")
         else:
-            self.session.set_findings(slot, found, info)
+            try:
+                info, found = parse(out)
+            except (ValueError, TypeError, KeyError) as e:
+                self.session.set_findings(slot, f"could not be read: {e}")
+            else:
+                self.session.set_findings(slot, found, info)
+        self.start()  # the next run waiting for its analysis
 
     def _show_results(self) -> None:
         """The visible runs' findings in one table; with several runs the header counts them per run."""
