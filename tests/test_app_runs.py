@@ -44,6 +44,7 @@ def test_session_opens_adds_and_removes_runs_keeping_colours(three, tmp_path):
     assert [x.label for x in s.slots] == ["A", "B", "C"] and [x.index for x in s.slots] == [0, 1, 2]
     names = [li.path for li in s.layers()]
     assert names == ["stem.bn", "block.bn1", "block.bn2", "head.bn"], "reference's layers first, then the others'"
+    assert s.layer_info("head.bn") is s.slots[1].layer("head.bn") and s.layer_info("nosuch") is None
     s.set_visible(2, False)
     s.set_reference(2)
     assert s.primary.path.endswith("c.h5") and int(s.steps[-1]) == 59, "the timeline follows the reference"

@@ -290,6 +290,10 @@ class Session:
                 seen.setdefault(li.path, li)
         return list(seen.values())
 
+    def layer_info(self, name: str | None):
+        """The layer of that name as ``layers`` describes it (None: no open run has it)."""
+        return next((li for li in self.layers() if li.path == name), None)
+
     def latest_step(self) -> int | None:
         steps = self.steps
         return int(steps[-1]) if len(steps) else None

@@ -343,7 +343,7 @@ class ChannelView(BaseView):
         self.bar.addStretch(1)
 
     def sync_controls(self) -> None:
-        li = self.session.primary.layer(self.session.state.layer) if self.session.primary else None
+        li = self.session.layer_info(self.session.state.layer)
         n = li.num_features if li is not None else 1
         with QtCore.QSignalBlocker(self.spin):
             self.spin.setRange(0, max(0, n - 1))
