@@ -11,15 +11,21 @@ import torch
 
 
 def segment_sum(values: torch.Tensor, layer_id: torch.Tensor, num_layers: int) -> torch.Tensor:
-    """(F, Ctot) -> (F, L) sums over each layer's channels (NaN propagates)."""
-    out = values.new_zeros(values.shape[0], num_layers)
-    return out.index_add_(1, layer_id, values)
+    """(..., Ctot) -> (..., L) sums over each layer's channels (NaN propagates)."""
+    out = values.new_zeros(values.shape[:-1] + (num_layers,))
+    return out.index_add_(-1, layer_id, values)
 
 
 def segment_extreme(values: torch.Tensor, layer_id: torch.Tensor, num_layers: int, how: str) -> torch.Tensor:
-    """(F, Ctot) -> (F, L) per-layer ``how`` in {"amin", "amax"} (NaN propagates)."""
-    out = values.new_zeros(values.shape[0], num_layers)
-    return out.scatter_reduce_(1, layer_id.expand_as(values), values, how, include_self=False)
+    """(..., Ctot) -> (..., L) per-layer ``how`` in {"amin", "amax"} (NaN propagates)."""
+    out = values.new_zeros(values.shape[:-1] + (num_layers,))
+    return out.scatter_reduce_(-1, layer_id.expand_as(values), values, how, include_self=False)
+
+
+def count_true(mask: torch.Tensor) -> torch.Tensor:
+    """Float32 counts of True along the last axis (summing bytes as int32 is ~25x faster on the CPU
+    than a float sum of bools; exact below 2^24)."""
+    return mask.view(torch.uint8).sum(-1, dtype=torch.int32).float()
 
 
 def in_zone(values: torch.Tensor, use_abs: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
@@ -71,8 +77,9 @@ def histogram(values, ok, nonfinite, layer_id, lo, hi, num_layers: int, bins: in
     t_count = values.shape[0]
     width = bins + 2  # under, bins, over: the slot order while counting; one more slot per row collects the rest
     scale = bins / (hi - lo)
-    scale_c = scale[:, layer_id].unsqueeze(-1)
-    offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1)
+    # float32 as documented (a float64 range would promote the whole pass: twice the time)
+    scale_c = scale[:, layer_id].unsqueeze(-1).float()
+    offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1).float()
     # u exactly as documented, clamped to [under, over] (scalar bounds: one cheap pass), excluded -> spare slot
     u = torch.mul(values, scale_c).add_(offset_c).clamp_(0, width - 1)
     u = torch.where(ok, u, width)

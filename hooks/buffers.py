@@ -1,0 +1,213 @@
+"""The engine's device memory: what rows wait in (``Staging``), what they become (``Results``), and
+the copy of a block to host memory (``PendingBlock``). No host synchronisation anywhere here.
+
+Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
+(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and while a block of rows is
+computed about 60 bytes per sampled value of it (``rows_per_compute`` keeps that near WORK_BYTES).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bnviz.store import schema
+from bnviz.store.block import Block
+
+from . import row_stats
+
+NB = schema.HIST_BINS
+NQ = len(schema.QUANTILES)
+F_S = len(schema.SUMMARY_FIELDS)
+F_C = len(schema.CHANNEL_FIELDS)
+N_INDEX = schema.SUMMARY_FIELDS.index("n")
+WORK_BYTES = 64 << 20
+WORK_BYTES_PER_VALUE = 60
+PARAMS = (("_parameters", "weight"), ("_parameters", "bias"), ("_buffers", "running_mean"), ("_buffers", "running_var"))
+
+
+def rows_per_compute(total_channels: int, samples: int, capacity: int) -> int:
+    return max(1, min(capacity, WORK_BYTES // (WORK_BYTES_PER_VALUE * total_channels * samples)))
+
+
+def constants(modules, features, probe_channels, probes: int, stage_rows: int, samples: int, device):
+    """``row_stats.Constants`` of these layers (registration order); probe_channels: a list per layer."""
+    L = len(modules)
+    ctot = sum(features)
+    offsets = np.concatenate([[0], np.cumsum(features)]).tolist()
+    feats = torch.tensor(features)
+
+    def per_channel(values, dtype=None):
+        return torch.repeat_interleave(torch.tensor(values, dtype=dtype), feats).to(device)
+
+    has_w = [getattr(m, "weight", None) is not None for m in modules]
+    has_b = [getattr(m, "bias", None) is not None for m in modules]
+    eps = per_channel([float(m.eps) for m in modules], torch.float64)
+    probe_rows, probe_ok = [], []
+    for i, channels in enumerate(probe_channels):
+        chs = list(channels)[:probes]
+        probe_ok += [True] * len(chs) + [False] * (probes - len(chs))
+        probe_rows += [offsets[i] + c for c in chs + [0] * (probes - len(chs))]
+    f32 = dict(device=device, dtype=torch.float32)
+    return row_stats.Constants(
+        layer_id=torch.repeat_interleave(torch.arange(L), feats).to(device),
+        counts=feats.float().to(device),
+        eps=eps,
+        eps32=eps.float(),
+        has_weight=per_channel(has_w),
+        has_bias=per_channel(has_b),
+        all_affine=all(has_w) and all(has_b),
+        probe_index=torch.tensor(probe_rows, dtype=torch.long).to(device),
+        probe_present=torch.tensor(probe_ok).view(L, probes, 1).to(device),
+        quantiles=torch.tensor(schema.QUANTILES, dtype=torch.float64).to(device),
+        xhat_lo=torch.full((L,), schema.XHAT_RANGE[0], **f32),
+        xhat_hi=torch.full((L,), schema.XHAT_RANGE[1], **f32),
+        ones=torch.ones(3 * stage_rows * ctot * samples, **f32),
+    )
+
+
+class Staging:
+    """What the layers handed over for the rows not computed yet, one slot per row.
+
+    Slots are reused once their rows are computed; a row's slot holds its sampled input, the
+    kernel's mean and invstd (or variance), gamma/beta/running statistics before its forward and,
+    for a train row, the gradients at end_step. Activation inputs and synced statistics get their
+    buffers at first use.
+    """
+
+    def __init__(self, rows: int, features, samples: int, device):
+        self.rows, self.features, self.samples, self.device = rows, list(features), samples, device
+        ctot = sum(features)
+        f32 = dict(device=device, dtype=torch.float32)
+        self.x = torch.empty((rows, ctot, samples), **f32)
+        self.mean = torch.empty((rows, ctot), **f32)
+        self.q = torch.empty((rows, ctot), **f32)
+        self.params = torch.empty((rows, 4, ctot), **f32)
+        self.grads = torch.full((rows, 2, ctot), torch.nan, **f32)
+        self.activation: torch.Tensor | None = None
+        self.synced: torch.Tensor | None = None
+        self.nan = [torch.full((c,), torch.nan, **f32) for c in features]
+        self.zeros = [torch.zeros((c, samples), **f32) for c in features]
+
+    def put_params(self, slot: int, modules) -> None:
+        """gamma, beta, running_mean, running_var as the forward will see them; NaN when absent."""
+        parts = []
+        for kind, name in PARAMS:  # the registries directly: Module.__getattr__ costs a microsecond per lookup
+            for m, nan in zip(modules, self.nan):
+                t = getattr(m, kind).get(name)
+                if t is None and kind == "_parameters":
+                    t = m._buffers.get(name)  # a frozen BN's gamma and beta are buffers
+                parts.append(t.detach() if t is not None else nan)
+        torch.cat(parts, out=self.params[slot].view(-1))
+
+    def put_grads(self, slot: int, modules) -> None:
+        parts = []
+        for name in ("weight", "bias"):
+            for m, nan in zip(modules, self.nan):
+                t = m._parameters.get(name)
+                g = t.grad if t is not None else None
+                parts.append(g if g is not None else nan)
+        torch.cat(parts, out=self.grads[slot].view(-1))
+
+    def put_row(self, slot: int, xs, means, qs, synced, activation) -> None:
+        """Per layer (None: it did not report): samples (C, S), mean, invstd or variance (C,),
+        synced (mean, invstd) pairs or None, activation-input samples or None."""
+        torch.cat([x if x is not None else z for x, z in zip(xs, self.zeros)], out=self.x[slot])
+        torch.cat([v if v is not None else n for v, n in zip(means, self.nan)], out=self.mean[slot])
+        torch.cat([v if v is not None else n for v, n in zip(qs, self.nan)], out=self.q[slot])
+        if synced is not None:
+            if self.synced is None:
+                self.synced = torch.empty(self.params[:, :2].shape, device=self.device)
+            for k in range(2):
+                parts = [p[k] if p is not None else n for p, n in zip(synced, self.nan)]
+                torch.cat(parts, out=self.synced[slot, k])
+        if activation is not None:
+            if self.activation is None:
+                self.activation = torch.empty_like(self.x)
+            torch.cat(
+                [z if z is not None else zero for z, zero in zip(activation, self.zeros)], out=self.activation[slot]
+            )
+
+
+class Results:
+    """Rows as the file will hold them, until ``take`` copies a block to host memory."""
+
+    def __init__(self, capacity: int, layers: int, probes: int, total_channels: int, device):
+        R, L, K = capacity, layers, probes
+        f32 = dict(device=device, dtype=torch.float32)
+        self.summary = torch.full((R, L, F_S), torch.nan, **f32)
+        self.quantiles = torch.full((R, L, 3, NQ), torch.nan, **f32)
+        self.probes = torch.full((R, L, K, NQ), torch.nan, **f32)
+        self.channels = torch.full((R, F_C, total_channels), torch.nan, **f32)
+        self.hist = torch.zeros((R, L, 3, NB + 3), **f32)
+        self.hist_range = torch.full((R, L, 3, 2), torch.nan, **f32)
+        self.range = torch.full((2, 2, L), torch.nan, device=device, dtype=torch.float64)  # sticky pre/post (lo, hi)
+        self.cuda = torch.device(device).type == "cuda"
+
+    def take(self, rows: int, channel_rows: int, hist_rows: int):
+        """Start the copies of the first rows to host memory: (host tensors, CUDA event or None)."""
+        host, event = {}, None
+        for name, n in (
+            ("summary", rows),
+            ("quantiles", rows),
+            ("probes", rows),
+            ("channels", channel_rows),
+            ("hist", hist_rows),
+            ("hist_range", hist_rows),
+        ):
+            src = getattr(self, name)[:n]
+            if self.cuda:
+                dst = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
+                dst.copy_(src, non_blocking=True)
+            else:
+                dst = src.clone()
+            host[name] = dst
+        if self.cuda:
+            event = torch.cuda.Event()
+            event.record()
+        return host, event
+
+
+def empty_host(layers: int, probes: int, total_channels: int) -> dict:
+    L, K, z = layers, probes, torch.zeros
+    return {
+        "summary": z((0, L, F_S)),
+        "quantiles": z((0, L, 3, NQ)),
+        "probes": z((0, L, K, NQ)),
+        "channels": z((0, F_C, total_channels)),
+        "hist": z((0, L, 3, NB + 3)),
+        "hist_range": z((0, L, 3, 2)),
+    }
+
+
+class PendingBlock:
+    """Rows on their way to host memory; ``wait()`` (on the writer thread) returns the Block."""
+
+    def __init__(self, event, host: dict, meta: dict):
+        self._event, self._host, self._meta = event, host, meta
+
+    def wait(self) -> Block:
+        if self._event is not None:
+            self._event.synchronize()
+        h, m = self._host, self._meta
+        perm = m["perm"]
+        summary = h["summary"].numpy()[:, perm].copy()
+        summary[:, :, N_INDEX] = np.asarray(m["n"], np.float32).reshape(-1, len(perm))[:, perm]
+        channels = h["channels"].numpy()
+        offsets = m["offsets"]
+        return Block(
+            summary_step=np.asarray(m["steps"], np.int64),
+            summary_phase=np.asarray(m["phases"], np.int8),
+            summary_time=np.asarray(m["times"], np.float64),
+            summary=summary,
+            quantiles=h["quantiles"].numpy()[:, perm].copy(),
+            probes=h["probes"].numpy()[:, perm].copy(),
+            channel_step=np.asarray(m["ch_steps"], np.int64),
+            channel_phase=np.asarray(m["ch_phases"], np.int8),
+            channels=[channels[:, :, offsets[i] : offsets[i + 1]].copy() for i in perm],
+            hist_step=np.asarray(m["h_steps"], np.int64),
+            hist_phase=np.asarray(m["h_phases"], np.int8),
+            hist_counts=h["hist"].numpy()[:, perm].astype(np.int32),
+            hist_range=h["hist_range"].numpy()[:, perm].copy(),
+            dropped_steps=m["dropped"],
+        )
