@@ -14,6 +14,7 @@ move < 30 ms median, distribution through time < 300 ms, RSS < 600 MB.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import sys
@@ -28,29 +29,37 @@ BUDGET_FIRST_S, BUDGET_CURSOR_MS, BUDGET_HISTORY_MS, BUDGET_RSS_MB = 1.5, 30.0, 
 
 
 def recording(layers: int, steps: int) -> Path:
-    from bnviz.store.synthetic import PATHOLOGIES, write_synthetic_run
-
     path = Path("/tmp/bnviz-bench") / f"run-{layers}x{steps}.h5"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        print(f"writing {path} (once) ...", flush=True)
-        tmp = path.with_suffix(".part")
-        write_synthetic_run(
-            tmp,
-            layers=layers,
-            channels=32,
-            steps=steps,
-            flush_rows=1024,
-            channel_every=10,
-            hist_every=10,
-            eval_every=1000,
-            pathologies=PATHOLOGIES,
-            overwrite=True,
-        )
-        tmp.rename(path)
+        print(f"writing {path} (once, in a child process: the writer's memory is not the viewer's) ...", flush=True)
+        child = multiprocessing.get_context("spawn").Process(target=_write, args=(path, layers, steps))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise SystemExit(f"writing {path} failed (exit code {child.exitcode})")
         print(f"  {path.stat().st_size / 2**30:.1f} GiB in {time.perf_counter() - t:.0f} s", flush=True)
     return path
+
+
+def _write(path: Path, layers: int, steps: int) -> None:
+    from bnviz.store.synthetic import PATHOLOGIES, write_synthetic_run
+
+    tmp = path.with_suffix(".part")
+    write_synthetic_run(
+        tmp,
+        layers=layers,
+        channels=32,
+        steps=steps,
+        flush_rows=1024,
+        channel_every=10,
+        hist_every=10,
+        eval_every=1000,
+        pathologies=PATHOLOGIES,
+        overwrite=True,
+    )
+    tmp.rename(path)
 
 
 def rss_mb() -> float:

@@ -238,12 +238,13 @@ def test_several_layers_share_one_plot_chosen_by_the_filter(w, qtbot):
     curves = [i for i in p.items if isinstance(i, pg.PlotDataItem) and i.yData is not None and len(i.yData)]
     assert len(curves) == len(run.layers)
     train = run.phases == 0
+    table = view.export_table()  # the CSV: every drawn layer's full column
     for li in run.layers:
-        np.testing.assert_allclose(view.tables[""][li.path], np.asarray(run.summary(li.path, "pre_var"))[train])
+        np.testing.assert_allclose(table[li.path], np.asarray(run.summary(li.path, "pre_var"))[train])
     assert len({c.opts["pen"].color().name() for c in curves}) == len(run.layers), "a colour per layer"
     w.session.state.update(layer_filter="*bn2")
     wanted = [li.path for li in run.layers if li.path.endswith("bn2")]
-    assert [k for k in w.current_view().tables[""] if k != "step"] == wanted
+    assert [k for k in w.current_view().export_table() if k != "step"] == wanted
 
 
 def test_a_dark_desktop_gets_dark_plots_and_a_light_cursor(qtbot, tmp_path):

@@ -237,6 +237,12 @@ def layers_table(run, names: list[str], metric: str, phase: str = "train") -> Ta
     return out
 
 
+def layer_series(run, name: str, metric: str, phase: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one layer's summary statistic: the chunks of that layer only."""
+    rows = np.flatnonzero(phase_mask(run.phases, phase))
+    return np.asarray(run.steps)[rows], np.asarray(run.summary(name, metric, rows), dtype=np.float64)
+
+
 OVERVIEW_LABELS = {
     "drift": "band drift of pre-BN x (early band widths)",
     "saturation": "fraction of y in the activation's zone",

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from bnviz.app import style
 from bnviz.app.data import scalar_series
 from bnviz.app.session import Session
+from bnviz.app.views.drawing import cached
 
 _FALLBACK = "post_var"
 
@@ -97,6 +98,7 @@ class OverviewStrip(QtWidgets.QWidget):
             cycle = style.run_cycle(s.index)
             curve = pg.PlotDataItem(x, y, pen=style.pen(colour, 1.2, 0, cycle), connect="finite")
             curve.setDownsampling(auto=True, method="peak")
+            cached(curve.curve)  # a cursor move repaints the strip under the line, not the curve
             self.plot.addItem(curve)
             self.curves.append(curve)
             keys.append(f"{style.swatch_line(colour, 0, cycle)} {s.label}")

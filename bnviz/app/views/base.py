@@ -319,8 +319,12 @@ class BaseView(QtWidgets.QWidget):
     def export_table(self) -> Table:
         """The drawn data as CSV columns (compare runs prefixed with their label); time plots
         give the rows of the shown step range, as the picture does."""
+        return self.joined(self.tables)
+
+    def joined(self, tables: dict[str, Table]) -> Table:
+        """Runs' tables as one (see ``export_table``)."""
         rng = self.session.state.step_range if self.time_axis else None
-        tables = {label: rows_in_range(t, rng) for label, t in self.tables.items()}
+        tables = {label: rows_in_range(t, rng) for label, t in tables.items()}
         if len(tables) == 1:
             return next(iter(tables.values()))
         out: Table = {}

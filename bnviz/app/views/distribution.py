@@ -155,21 +155,35 @@ class DistributionView(BaseView):
         # relayouts the plot and repaints every axis (a third of a cursor move's time)
         self.shown = ", ".join(shown)
         self._show_hists(specs)
-        self._grow_y(specs)
+        self._grow_axes(specs)
         self.set_note("; ".join(notes))
 
-    def _grow_y(self, specs) -> None:
-        """The density axis only grows while the cursor moves, so playing a run does not make
-        the axis jump at every step (and the axes need no redraw); a new layer starts afresh."""
-        if self.session.state.log_counts:
-            return
+    def _grow_axes(self, specs) -> None:
+        """Both axes only grow while the cursor moves, so playing a run does not make them jump
+        at every step, and a move repaints no axis (relabelling the value axis at every step was
+        a third of a move's time); a new layer starts afresh."""
         for p, _runs in self._columns:
-            peak = max((float(np.nanmax(h.density, initial=0)) for q, h, *_ in specs if q is p), default=0)
-            top = p.vb.viewRange()[1][1] if getattr(p, "bnviz_fixed_y", False) else 0
-            if peak > 0 and (peak > top or not getattr(p, "bnviz_fixed_y", False)):
-                p.enableAutoRange(axis="y", enable=False)
-                p.setYRange(0, peak * 1.08, padding=0)
-                p.bnviz_fixed_y = True
+            hists = [h for q, h, *_ in specs if q is p]
+            if not hists:
+                continue
+            edges = np.concatenate([h.edges for h in hists])
+            edges = edges[np.isfinite(edges)]
+            if len(edges):
+                self._grow(p, 0, float(edges.min()), float(edges.max()), 0.02)
+            peak = max(float(np.nanmax(h.density, initial=0)) for h in hists)
+            if peak > 0 and not self.session.state.log_counts:
+                self._grow(p, 1, 0.0, peak, 0.08)
+
+    @staticmethod
+    def _grow(p: pg.PlotItem, axis: int, lo: float, hi: float, pad: float) -> None:
+        fixed = getattr(p, "bnviz_fixed", {})
+        span = grown_span(fixed.get(axis), lo, hi, pad)
+        if span is not None:
+            if axis == 1:
+                span = (0.0, span[1])  # density: from 0
+            p.enableAutoRange(axis="xy"[axis], enable=False)
+            (p.setXRange if axis == 0 else p.setYRange)(*span, padding=0)
+            p.bnviz_fixed = {**fixed, axis: span}
 
     def _show_hists(self, specs) -> None:
         """Update the histogram curves in place when the same set is shown (a cursor move),
@@ -216,6 +230,19 @@ class DistributionView(BaseView):
                 mean = float((mid * w).sum() / w.sum()) if w.sum() > 0 else math.nan
                 parts.append(f"{(label + ' ') if label else ''}{tensor} mean≈{fmt(mean)}")
         return f"histograms {self.shown}: " + ", ".join(parts) if parts else ""
+
+
+def grown_span(current: tuple[float, float] | None, lo: float, hi: float, pad: float):
+    """The axis span to show data over [lo, hi] when ``current`` is shown (None: nothing yet):
+    None while ``current`` already holds it, else the union, padded by ``pad`` of its width at
+    the ends that grew."""
+    if current is not None and current[0] <= lo and hi <= current[1]:
+        return None
+    a, b = (lo, hi) if current is None else (min(lo, current[0]), max(hi, current[1]))
+    margin = pad * ((b - a) or abs(b) or 1.0)
+    grew_low = current is None or lo < current[0]
+    grew_high = current is None or hi > current[1]
+    return (a - margin if grew_low else a, b + margin if grew_high else b)
 
 
 def _zone_intervals(li) -> list[tuple[float, float]]:

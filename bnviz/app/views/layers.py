@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from bnviz.app import style
-from bnviz.app.data import LAYERS_SHOWN, layers_table
+from bnviz.app.data import LAYERS_SHOWN, Table, layer_series, layers_table
 from bnviz.app.session import layer_matches
 from bnviz.app.state import LAYER_METRICS
 from bnviz.app.views.base import BaseView, fmt, value_at
 from bnviz.app.views.channels import metric_label
+from bnviz.app.views.drawing import ema
 from bnviz.store.decimate import decimate
 
 ENVELOPE_BUCKETS = 2000
@@ -66,27 +67,46 @@ class LayersView(BaseView):
         return [p]
 
     def draw(self, plots, slot, layer, overlaid):
+        """Each layer read on its own and drawn as its envelope (a few thousand points), so the
+        view holds no layer's full series but the selected one's (the readout's); the CSV reads
+        the full columns when asked (``export_table``)."""
         st = self.session.state
         names = [li.path for li in slot.run.layers if layer_matches(li.path, st.layer_filter)]
-        t = layers_table(slot.run, names, st.layers_metric, st.phase)
-        shown = [n for n in names if n in t]
         if len(names) > LAYERS_SHOWN:
             self.add_note(
                 f"{len(names)} layers match the filter; the first {LAYERS_SHOWN} are drawn (Ctrl+F narrows it)."
             )
+        shown = names[:LAYERS_SHOWN]
         p = plots[0]
         run_colour = self.ink.run_colour
+        table: Table = {}
         for i, name in enumerate(shown):
-            x, y = envelope(t["step"], t[name])
+            steps, values = layer_series(slot.run, name, st.layers_metric, st.phase)
+            x, y = envelope(steps, values)
+            smooth = envelope(steps, ema(values, self.ink.smoothing))[1] if self.ink.smoothing > 0 else None
             # one run: a colour per layer; runs overlaid: the run's colour, the selected layer bold
-            if run_colour is None:
-                self.ink.curve(
-                    p, t["step"], t[name], style.rank_colour(i, len(shown)), name, width=2.5 if name == layer else 1.2
-                )
-            else:
-                self.ink.curve(p, x, y, run_colour, None, width=2.5 if name == layer else 1)
-            self.ink.mark_nonfinite(p, t["step"], t[name])
-        return t
+            colour = style.rank_colour(i, len(shown)) if run_colour is None else run_colour
+            width = 2.5 if name == layer else (1.2 if run_colour is None else 1)
+            self.ink.curve(p, x, y, colour, name if run_colour is None else None, width=width, smoothed=smooth)
+            self.ink.mark_nonfinite(p, steps, values)
+            if name == layer or not table:  # the readout's (and a table's step column)
+                table = {"step": steps, name: values} if name == layer else {"step": steps}
+        return table
+
+    def export_table(self) -> Table:
+        """Every drawn layer's full column, read now (the view keeps envelopes only)."""
+        st = self.session.state
+        full = {
+            slot.label: layers_table(
+                slot.run,
+                [li.path for li in slot.run.layers if layer_matches(li.path, st.layer_filter)],
+                st.layers_metric,
+                st.phase,
+            )
+            for slot in self.session.slots
+            if slot.label in self.tables
+        }
+        return self.joined(full)
 
     def readout(self):
         step = self.session.cursor_step()

@@ -1,0 +1,109 @@
+"""Plots that stay fast on big runs, the hover crosshair, heatmap colour limits and per-plot
+log-y (issue 14 items 4-6)."""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6 import QtWidgets
+
+from bnviz.app import render  # noqa: F401  (applies the PySide6 refcount guard first)
+from bnviz.app.views.distribution import grown_span
+from bnviz.app.views.layers import ENVELOPE_BUCKETS
+from bnviz.store.synthetic import PATHOLOGIES, write_synthetic_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plots") / "a.h5"
+    write_synthetic_run(path, layers=6, channels=8, steps=300, eval_every=50, pathologies=PATHOLOGIES)
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plots") / "long.h5"
+    write_synthetic_run(path, layers=3, channels=2, steps=9000, flush_rows=2048, channel_every=500, hist_every=500)
+    return path
+
+
+@pytest.fixture
+def w(window, qtbot, run):
+    assert window.open_files(str(run)), window.last_error
+    assert window.findings.wait()
+    window.session.state.update(layer=window.session.primary.run.layers[0].path, view="drift", step=299)
+    return window
+
+
+def test_grown_span_only_grows():
+    assert grown_span(None, 0.0, 10.0, 0.1) == (-1.0, 11.0)
+    assert grown_span((-1.0, 11.0), 2.0, 9.0, 0.1) is None, "inside: the axis stays"
+    lo, hi = grown_span((-1.0, 11.0), -5.0, 9.0, 0.1)
+    assert lo < -5.0 and hi == 11.0, "only the end that grew moves"
+
+
+def test_a_cursor_move_repaints_no_cached_curve(window, qtbot, tmp_path):
+    """Every layer's curve of the across-layers view stays in Qt's pixmap cache, so a cursor move
+    (and even a whole repaint) copies pixels instead of stroking 24 curves again."""
+    path = tmp_path / "many.h5"
+    write_synthetic_run(path, layers=24, channels=2, steps=300, probes=0, pathologies=PATHOLOGIES)
+    assert window.open_files(str(path)), window.last_error
+    window.resize(1600, 1000)
+    window.session.state.update(view="layers")
+    view = window.current_view()
+    qtbot.wait(10)
+    view.glw.viewport().repaint()
+    profile = cProfile.Profile()  # counts the strokes (Qt calls paint() of each uncached item)
+    profile.enable()
+    for step in (50, 150, 250):
+        window.session.state.update(step=step)
+        QtWidgets.QApplication.processEvents()
+        view.glw.viewport().repaint()
+    profile.disable()
+    strokes = sum(
+        calls
+        for (file, _line, fn), (calls, *_rest) in pstats.Stats(profile).stats.items()  # type: ignore[attr-defined]
+        if fn == "paint" and file.endswith("PlotCurveItem.py")
+    )
+    curves = [i for i in view.time_plots()[0].items if isinstance(i, pg.PlotDataItem)]
+    assert len(curves) == 24
+    assert strokes == 0, f"{strokes} curve strokes on 3 cursor moves"
+
+
+def test_distribution_axes_only_grow_as_the_cursor_moves(w, qtbot):
+    w.session.state.update(view="distribution", tensors=("pre",), step=0)
+    view = w.current_view()
+    plot = view.glw.ci.getItem(0, 0)
+    spans = []
+    for step in range(0, 300, 10):
+        w.session.state.update(step=step)
+        (x0, x1), (y0, y1) = plot.vb.viewRange()
+        t = view.tables[""]
+        assert x0 <= t["pre_lo"].min() and t["pre_hi"].max() <= x1, "the histogram is in view"
+        assert y0 == 0 and np.nanmax(t["pre_density"]) <= y1
+        spans.append((x0, x1, y1))
+    for (a0, a1, ay), (b0, b1, by) in zip(spans, spans[1:]):
+        assert b0 <= a0 and b1 >= a1 and by >= ay, "an axis shrank while the cursor moved"
+    w.session.state.update(layer=w.session.primary.run.layers[1].path)
+    assert view.glw.ci.getItem(0, 0).vb.viewRange()[0] != spans[-1][:2], "a new layer starts afresh"
+
+
+def test_across_layers_draws_envelopes_that_keep_every_spike(window, qtbot, long_run):
+    assert window.open_files(str(long_run)), window.last_error
+    run = window.session.primary.run
+    window.session.state.update(view="layers", layers_metric="pre_var", layer=run.layers[1].path)
+    view = window.current_view()
+    curves = [i for i in view.time_plots()[0].items if isinstance(i, pg.PlotDataItem)]
+    train = run.phases == 0
+    assert train.sum() > 2 * ENVELOPE_BUCKETS
+    for li, c in zip(run.layers, curves):
+        full = np.asarray(run.summary(li.path, "pre_var"), np.float64)[train]
+        assert len(c.yData) <= 2 * ENVELOPE_BUCKETS, "the view holds an envelope, not the full series"
+        assert np.nanmax(c.yData) == np.nanmax(full) and np.nanmin(c.yData) == np.nanmin(full)
+    kept = {k for t in view.tables.values() for k in t}
+    assert kept == {"step", run.layers[1].path}, "only the selected layer's full series is kept (readout)"
+    assert set(view.export_table()) == {"step", *(li.path for li in run.layers)}
