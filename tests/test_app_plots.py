@@ -107,3 +107,83 @@ def test_across_layers_draws_envelopes_that_keep_every_spike(window, qtbot, long
     kept = {k for t in view.tables.values() for k in t}
     assert kept == {"step", run.layers[1].path}, "only the selected layer's full series is kept (readout)"
     assert set(view.export_table()) == {"step", *(li.path for li in run.layers)}
+
+
+# --- hover readout -------------------------------------------------------------------------------
+
+
+def test_read_at_takes_the_nearest_sample_and_an_envelopes_range():
+    from bnviz.app.views.crosshair import Series, read_at
+
+    x = np.array([0.0, 10.0, 20.0, 30.0])
+    y = np.array([1.0, 2.0, np.nan, 4.0])
+    env_x = np.repeat([0.0, 100.0], 2)
+    env_y = np.array([-1.0, 5.0, 7.0, 3.0])
+    got = read_at(12.0, [Series("a", "#000", x, y, y, raw=y * 10), Series("e", "#111", env_x, env_y, env_y)])
+    assert [(r.name, r.step, r.lo, r.hi, r.raw) for r in got] == [
+        ("a", 10.0, 2.0, 2.0, 20.0),
+        ("e", 0.0, -1.0, 5.0, None),
+    ]
+    assert np.isnan(read_at(21.0, [Series("a", "#000", x, y, y)])[0].lo), "NaN is read as NaN"
+    assert read_at(95.0, [Series("a", "#000", x, y, y)]) == [], "past a series' end: left out"
+
+
+def hover(view, plot, step, y):
+    """Move the mouse over ``plot`` at (step, y) as Qt would, and let the readout draw."""
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    scene_pt = plot.vb.mapViewToScene(QtCore.QPointF(step, y))
+    QTest.mouseMove(view.glw.viewport(), view.glw.mapFromScene(scene_pt))
+    QtWidgets.QApplication.processEvents()
+    QTest.qWait(view.hover.RATE_MS * 3)
+    QtWidgets.QApplication.processEvents()
+
+
+def test_hovering_a_time_plot_shows_every_series_at_that_step(w, qtbot):
+    w.session.state.update(view="drift")
+    view = w.current_view()
+    qtbot.waitUntil(lambda: view.time_plots() and view.isVisible())
+    p_mean = view.time_plots()[0]
+    hover(view, p_mean, 120, float(np.mean(p_mean.vb.viewRange()[1])))
+    label = view.hover.label
+    assert label.isVisible()
+    t = view.tables[""]
+    i = int(np.argmin(np.abs(t["step"] - 120)))
+    text = label.text()
+    assert f"step {int(t['step'][i])}" in text
+    assert f"mean: {render_fmt(t['pre_mean'][i])}" in text
+    lo, hi = t["pre_mean_min"][i], t["pre_mean_max"][i]
+    assert f"{render_fmt(lo)} … {render_fmt(hi)}" in text, "the band as its range"
+    hairs = view.hover.crosshairs
+    assert all(c.vline.isVisible() and c.vline.value() == t["step"][i] for c in hairs), "a step line in every plot"
+    assert [c.hline.isVisible() for c in hairs].count(True) == 1, "the value line in the hovered plot only"
+    w.session.state.update(crosshair=False)
+    hover(view, p_mean, 200, float(np.mean(p_mean.vb.viewRange()[1])))
+    assert not label.isVisible() and not any(c.vline.isVisible() for c in view.hover.crosshairs)
+
+
+def render_fmt(v):
+    from bnviz.app.views.drawing import fmt
+
+    return fmt(float(v))
+
+
+def test_hover_survives_rebuilds_between_moves(w, qtbot):
+    """Smoothing changes and bookmarks rebuild the plots while the mouse moves over them: the
+    crosshairs of the old plots are dropped with them, the new plots get their own, and no
+    item is added to or removed from a scene by a mouse move."""
+    w.session.state.update(view="gamma_beta")
+    view = w.current_view()
+    for k in range(12):
+        p = view.time_plots()[k % len(view.time_plots())]
+        hover(view, p, 20 + 20 * k, float(np.mean(p.vb.viewRange()[1])))
+        before = {id(i) for i in view.glw.scene().items()}
+        hover(view, p, 25 + 20 * k, float(np.mean(p.vb.viewRange()[1])))
+        assert {id(i) for i in view.glw.scene().items()} == before, "a mouse move changed the scene's items"
+        if k % 2:
+            w.session.state.update(smoothing=0.1 * (k % 9))
+        else:
+            w.session.toggle_bookmark()
+    assert len(view.hover.crosshairs) == len(view.time_plots())
+    assert all(c.alive() for c in view.hover.crosshairs)

@@ -128,6 +128,7 @@ def view_image(view):
     """The view as a QImage with its caption above (PNG export and the clipboard)."""
     from PySide6 import QtCore, QtGui
 
+    view.hover.hide()  # a picture of the data, not of where the mouse was
     plots = view.glw.grab()
     image = QtGui.QImage(plots.width(), plots.height() + CAPTION_HEIGHT, QtGui.QImage.Format_RGB32)
     painter = QtGui.QPainter(image)
@@ -156,6 +157,7 @@ def write_svg(view, path) -> None:
 
     from bnviz.app import svg
 
+    view.hover.hide()
     rect = view.glw.viewport().rect()
     width, height = rect.width(), rect.height() + CAPTION_HEIGHT
     dpi = view.glw.logicalDpiY()

@@ -57,6 +57,13 @@ def shortcuts(w) -> list[Shortcut]:
             "&View",
         ),
         Shortcut(
+            "crosshair",
+            "&Hover readout: crosshair and values (on / off)",
+            ("H",),
+            lambda: st.update(crosshair=not st.crosshair),
+            "&View",
+        ),
+        Shortcut(
             "compare_mode",
             "Compare: overlay ⟷ side by side",
             ("C",),

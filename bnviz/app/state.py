@@ -110,6 +110,8 @@ class ViewState:
     # --- the open runs (the run list): places in the session's runs, the layout's ``paths`` order
     reference_run: int = 0  # the run the timeline, layer tree and findings follow
     hidden_runs: tuple[int, ...] = ()  # runs the views leave out (their findings too)
+    # --- plots (issue 14: hover readout, heatmap colour limits, per-plot log y) ---
+    crosshair: bool = True  # hovering a time plot shows a crosshair and every series' value
     changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from bnviz.app import style
 from bnviz.app.data import scalar_series
 from bnviz.app.session import Session
+from bnviz.app.views.base import no_scene_index
 from bnviz.app.views.drawing import cached
 
 _FALLBACK = "post_var"
@@ -39,6 +40,7 @@ class OverviewStrip(QtWidgets.QWidget):
         side.addStretch(1)
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setFixedHeight(110)
+        no_scene_index(self.plot_widget.scene())
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()

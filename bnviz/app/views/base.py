@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from bnviz.app import style
 from bnviz.app.data import Table, rows_in_range
 from bnviz.app.session import Session, Slot
+from bnviz.app.views.crosshair import HoverReadout, QuietLine
 from bnviz.app.views.drawing import Ink, fmt
 
 __all__ = ["BaseView", "ChannelView", "fmt", "value_at", "run_prefix"]
@@ -55,6 +56,7 @@ class BaseView(QtWidgets.QWidget):
         self.session = session
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setMinimumSize(300, 200)
+        no_scene_index(self.glw.scene())
         # a small window scrolls the plots rather than squash them into flat lines
         self.scroller = QtWidgets.QScrollArea()
         self.scroller.setWidget(self.glw)
@@ -76,11 +78,16 @@ class BaseView(QtWidgets.QWidget):
         self.ink = Ink()
         self._tip_shown = False
         if self.heatmap_tips:
-            # only views with heatmaps listen to the mouse: a slot on every mouse move over line
-            # plots being rebuilt crashed PySide6 6.12 under Xvfb (after a smoothing change)
             self.glw.scene().sigMouseMoved.connect(self._hover)
         self._cursors: list[pg.InfiniteLine] = []
         self._refs: list[pg.InfiniteLine] = []
+        self.hover = HoverReadout(
+            self.glw,
+            lambda plot: self.ink.hover.get(plot, []),
+            lambda: self.session.state.crosshair,
+            self._step_text,
+            fmt,
+        )
         self.needs_rebuild = True
 
     # --- to implement ------------------------------------------------------------------------
@@ -147,6 +154,7 @@ class BaseView(QtWidgets.QWidget):
         self.needs_rebuild = False
         self.sync_controls()
         self.glw.clear()
+        self.hover.reset()
         self._time_plots, self._cursors, self._refs, self.tables, self._rows = [], [], [], {}, []
         self.ink.reset()
         self.ink.smoothing = self.session.state.smoothing if self.time_axis else 0.0
@@ -251,12 +259,10 @@ class BaseView(QtWidgets.QWidget):
                 axis.setLabel("elapsed wall time (h:mm:ss) since the first recorded step")
             self._time_plots.append(p)
             for mark in self.session.state.bookmarks:
-                line = pg.InfiniteLine(
-                    pos=mark, angle=90, movable=False, pen=style.pen(style.BOOKMARK, 1.2, dashed=True)
-                )
+                line = QuietLine(pos=mark, angle=90, movable=False, pen=style.pen(style.BOOKMARK, 1.2, dashed=True))
                 line.setToolTip(f"bookmark: step {mark} (B toggles, . and , jump)")
                 p.addItem(line, ignoreBounds=True)
-            cur = pg.InfiniteLine(
+            cur = QuietLine(
                 angle=90,
                 movable=True,
                 pen=style.pen(style.CURSOR, 1.5),
@@ -265,13 +271,27 @@ class BaseView(QtWidgets.QWidget):
             cur.setZValue(50)
             cur.setToolTip("Step cursor: drag it, or use ←/→ and the timeline")
             cur.sigDragged.connect(self._on_cursor_dragged)
-            ref = pg.InfiniteLine(angle=90, movable=False, pen=style.pen(style.REFERENCE, 1.5, dashed=True))
+            ref = QuietLine(angle=90, movable=False, pen=style.pen(style.REFERENCE, 1.5, dashed=True))
             ref.setToolTip("Reference step (pinned)")
             ref.setZValue(40)
             p.addItem(cur, ignoreBounds=True)
             p.addItem(ref, ignoreBounds=True)
             self._cursors.append(cur)
             self._refs.append(ref)
+            if not self.heatmap_tips:  # a heatmap's cells tell their value themselves
+                self.hover.add(p)
+
+    def _step_text(self, step: float) -> str:
+        """The hover label's first line: the step (and its wall time on a wall-time axis)."""
+        text = f"step {int(round(step))}"
+        if self.session.state.x_axis == "time" and self.session.primary is not None:
+            run = self.session.primary.run
+            times = np.asarray(run.times, np.float64)
+            ok = np.isfinite(times)
+            if ok.any():
+                t = np.interp(step, np.asarray(run.steps, np.float64)[ok], times[ok]) - times[ok][0]
+                text += f" · {elapsed(float(t))}"
+        return text
 
     def time_plots(self) -> list[pg.PlotItem]:
         return list(self._time_plots)
@@ -367,6 +387,16 @@ class WallTimeAxis(pg.AxisItem):
         if not len(self._steps):
             return super().tickStrings(values, scale, spacing)
         return [elapsed(float(np.interp(v, self._steps, self._times))) for v in values]
+
+
+def no_scene_index(scene: QtWidgets.QGraphicsScene) -> None:
+    """Qt's BSP index of the scene's items breaks under pyqtgraph: an InfiniteLine recomputes its
+    bounds lazily and calls prepareGeometryChange() from inside boundingRect(), so the index keeps
+    an item at a stale place; once that plot is rebuilt, the next paint walks a freed item. This
+    was the SIGSEGV in QGraphicsView::paintEvent seen after hovering a plot, then changing the
+    smoothing or adding a bookmark (reproduced in 2 rebuilds, tests/test_app_plots.py). Without
+    an index, a paint tests each of a view's few hundred items: no measurable cost."""
+    scene.setItemIndexMethod(QtWidgets.QGraphicsScene.ItemIndexMethod.NoIndex)
 
 
 def elapsed(seconds: float) -> str:

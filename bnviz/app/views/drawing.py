@@ -16,6 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
 from bnviz.app.data import nan_steps
+from bnviz.app.views.crosshair import Series
 from bnviz.store.decimate import decimate
 
 BAND_BUCKETS = 1500
@@ -44,6 +45,7 @@ class Ink:
         self.run_cycle = 0  # and its dots (style.run_cycle: runs after the 8th)
         self.smoothing = 0.0  # EMA weight of time curves (0: off)
         self._series: dict[pg.PlotItem, list[str]] = {}
+        self.hover: dict[pg.PlotItem, list[Series]] = {}  # what the hover readout reads, per plot
 
     # --- legends -------------------------------------------------------------------------------
     def legend(self, plot: pg.PlotItem, swatch_html: str, name: str | None) -> None:
@@ -70,6 +72,12 @@ class Ink:
             names.append(name)
         return names.index(name) % len(style.DASHES)
 
+    def _hoverable(self, plot: pg.PlotItem, series: Series) -> None:
+        """What the hover readout lists for ``plot``; a compared run's series carry its label."""
+        if self.run_label:
+            series.name = f"{self.run_label}: {series.name}" if series.name else self.run_label
+        self.hover.setdefault(plot, []).append(series)
+
     # --- items ---------------------------------------------------------------------------------
     def curve(
         self, plot: pg.PlotItem, x, y, colour: str, name: str | None, dashed=False, width=1.5, smoothed=None
@@ -80,6 +88,7 @@ class Ink:
         dash = self.series_dash(plot, name, dashed)
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         colour = self.run_colour or colour
+        raw_y = y
         if self.smoothing > 0:  # TensorBoard's way: the raw curve stays, faint, under the EMA
             raw = pg.PlotDataItem(x, y, pen=style.pen(colour, 1, dash, self.run_cycle), connect="finite")
             raw.setOpacity(style.RAW_OPACITY)
@@ -89,6 +98,7 @@ class Ink:
         item = pg.PlotDataItem(x, y, pen=style.pen(colour, width, dash, self.run_cycle), connect="finite")
         plot.addItem(item)
         lod(item)
+        self._hoverable(plot, Series(name or "", colour, x, y, y, raw_y if self.smoothing > 0 else None))
         self.legend(plot, style.swatch_line(NEUTRAL if self.run_colour else colour, dash), name)
         return item
 
@@ -126,6 +136,7 @@ class Ink:
             c1.setData(xb, np.log10(np.maximum(lo_b, floor)))
             c2.setData(xb, np.log10(np.maximum(hi_b, floor)))
 
+        self._hoverable(plot, Series(name or "", colour, xb, lo_b, hi_b))
         plot.ctrl.logYCheck.toggled.connect(log_y)
         if plot.ctrl.logYCheck.isChecked():
             log_y(True)
