@@ -109,6 +109,20 @@ def _parser() -> argparse.ArgumentParser:
         help="another recording drawn with RUN, layers matched by name (repeatable: any number of runs)",
     )
     e.add_argument("--format", choices=("png", "svg", "csv"), help="format when OUT is a folder")
+    e.add_argument(
+        "--colour-limits",
+        metavar="LO:HI",
+        help="the heatmap's colour limits (channels, history, overview; default: 1st-99th percentiles)",
+    )
+    e.add_argument("--log-colours", action="store_true", help="a logarithmic colour scale for the heatmap")
+    e.add_argument(
+        "--log-y",
+        action="append",
+        type=int,
+        default=[],
+        metavar="N",
+        help="draw plot N (from 1, top to bottom then left to right) with a log y axis (repeatable)",
+    )
     e.set_defaults(func=_export)
 
     r = sub.add_parser(
@@ -218,11 +232,26 @@ def _export(args: argparse.Namespace) -> int:
         compare=args.compare,
         fmt=args.format,
         progress=stderr_progress,
+        colour_limits=_limits(args.colour_limits),
+        log_colours=args.log_colours,
+        log_y=tuple(args.log_y),
     )
     folder = written[0].parent
     where = written[0] if len(written) == 1 else f"{len(written)} files in {folder} (open {folder / 'index.html'})"
     print(f"wrote {where}", file=sys.stderr)
     return 0
+
+
+def _limits(text: str | None) -> tuple[float, float] | None:
+    from bnviz.export import ExportError
+
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ExportError(f"--colour-limits {text!r}: give LO:HI, two numbers (e.g. 0:2.5)") from None
+    return lo, hi
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -49,6 +49,9 @@ def export(
     compare=None,
     fmt: str | None = None,
     progress: Progress | None = None,
+    colour_limits: tuple[float, float] | None = None,
+    log_colours: bool = False,
+    log_y: tuple[int, ...] = (),
 ) -> list[Path]:
     """Write ``view`` of the matching layers of ``run`` to ``out``; returns the files written.
 
@@ -59,10 +62,13 @@ def export(
     either end open; the distribution view overlays step A (the reference) on step B.
     The format comes from ``out``'s extension, or ``fmt`` when ``out`` is a folder. One layer
     writes one file; several write a folder (``out`` without its extension) holding one file per
-    layer and an ``index.html``. Raises ``ExportError`` on bad input, ``bnviz.store.RunFileError``
-    on unreadable files.
+    layer and an ``index.html``. ``colour_limits`` (low, high) and ``log_colours``: the heatmap's
+    colour scale (channels, history, overview); ``log_y``: numbers of the plots (from 1, top to
+    bottom then left to right) drawn with a log y axis. Raises ``ExportError`` on bad input,
+    ``bnviz.store.RunFileError`` on unreadable files.
     """
     view = check_view(view)
+    look = _look(view, colour_limits, log_colours, log_y)
     out = Path(out)
     fmt, single = _format(out, fmt)
     from bnviz.store import open_run
@@ -79,7 +85,7 @@ def export(
             folder = out.with_suffix("")
         target = folder or out
         _check_writable(target)
-        return _write(main, others, view, names, step_range, fmt, target, folder is not None, progress)
+        return _write(main, others, view, names, step_range, fmt, target, folder is not None, progress, look)
 
 
 def check_view(view: str) -> str:
@@ -221,8 +227,30 @@ def _safe_stem(name: str) -> str:
     return safe
 
 
+def _look(view: str, colour_limits, log_colours: bool, log_y) -> dict:
+    """The view state fields of the colour scale and log axes an export asks for."""
+    from bnviz.app.colour_scale import check_limits
+    from bnviz.app.state import ViewState, heatmap_key, plot_key
+
+    name = view.replace("-", "_")
+    key = heatmap_key(ViewState(view=name))
+    if (colour_limits is not None or log_colours) and not key:
+        raise ExportError(f"colour limits and log colours are for heatmaps; the {view} view has none")
+    if any(int(n) < 1 for n in log_y):
+        raise ExportError(f"log y plots are numbered from 1 (top to bottom, then left to right), got {list(log_y)}")
+    try:
+        limits = {key: check_limits(*colour_limits)} if colour_limits is not None else {}
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"colour limits: {e}") from None
+    return {
+        "colour_limits": limits,
+        "colour_log": (key,) if log_colours else (),
+        "log_y": tuple(plot_key(name, int(n) - 1) for n in log_y),
+    }
+
+
 def _write(
-    main, others, view, names, step_range, fmt, target: Path, as_folder: bool, progress: Progress | None
+    main, others, view, names, step_range, fmt, target: Path, as_folder: bool, progress: Progress | None, look: dict
 ) -> list[Path]:
     draw = _csv_writer(main, others) if fmt == "csv" else _picture_writer(main, others, fmt)
     parent = target.resolve().parent
@@ -234,7 +262,7 @@ def _write(
             if progress is not None:
                 progress(i, len(names), printable(name or view))
             path = tmp / (files[i] if as_folder else target.name)
-            draw(_state(view, name, step_range), path)
+            draw(_state(view, name, step_range, look), path)
             written.append(path.name)
         if progress is not None:
             progress(len(names), len(names), "")
@@ -291,16 +319,18 @@ def _give_usual_modes(folder: Path) -> None:
         f.chmod(mode)
 
 
-def _state(view: str, layer: str | None, step_range: tuple[int, int] | None):
+def _state(view: str, layer: str | None, step_range: tuple[int, int] | None, look: dict):
     """The view state an export draws: the whole run at its last step, or the chosen range with
     the cursor at its end (and, for the distribution view, its start pinned as the reference)."""
     from bnviz.app.state import ViewState
 
     if step_range is None:
-        return ViewState(view=view.replace("-", "_"), layer=layer)
+        return ViewState(view=view.replace("-", "_"), layer=layer, **look)
     lo, hi = step_range
     ref = lo if view == "distribution" and lo != hi else None
-    return ViewState(view=view.replace("-", "_"), layer=layer, step_range=step_range, step=hi, reference_step=ref)
+    return ViewState(
+        view=view.replace("-", "_"), layer=layer, step_range=step_range, step=hi, reference_step=ref, **look
+    )
 
 
 def _replace(tmp: Path, target: Path) -> None:

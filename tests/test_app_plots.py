@@ -187,3 +187,146 @@ def test_hover_survives_rebuilds_between_moves(w, qtbot):
             w.session.toggle_bookmark()
     assert len(view.hover.crosshairs) == len(view.time_plots())
     assert all(c.alive() for c in view.hover.crosshairs)
+
+
+# --- heatmap colour limits -----------------------------------------------------------------------
+
+
+def test_colour_scale_maths():
+    from bnviz.app.colour_scale import colour_levels, robust_limits, shown_values
+
+    v = np.concatenate([np.linspace(0, 1, 1000), [1e6, np.nan]])
+    lo, hi = robust_limits(v, signed=False)
+    assert 0 <= lo < 0.02 and 0.98 < hi < 1.0, "one outlier does not set the top"
+    assert robust_limits(np.array([-3.0, 1.0, 2.0]), signed=True)[0] == -robust_limits(np.array([-3.0, 1, 2]), True)[1]
+    logged = shown_values(np.array([0.0, -1.0, 0.01, 100.0, np.nan]), log=True)
+    np.testing.assert_array_equal(logged[:4], [-2.0, -2.0, -2.0, 2.0])  # <= 0: the lowest positive's colour
+    assert np.isnan(logged[4]), "NaN stays NaN (its own colour)"
+    assert colour_levels(v, False, (0.5, 2.0), log=False) == (0.5, 2.0)
+    assert colour_levels(v, False, (0.1, 10.0), log=True) == (-1.0, 1.0)
+
+
+def test_view_state_keeps_colour_limits_and_log_axes(tmp_path):
+    from bnviz.app.state import Layout, ViewState
+
+    st = ViewState(colour_limits={"channels/pre_var": [0, 2]}, colour_log=["history/post"], log_y=["drift/1"])
+    back = Layout.from_json(Layout(["a.h5"], st).to_json()).state
+    assert back == st and back.colour_limits == {"channels/pre_var": (0.0, 2.0)}
+    with pytest.raises(ValueError, match="low limit must be below"):
+        ViewState(colour_limits={"channels/pre_var": [2, 1]})
+    with pytest.raises(ValueError, match="finite"):
+        ViewState().update(colour_limits={"overview/drift": [0, float("inf")]})
+
+
+def heatmap_of(view):
+    assert len(view.ink.maps) >= 1
+    return view.ink.maps[0]
+
+
+@pytest.mark.parametrize("view_name", ["channels", "history", "overview"])
+def test_heatmap_colour_limits_manual_and_log(w, qtbot, view_name):
+    st = w.session.state
+    st.update(view=view_name, channel_metric="pre_var")
+    view = w.current_view()
+    m = heatmap_of(view)
+    key = view.heatmap_key()
+    auto = m.bar.levels()
+    finite = m.values[np.isfinite(m.values)]
+    np.testing.assert_allclose(auto, np.percentile(finite, [1, 99]), rtol=1e-9)
+    assert m.bar.axis.autoSIPrefixScale == 1.0, "the bar's ticks are the values, not rescaled"
+    # the control: manual starts from what is shown; typed limits apply
+    view.colour.mode.setCurrentIndex(1)
+    assert st.colour_limits[key] == pytest.approx(auto)
+    view.colour.lo.setText("0.25")
+    view.colour.hi.setText("0.75")
+    view.colour.hi.editingFinished.emit()
+    assert st.colour_limits[key] == (0.25, 0.75)
+    assert heatmap_of(view).bar.levels() == (0.25, 0.75)
+    assert "manual" in heatmap_of(view).bar.axis.labelText
+    assert not view.colour.lo.isHidden()
+    view.colour.log.setChecked(True)
+    assert key in st.colour_log
+    m = heatmap_of(view)
+    shown = m.img.image
+    expect = np.log10(np.maximum(m.values, m.values[np.isfinite(m.values) & (m.values > 0)].min()))
+    np.testing.assert_allclose(shown[np.isfinite(m.values)], expect[np.isfinite(m.values)], rtol=1e-5)
+    assert m.bar.levels() == pytest.approx((np.log10(0.25), np.log10(0.75)))
+    view.colour.mode.setCurrentIndex(0)
+    assert key not in st.colour_limits
+    st.update(view="drift")
+    st.update(view=view_name)  # a rebuild draws from the state again
+    assert heatmap_of(w.current_view()).log and heatmap_of(w.current_view()).auto
+
+
+def test_a_signed_statistic_offers_no_log_colours(w):
+    w.session.state.update(view="channels", channel_metric="pre_mean")
+    view = w.current_view()
+    assert not view.colour.log.isEnabled()
+    w.session.state.update(colour_log=("channels/pre_mean",))
+    assert not heatmap_of(view).log, "log of signed data is not drawn"
+
+
+# --- per-plot log y ------------------------------------------------------------------------------
+
+
+def test_each_plot_has_its_own_log_y_in_the_state(w, qtbot):
+    st = w.session.state
+    st.update(view="drift")
+    view = w.current_view()
+    plots = view.time_plots()
+    assert not any(p.ctrl.logYCheck.isChecked() for p in plots)
+    plots[1].ctrl.logYCheck.setChecked(True)  # its menu: Plot Options > Transforms > Log Y
+    qtbot.waitUntil(lambda: st.log_y == ("drift/1",))
+    plots = view.time_plots()
+    assert [p.ctrl.logYCheck.isChecked() for p in plots] == [i == 1 for i in range(len(plots))]
+    assert plots[1].vb.state["logMode"][1]
+    st.update(view="gamma_beta")
+    assert not any(p.ctrl.logYCheck.isChecked() for p in w.current_view().time_plots()), "per view"
+    st.update(view="drift")
+    first = w.current_view().time_plots()[0]
+    hover(w.current_view(), first, 100, float(np.mean(first.vb.viewRange()[1])))
+    w.actions["log_y"].trigger()  # L: the plot under the mouse
+    assert set(st.log_y) == {"drift/0", "drift/1"}
+    st.update(log_y=())
+    assert not any(p.ctrl.logYCheck.isChecked() for p in w.current_view().time_plots())
+
+
+def view_from_state(state, path):
+    """The view as ``bnviz export`` draws it (``render_view``), kept for inspection."""
+    from bnviz.app.session import Session
+    from bnviz.app.state import ViewState
+    from bnviz.app.views import VIEW_CLASSES
+
+    session = Session(ViewState.from_dict(state.to_dict()))
+    session.open(str(path), None)
+    view = VIEW_CLASSES[session.state.view](session)
+    view.resize(900, 600)
+    view.show()
+    view.rebuild()
+    return view, session
+
+
+def test_export_honours_colour_limits_and_log_y(run, tmp_path, qapp):
+    from bnviz.export import ExportError, _look, _state, export
+
+    look = _look("history", (0.1, 0.9), True, ())
+    state = _state("history", None, None, look)
+    view, session = view_from_state(state, run)
+    try:
+        m = heatmap_of(view)
+        assert m.log and m.bar.levels() == pytest.approx((-1.0, np.log10(0.9)))
+    finally:
+        view.close()
+        session.close()
+    view, session = view_from_state(_state("drift", None, None, _look("drift", None, False, (2, 6))), run)
+    try:
+        assert [p.ctrl.logYCheck.isChecked() for p in view.time_plots()] == [i in (1, 5) for i in range(6)]
+    finally:
+        view.close()
+        session.close()
+    out = export(run, tmp_path / "c.png", view="channels", layer="layer1.0.bn1", colour_limits=(0, 1))
+    assert out[0].stat().st_size > 0
+    with pytest.raises(ExportError, match="heatmaps"):
+        export(run, tmp_path / "d.png", view="drift", colour_limits=(0, 1))
+    with pytest.raises(ExportError, match="below"):
+        export(run, tmp_path / "d.png", view="overview", colour_limits=(1, 0))

@@ -64,6 +64,13 @@ def shortcuts(w) -> list[Shortcut]:
             "&View",
         ),
         Shortcut(
+            "log_y",
+            "&Log y axis of the plot under the mouse (on / off)",
+            ("L",),
+            lambda: w.current_view().toggle_log_y(),
+            "&View",
+        ),
+        Shortcut(
             "compare_mode",
             "Compare: overlay ⟷ side by side",
             ("C",),
@@ -116,6 +123,7 @@ def cheatsheet_text(items: list[Shortcut]) -> str:
         "  click a heatmap cell to pick its channel (or layer) and step",
         "  run list: tick a run to show it, double-click it to make it the reference",
         "  drop recordings on the window to open them, on the run list to add them",
-        "  right-click a plot to export it, or for its own log axis (Plot Options > Transforms)",
+        "  right-click a plot to export it, or for its own log axis (Plot Options > Transforms; L does the same)",
+        "  hover a line plot: a crosshair and every series' value (H turns it off)",
     ]
     return "\n".join(f"{k.ljust(width)}   {t}" for k, t in rows) + "\n" + "\n".join(extra)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from bnviz.app.colour_scale import check_limits
 from bnviz.store.schema import CHANNEL_FIELDS, TENSORS
 
 VIEWS = ("drift", "channels", "distribution", "history", "gamma_beta", "train_eval", "overview", "layers", "ranks")
@@ -112,6 +113,11 @@ class ViewState:
     hidden_runs: tuple[int, ...] = ()  # runs the views leave out (their findings too)
     # --- plots (issue 14: hover readout, heatmap colour limits, per-plot log y) ---
     crosshair: bool = True  # hovering a time plot shows a crosshair and every series' value
+    # heatmap key ("channels/pre_var", "history/post", "overview/drift") -> manual (low, high);
+    # a heatmap not listed has automatic limits (robust percentiles)
+    colour_limits: dict[str, tuple[float, float]] = field(default_factory=dict)
+    colour_log: tuple[str, ...] = ()  # heatmap keys with a logarithmic colour scale
+    log_y: tuple[str, ...] = ()  # plot keys ("drift/1": a view's plot, by its index) with a log y axis
     changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +164,11 @@ class ViewState:
             raise ValueError("reference_run and hidden_runs are places in the run list (0 is the first run)")
         if int(values["speed"]) < 1:
             raise ValueError("speed must be at least 1 row per tick")
+        for key, (lo, hi) in values["colour_limits"].items():
+            try:
+                check_limits(lo, hi)
+            except ValueError as e:
+                raise ValueError(f"colour_limits[{key!r}]: {e}") from None
         if not 0 <= float(values["smoothing"]) < 1:
             raise ValueError(f"smoothing={values['smoothing']!r}: give an EMA weight from 0 (off) to below 1")
 
@@ -166,6 +177,8 @@ class ViewState:
         d["tensors"] = list(d["tensors"])
         d["bookmarks"] = list(d["bookmarks"])
         d["hidden_runs"] = list(d["hidden_runs"])
+        d["colour_limits"] = {k: list(v) for k, v in d["colour_limits"].items()}
+        d["colour_log"], d["log_y"] = list(d["colour_log"]), list(d["log_y"])
         d["step_range"] = list(d["step_range"]) if d["step_range"] is not None else None
         return {"version": STATE_VERSION, **d}
 
@@ -199,6 +212,15 @@ def _normalise(name: str, value: Any) -> Any:
         return tuple(value)
     if name in ("bookmarks", "hidden_runs"):
         return tuple(sorted({int(v) for v in value}))
+    if name in ("colour_log", "log_y"):
+        return tuple(sorted({str(v) for v in value}))
+    if name == "colour_limits":
+        if not isinstance(value, dict):
+            raise ValueError(f"colour_limits={value!r}: give a mapping of heatmap key to [low, high]")
+        try:
+            return {str(k): (float(lo), float(hi)) for k, (lo, hi) in value.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"colour_limits={value!r}: each heatmap key needs [low, high]") from None
     if name == "smoothing":
         return float(value)
     if name == "step_range" and value is not None:
@@ -206,6 +228,23 @@ def _normalise(name: str, value: Any) -> Any:
     if name in ("step", "reference_step", "channel", "reference_run") and value is not None:
         return int(value)
     return value
+
+
+# --- plots: the keys of per-heatmap colour scales and per-plot log axes -----------------------
+# the field naming what a view's heatmap shows: its colour limits are kept per statistic
+HEATMAP_FIELDS = {"channels": "channel_metric", "history": "history_tensor", "overview": "overview_metric"}
+
+
+def heatmap_key(state: ViewState) -> str:
+    """The key of the state's view's heatmap in ``colour_limits``/``colour_log`` ("" if none)."""
+    name = HEATMAP_FIELDS.get(state.view)
+    return f"{state.view}/{getattr(state, name)}" if name else ""
+
+
+def plot_key(view: str, index: int) -> str:
+    """The key of a view's plot in ``log_y``: its index among one run's plots of the view
+    (top to bottom, then left to right), so a comparison's columns share it."""
+    return f"{view}/{index}"
 
 
 @dataclass

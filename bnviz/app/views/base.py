@@ -14,6 +14,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from bnviz.app import style
 from bnviz.app.data import Table, rows_in_range
 from bnviz.app.session import Session, Slot
+from bnviz.app.state import heatmap_key, plot_key
+from bnviz.app.views.colour_control import ColourControl
 from bnviz.app.views.crosshair import HoverReadout, QuietLine
 from bnviz.app.views.drawing import Ink, fmt
 
@@ -46,7 +48,7 @@ class BaseView(QtWidgets.QWidget):
     share_y = True
     heatmap_tips = False  # the view draws heatmaps whose cells tell their value on hover
     # state fields whose change needs a redraw of this view
-    depends = frozenset({"layer", "phase", "compare_mode", "smoothing", "bookmarks", "x_axis", "hidden_runs"})
+    depends = frozenset({"layer", "phase", "compare_mode", "smoothing", "bookmarks", "x_axis", "hidden_runs", "log_y"})
 
     # emitted when the user zooms/pans a time plot: (x0, x1)
     user_range = QtCore.Signal(float, float)
@@ -109,6 +111,34 @@ class BaseView(QtWidgets.QWidget):
 
     def sync_controls(self) -> None:
         """Show the state in this view's own controls."""
+
+    def heatmap_key(self) -> str:
+        """The key of this view's heatmap colour scale in the state ("view/statistic")."""
+        return heatmap_key(self.session.state)
+
+    def heatmap_signed(self) -> bool:
+        """Whether the heatmap's statistic has a sign (a diverging map, no log scale)."""
+        return False
+
+    def colour_scale(self) -> tuple[tuple[float, float] | None, bool]:
+        """(manual limits or None, log) of this view's heatmaps, from the state."""
+        st, key = self.session.state, self.heatmap_key()
+        return st.colour_limits.get(key), key in st.colour_log
+
+    def add_colour_control(self) -> ColourControl:
+        """The colour-limit controls on the view's bar; a change recolours the drawn maps."""
+        control = ColourControl(
+            self.session, self.heatmap_key, lambda: self.ink.maps[0].shown_limits() if self.ink.maps else None
+        )
+        self.bar.addWidget(control)
+        self.session.state.changed.connect(lambda names: self._colour_changed(names, control))
+        return control
+
+    def _colour_changed(self, names: set[str], control: ColourControl) -> None:
+        if names & {"colour_limits", "colour_log"}:
+            control.sync(not self.heatmap_signed())
+            if not self.needs_rebuild:
+                self.ink.recolour(*self.colour_scale())
 
     def _hover(self, pos) -> None:
         """Over a heatmap cell: its value in a tooltip. Hidden only if we showed one: hiding
@@ -242,7 +272,8 @@ class BaseView(QtWidgets.QWidget):
         self.set_note(f"{self.note.text()}  {text}" if self.note.text() else text)
 
     def _add_time_plots(self, plots: list[pg.PlotItem]) -> None:
-        for p in plots:
+        for i, p in enumerate(plots):
+            self._log_y(p, plot_key(self.key, i))
             if self._time_plots:
                 p.setXLink(self._time_plots[0])
             # the x range is the state's (apply_range), never each plot's own auto-range: linked
@@ -280,6 +311,27 @@ class BaseView(QtWidgets.QWidget):
             self._refs.append(ref)
             if not self.heatmap_tips:  # a heatmap's cells tell their value themselves
                 self.hover.add(p)
+
+    def _log_y(self, p: pg.PlotItem, key: str) -> None:
+        """The plot's y axis logarithmic as ``state.log_y`` says; its menu's Log Y (right-click,
+        Plot Options > Transforms) and the L key change the state, which redraws every column."""
+        p.bnviz_key = key
+        p.setLogMode(y=key in self.session.state.log_y)
+        # after the current event: the redraw deletes the menu whose checkbox sent the signal
+        p.ctrl.logYCheck.toggled.connect(lambda on: QtCore.QTimer.singleShot(0, lambda: self.set_log_y(key, on)))
+
+    def set_log_y(self, key: str, on: bool) -> None:
+        keys = set(self.session.state.log_y) - {key}
+        self.session.state.update(log_y=tuple(keys | ({key} if on else set())))
+
+    def toggle_log_y(self) -> None:
+        """The L key: the log y axis of the time plot under the mouse (else the first) on / off."""
+        plots = self._time_plots
+        if not plots:
+            return
+        pos = self.glw.mapToScene(self.glw.viewport().mapFromGlobal(QtGui.QCursor.pos()))
+        p = next((q for q in plots if q.vb.sceneBoundingRect().contains(pos)), plots[0])
+        self.set_log_y(p.bnviz_key, p.bnviz_key not in self.session.state.log_y)
 
     def _step_text(self, step: float) -> str:
         """The hover label's first line: the step (and its wall time on a wall-time axis)."""

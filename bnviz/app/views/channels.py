@@ -54,12 +54,17 @@ class ChannelsView(BaseView):
             "channel_metric",
             "Per-channel statistic shown as colour",
         )
+        self.colour = self.add_colour_control()
         self.bar.addStretch(1)
         self.glw.scene().sigMouseClicked.connect(self._clicked)
         self._plots: list[pg.PlotItem] = []
 
     def sync_controls(self):
         self.sync_combo(self.metric_box, self.session.state.channel_metric)
+        self.colour.sync(not self.heatmap_signed())
+
+    def heatmap_signed(self) -> bool:
+        return self.session.state.channel_metric in _SIGNED
 
     def make_plots(self, col, title):
         p = self.glw.addPlot(row=0, col=col)
@@ -82,7 +87,9 @@ class ChannelsView(BaseView):
         if len(steps) == 0:
             self.set_note("No per-channel rows recorded yet.")
             return {"step": steps}
-        self.ink.heatmap(plots[0], steps, m, metric_label(metric, slot.layer(layer)), metric in _SIGNED)
+        limits, log = self.colour_scale()
+        label = metric_label(metric, slot.layer(layer))
+        self.ink.heatmap(plots[0], steps, m, label, metric in _SIGNED, limits=limits, log=log)
         ch = self.current_channel()
         if 0 <= ch < m.shape[1]:
             line = pg.InfiniteLine(pos=ch, angle=0, pen=style.pen(style.OKABE_ITO["orange"], 1, dashed=True))

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bnviz.app import style
+from bnviz.app.colour_scale import colour_levels, log_possible, shown_values
 from bnviz.app.data import nan_steps
 from bnviz.app.views.crosshair import Series
 from bnviz.store.decimate import decimate
@@ -39,13 +40,17 @@ class Ink:
     def reset(self) -> None:
         self.legends: dict[pg.PlotItem, list[str]] = {}
         self.heatmaps: dict[pg.PlotItem, tuple] = {}  # plot -> (steps, values, label, row names)
-        self.bars: list[pg.ColorBarItem] = []
+        self.maps: list[HeatMap] = []
         self.run_colour: str | None = None  # set while a compared run draws (overlay)
         self.run_label = ""  # and its label ("A", "B")
         self.run_cycle = 0  # and its dots (style.run_cycle: runs after the 8th)
         self.smoothing = 0.0  # EMA weight of time curves (0: off)
         self._series: dict[pg.PlotItem, list[str]] = {}
         self.hover: dict[pg.PlotItem, list[Series]] = {}  # what the hover readout reads, per plot
+
+    @property
+    def bars(self) -> list[pg.ColorBarItem]:
+        return [m.bar for m in self.maps]
 
     # --- legends -------------------------------------------------------------------------------
     def legend(self, plot: pg.PlotItem, swatch_html: str, name: str | None) -> None:
@@ -175,28 +180,29 @@ class Ink:
         row_names: list[str] | None = None,
         max_columns: int = 2000,
         y_extent: tuple[float, float] | None = None,
+        limits: tuple[float, float] | None = None,
+        log: bool = False,
     ) -> pg.ImageItem:
         """Rows x columns image with x = step (columns thinned to ``max_columns``) and a colour bar.
 
-        Colour limits are the 1st/99th percentiles so one outlier does not wash out the map;
-        signed data get a diverging map centred on 0. NaN cells are painted in their own colour.
-        Hovering a cell shows its row, step and value (``cell_text``). Rows sit at 0, 1, ...
-        unless ``y_extent`` spreads them evenly over (low, high) (histogram bins over values).
+        Colour limits: ``limits`` (the user's) or the 1st/99th percentiles, so one outlier does
+        not wash out the map; signed data get a diverging map centred on 0; ``log``: a log10
+        colour scale (unsigned positive data only, else ignored). NaN cells are painted in their
+        own colour. Hovering a cell shows its row, step and value (``cell_text``). Rows sit at
+        0, 1, ... unless ``y_extent`` spreads them evenly over (low, high) (histogram bins).
         """
         stride = max(1, int(np.ceil(len(steps) / max_columns)))
         steps, values = steps[::stride], values[::stride]
         lo_y, hi_y = y_extent if y_extent is not None else (-0.5, values.shape[1] - 0.5)
         self.heatmaps[plot] = (steps, values, label, row_names, (lo_y, hi_y))
-        img = pg.ImageItem(values.astype(np.float32), axisOrder="col-major")
+        img = pg.ImageItem(np.zeros(values.shape, np.float32), axisOrder="col-major")
         dx = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
         img.setRect(QtCore.QRectF(float(steps[0]) - dx / 2, lo_y, float(steps[-1] - steps[0]) + dx, hi_y - lo_y))
         plot.addItem(img)
-        lo, hi = colour_limits(values, signed)
-        bar = pg.ColorBarItem(
-            values=(lo, hi), colorMap=style.colormap(signed), label=label, interactive=False, width=14
-        )
+        bar = pg.ColorBarItem(colorMap=style.colormap(signed), interactive=False, width=14)
         bar.setImageItem(img, insert_in=plot)
-        self.bars.append(bar)
+        self.maps.append(HeatMap(img, bar, values, signed, label))
+        self.maps[-1].colour(limits, log)
         bad = ~np.isfinite(values)
         if bad.any():
             rgba = np.zeros(values.shape + (4,), np.uint8)
@@ -211,12 +217,22 @@ class Ink:
         return img
 
     def share_colour_limits(self) -> None:
-        """Runs side by side get one colour scale: the same colour must mean the same value."""
-        if len(self.bars) > 1:
-            levels = [bar.levels() for bar in self.bars]
+        """Runs side by side get one colour scale: the same colour must mean the same value
+        (manual limits are one already)."""
+        maps = [m for m in self.maps if m.auto]
+        if len(maps) > 1 and len({m.log for m in maps}) == 1:
+            levels = [m.bar.levels() for m in maps]
             lo, hi = min(lv[0] for lv in levels), max(lv[1] for lv in levels)
-            for bar in self.bars:
-                bar.setLevels((lo, hi))
+            for m in maps:
+                m.bar.setLevels((lo, hi))
+                if m.log:
+                    m.bar.axis.setTicks(log_ticks(lo, hi))
+
+    def recolour(self, limits: tuple[float, float] | None, log: bool) -> None:
+        """New colour limits or scale for the drawn heatmaps, without reading the data again."""
+        for m in self.maps:
+            m.colour(limits, log)
+        self.share_colour_limits()
 
     def cell_text(self, scene_pos) -> str | None:
         """What the heatmap cell under ``scene_pos`` holds ("" over a plot but off its rows;
@@ -235,6 +251,39 @@ class Ink:
         return None
 
 
+class HeatMap:
+    """A drawn heatmap with its colour bar: what recolouring it needs."""
+
+    def __init__(self, img: pg.ImageItem, bar: pg.ColorBarItem, values: np.ndarray, signed: bool, label: str):
+        self.img, self.bar, self.values, self.signed, self.label = img, bar, values, signed, label
+        self.auto, self.log = True, False
+
+    def colour(self, limits: tuple[float, float] | None, log: bool) -> None:
+        """``limits``: the user's (None: automatic); ``log``: log10 colours where the data allow."""
+        self.log = log and log_possible(self.values, self.signed)
+        self.auto = limits is None
+        self.img.setImage(shown_values(self.values, self.log).astype(np.float32), autoLevels=False)
+        self.bar.setColorMap(style.colormap(self.signed and not self.log))
+        self.bar.setLevels(colour_levels(self.values, self.signed, limits, self.log))
+        manual = "" if limits is None else " (manual limits)"
+        text = f"{self.label}{manual}" + (", log scale" if self.log else "")
+        self.bar.axis.setLabel(text, siPrefixEnableRanges=((0.0, 0.0),))  # plain numbers, as the cells tell them
+        self.bar.axis.setTicks(log_ticks(*self.bar.levels()) if self.log else None)
+
+    def shown_limits(self) -> tuple[float, float]:
+        """The colour bar's ends in the data's units."""
+        lo, hi = self.bar.levels()
+        return (10.0**lo, 10.0**hi) if self.log else (lo, hi)
+
+
+def log_ticks(lo: float, hi: float, n: int = 6) -> list[list[tuple[float, str]]]:
+    """Ticks of a log10 colour bar labelled with the values themselves: the decades inside
+    (lo, hi) when there are at least two, else ``n`` evenly spaced ones."""
+    decades = np.arange(np.ceil(lo), np.floor(hi) + 1)
+    where = decades if len(decades) >= 2 else np.linspace(lo, hi, n)
+    return [[(float(v), fmt(10.0**v)) for v in where]]
+
+
 def ema(y: np.ndarray, weight: float) -> np.ndarray:
     """TensorBoard's smoothing: an exponential moving average over the finite values, debiased
     at the start (so the first points are not pulled to 0); NaN/Inf stay where they are."""
@@ -246,16 +295,6 @@ def ema(y: np.ndarray, weight: float) -> np.ndarray:
             n += 1
             out[i] = last / (1 - weight**n)
     return out
-
-
-def colour_limits(values: np.ndarray, signed: bool) -> tuple[float, float]:
-    """The 1st and 99th percentiles of the finite values (symmetric about 0 when ``signed``)."""
-    finite = values[np.isfinite(values)]
-    lo, hi = (float(v) for v in np.percentile(finite, [1, 99])) if len(finite) else (0.0, 1.0)
-    if signed:
-        lim = max(abs(lo), abs(hi)) or 1.0
-        return -lim, lim
-    return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
 def lod(item: pg.PlotDataItem) -> None:

@@ -35,6 +35,7 @@ class HistoryView(BaseView):
             "history_mode",
             "A heatmap of density over steps, or offset curves (TensorBoard)",
         )
+        self.colour = self.add_colour_control()
         self.bar.addStretch(1)
 
     @property
@@ -48,6 +49,8 @@ class HistoryView(BaseView):
     def sync_controls(self):
         self.sync_combo(self.tensor_box, self.session.state.history_tensor)
         self.sync_combo(self.mode_box, self.session.state.history_mode)
+        self.colour.sync(True)
+        self.colour.setVisible(self.session.state.history_mode == "heatmap")
 
     def make_plots(self, col, title):
         st = self.session.state
@@ -72,6 +75,7 @@ class HistoryView(BaseView):
         li = slot.layer(layer)
         if st.history_mode == "heatmap":
             centres = (edges[:-1] + edges[1:]) / 2
+            limits, log = self.colour_scale()
             self.ink.heatmap(
                 p,
                 steps,
@@ -80,6 +84,8 @@ class HistoryView(BaseView):
                 False,
                 [f"value {c:.3g}" for c in centres],
                 y_extent=(float(edges[0]), float(edges[-1])),
+                limits=limits,
+                log=log,
             )
             if st.history_tensor != "pre":  # the zone is of the activation's input: y (and x-hat)
                 self._zone(p, li, horizontal=True)

@@ -31,6 +31,7 @@ class OverviewView(BaseView):
             "overview_metric",
             "What the colour shows for each layer and step",
         )
+        self.colour = self.add_colour_control()
         self.bar.addStretch(1)
         self.glw.scene().sigMouseClicked.connect(self._clicked)
         self._plots: list[tuple[pg.PlotItem, object]] = []
@@ -38,6 +39,10 @@ class OverviewView(BaseView):
 
     def sync_controls(self):
         self.sync_combo(self.metric_box, self.session.state.overview_metric)
+        self.colour.sync(not self.heatmap_signed())
+
+    def heatmap_signed(self) -> bool:
+        return self.session.state.overview_metric in _SIGNED
 
     def rebuild(self):
         self._plots = []
@@ -71,7 +76,9 @@ class OverviewView(BaseView):
         if len(steps) == 0:
             self.set_note("No rows recorded yet.")
             return {"step": steps}
-        self.ink.heatmap(p, steps, m, OVERVIEW_LABELS[metric], metric in _SIGNED, row_names=names)
+        limits, log = self.colour_scale()
+        label = OVERVIEW_LABELS[metric]
+        self.ink.heatmap(p, steps, m, label, metric in _SIGNED, row_names=names, limits=limits, log=log)
         every = max(1, int(np.ceil(len(names) / MAX_TICKS)))
         axis = p.getAxis("left")
         axis.setTicks([[(i, names[i]) for i in range(0, len(names), every)]])
