@@ -58,7 +58,7 @@ def compute(staged: list[Staged], staging, results, constants, masks, device) ->
                 results.channels[slots] = out.channels[_positions(ch, device)]
             hist = [i for i, m in enumerate(members) if m.row.hist is not None]
             if hist:
-                hist_parts.append((members, hist, out, mk["s"]))
+                hist_parts.append((members, hist, out, mk))
         staging.grads.fill_(torch.nan)
         if hist_parts:
             _histograms(hist_parts, results, constants, device)
@@ -80,10 +80,10 @@ def _histograms(parts, results, constants, device) -> None:
     speculate = torch.device(device).type == "cpu"
     ranges, results.range = row_stats.sticky_ranges(results.range, extremes, pooled, speculate=speculate)
     place = {(p, k): j for j, (_, p, k) in enumerate(order)}
-    for p, (members, hist, out, s) in enumerate(parts):
+    for p, (members, hist, out, mk) in enumerate(parts):
         rows = _positions(hist, device)
         mine = ranges[_positions([place[p, k] for k in range(len(hist))], device)]
-        counts, ranges_used = row_stats.histograms(out.values[:, rows], out.counted[:, rows], s, mine, constants)
+        counts, ranges_used = row_stats.histograms(out.values[:, rows], mk, mine, constants)
         at = _positions([members[i].row.hist for i in hist], device)
         results.hist[at] = counts
         results.hist_range[at] = ranges_used

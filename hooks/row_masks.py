@@ -49,9 +49,9 @@ class RowMasks:
         s = self.per_channel(valid, torch.float32)
         pool, pad = sampling.pool_index(self.offsets, self.features, valid, S, self.pool, dev)
         present = [k is not None for k in key]
+        sampled = torch.arange(S, device=dev).view(1, -1) < s.view(-1, 1)
         got = {
             "pool": pool,
-            "pool_pad": pad,
             "present": self.per_channel(present, torch.bool),
             "present_l": torch.tensor(present).to(dev),
             "running": self.per_channel([m == MODE_RUNNING for m in mode], torch.bool),
@@ -59,7 +59,8 @@ class RowMasks:
             "sync": self.per_channel([m == MODE_SYNC for m in mode], torch.bool),
             "q_is_var": self.per_channel([bool(k and k[2]) for k in key], torch.bool),
             "s": s,
-            "valid": torch.arange(S, device=dev).view(1, -1) < s.view(-1, 1),
+            "valid": sampled,
+            "pool_counted": sampled.flatten()[pool] & ~pad,  # pooled entries that are samples
             "padded": any(v < S for v in valid),
             "any_identity": MODE_IDENTITY in mode,
             "any_running": MODE_RUNNING in mode,

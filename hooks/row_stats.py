@@ -76,7 +76,6 @@ class Rows(NamedTuple):
     quantiles: torch.Tensor  # (R, L, 3, NQ) of pre / x-hat / post
     probes: torch.Tensor  # (R, L, K, NQ)
     values: torch.Tensor  # (3, R, Ctot, S) sampled pre / x-hat / post, for the histograms
-    counted: torch.Tensor  # (3, R, Ctot, S) bool: finite and not padding
     pooled_extremes: torch.Tensor  # (2, R, L, 2) pre / post pooled (min, max), float64: the histogram range
     pooled: torch.Tensor  # (2, R, L, P) pre / post pooled values, sorted, excluded ones NaN
 
@@ -212,15 +211,14 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone) -> Rows:
     if not mk["all_present"]:
         summary = torch.where(mk["present_l"].unsqueeze(-1), summary, torch.nan)
 
-    finite = (values * 0) == 0  # isfinite in two ops instead of four
-    counted = finite & valid if mk["padded"] else finite
-    pool, pad = mk["pool"], mk["pool_pad"]
-    pooled = torch.where(counted.flatten(2)[:, :, pool] & ~pad, values.flatten(2)[:, :, pool], torch.nan)
+    # finiteness (and padding) tested on the values each use takes, not on every sampled value
+    pooled = values.flatten(2)[:, :, mk["pool"]]
+    pooled = torch.where(_counted(pooled, mk["pool_counted"]), pooled, torch.nan)
     pooled = stats.sort_last(pooled)  # (3, R, L, P), excluded values (NaN) last
     quant = stats.sorted_quantiles(pooled, c.quantiles)  # (3, R, L, NQ)
     K = c.probe_present.shape[1]
     probe_values = values[2][:, c.probe_index]  # (R, L * K, S)
-    probe = torch.where(counted[2][:, c.probe_index], probe_values, torch.nan)
+    probe = torch.where(_counted(probe_values, valid[c.probe_index] if mk["padded"] else None), probe_values, torch.nan)
     probe = stats.sorted_quantiles(stats.sort_last(probe), c.quantiles).view(R, L, K, -1)
     pre_post = pooled[0::2]  # a slice, not a list index (that would copy from the host)
     return Rows(
@@ -229,10 +227,16 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone) -> Rows:
         quantiles=quant.permute(1, 2, 0, 3).float(),
         probes=torch.where(c.probe_present, probe, torch.nan).float(),
         values=values,
-        counted=counted,
         pooled_extremes=torch.stack([quant[0::2, ..., 0], quant[0::2, ..., -1]], -1),
         pooled=pre_post,
     )
+
+
+def _counted(values, valid):
+    """Values that count: finite (``v * 0 == 0``, two passes where isfinite takes four) and, where
+    ``valid`` (broadcasting) is given, not padding."""
+    finite = (values * 0) == 0
+    return finite & valid if valid is not None else finite
 
 
 def _zone_fractions(values, activation, zone: Zone, mk: dict):
@@ -298,18 +302,19 @@ def _outside_fraction(pooled, lo, hi):
     return outside / seen.sum(-1)
 
 
-def histograms(values, counted, s, ranges, c: Constants):
+def histograms(values, mk: dict, ranges, c: Constants):
     """Counts (H, L, 3, NB + 3) and ranges (H, L, 3, 2) of the sampled pre / x-hat / post of H rows.
 
-    ``values``/``counted`` (3, H, Ctot, S); ``s`` (Ctot,) valid samples per channel; ``ranges``
-    (H, 2, 2, L) from ``sticky_ranges``; x-hat on schema.XHAT_RANGE.
+    ``values`` (3, H, Ctot, S); ``mk`` the rows' masks; ``ranges`` (H, 2, 2, L) from
+    ``sticky_ranges``; x-hat on schema.XHAT_RANGE.
     """
+    counted = _counted(values, mk["valid"] if mk["padded"] else None)
     L = c.counts.shape[0]
     H = values.shape[1]
     xlo, xhi = c.xhat_lo.expand(H, L), c.xhat_hi.expand(H, L)
     lo3 = torch.stack([ranges[:, 0, 0], xlo, ranges[:, 1, 0]])  # (3, H, L)
     hi3 = torch.stack([ranges[:, 0, 1], xhi, ranges[:, 1, 1]])
-    nonfinite = stats.segment_sum(s - stats.count_true(counted), c.layer_id, L)  # (3, H, L)
+    nonfinite = stats.segment_sum(mk["s"] - stats.count_true(counted), c.layer_id, L)  # (3, H, L)
     counts = stats.histogram(
         values.reshape(3 * H, *values.shape[2:]),
         counted.reshape(3 * H, *counted.shape[2:]),
