@@ -306,3 +306,25 @@ def test_compiled_subclass_layers_are_found_by_their_running_statistics():
     assert list(block.summary_step) == [1, 2]
     assert not np.isnan(block.summary[:, :, 0]).any()  # every layer of both rows
     ins.detach()
+
+
+@pytest.mark.parametrize("make", [models.SmallCNN, TimmStack, ResidualNet], ids=["bn", "subclasses", "residual"])
+def test_attaching_and_detaching_a_recorder_recompiles_nothing(make):
+    """The graph never reads the sink: one graph serves the model with and without a recorder."""
+    model = make()
+    ins = instrument(model)
+    model(cnn_input(0, 8))
+    torch._dynamo.reset()
+    counters.clear()
+    run = torch.compile(model, backend="aot_eager")
+    run(cnn_input(1, 8))  # no recorder yet
+    engine = StatsEngine(ins, capacity_rows=4)
+    run(cnn_input(2, 8))
+    engine.end_step(0)
+    ins.set_sink(None)
+    run(cnn_input(3, 8))
+    assert counters["stats"]["unique_graphs"] == 1
+    assert engine.rows_pending == 1
+    engine.finish()
+    assert not np.isnan(engine.take_block().wait().summary[:, :, 0]).any()
+    ins.detach()
