@@ -55,7 +55,7 @@ class FindingsPanel(QtWidgets.QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.label)
         box.addWidget(self.table)
-        self._procs: dict[str, tuple[Slot, QtCore.QProcess]] = {}  # run letter -> its running analysis
+        self._procs: dict[int, tuple[Slot, QtCore.QProcess]] = {}  # Slot.index -> its running analysis
         self._started = QtCore.QElapsedTimer()
         # start after the first plot is painted: the analysis must not slow the first picture
         self._start_timer = QtCore.QTimer(self)
@@ -71,7 +71,7 @@ class FindingsPanel(QtWidgets.QWidget):
     def info(self) -> dict | None:
         """``bnviz info``'s description of the reference run, once analysed."""
         slot = self.session.primary
-        return self.session.infos.get(slot.label) if slot is not None else None
+        return self.session.infos.get(slot.index) if slot is not None else None
 
     def _state_changed(self, names: set[str]) -> None:
         if "hidden_runs" in names:
@@ -94,7 +94,7 @@ class FindingsPanel(QtWidgets.QWidget):
         (each job holds hundreds of MB on a large run); each one that ends starts the next."""
         # a removed or reopened run's job analyses what is no longer open
         self.shutdown(0, [k for k, (s, _) in self._procs.items() if s not in self.session.slots])
-        todo = [s for s in self.session.slots if s.label not in self.session.findings and s.label not in self._procs]
+        todo = [s for s in self.session.slots if s.index not in self.session.findings and s.index not in self._procs]
         todo = todo[: max(0, MAX_JOBS - len(self._procs))]
         if not todo:
             return
@@ -105,10 +105,10 @@ class FindingsPanel(QtWidgets.QWidget):
             proc.setProgram(program)
             proc.setArguments(arguments)
             proc.finished.connect(lambda code, _status, p=proc, s=slot: self._finished(s, p, code))
-            self._procs[slot.label] = (slot, proc)
+            self._procs[slot.index] = (slot, proc)
         self._show_results()
         for slot in todo:
-            self._procs[slot.label][1].start()
+            self._procs[slot.index][1].start()
 
     def wait(self, ms: int = 60000) -> bool:
         """Start a pending analysis now and block until it ended and is shown (tests, benchmarks)."""
@@ -119,16 +119,16 @@ class FindingsPanel(QtWidgets.QWidget):
             slot, proc = next(iter(self._procs.values()))
             if proc.state() != QtCore.QProcess.ProcessState.NotRunning and not proc.waitForFinished(ms):
                 return False
-            if self._procs.get(slot.label, (None, None))[1] is proc:  # finished() not delivered yet
+            if self._procs.get(slot.index, (None, None))[1] is proc:  # finished() not delivered yet
                 self._finished(slot, proc, proc.exitCode())
         return True
 
-    def shutdown(self, ms: int = 3000, labels: list[str] | None = None) -> None:
-        """Drop pending or running analyses (window close, another file opened); ``labels``:
-        only those runs'."""
-        if labels is None:
+    def shutdown(self, ms: int = 3000, runs: list[int] | None = None) -> None:
+        """Drop pending or running analyses (window close, another file opened); ``runs``
+        (``Slot.index``): only those runs'."""
+        if runs is None:
             self._start_timer.stop()
-        for key in [k for k in self._procs if labels is None or k in labels]:
+        for key in [k for k in self._procs if runs is None or k in runs]:
             _, proc = self._procs.pop(key)
             proc.finished.disconnect()
             proc.kill()
@@ -136,9 +136,9 @@ class FindingsPanel(QtWidgets.QWidget):
             proc.deleteLater()
 
     def _finished(self, slot: Slot, proc: QtCore.QProcess, code: int) -> None:
-        if self._procs.get(slot.label, (None, None))[1] is not proc:
+        if self._procs.get(slot.index, (None, None))[1] is not proc:
             return
-        del self._procs[slot.label]
+        del self._procs[slot.index]
         out = bytes(proc.readAllStandardOutput().data()).decode("utf-8", "replace")
         err = bytes(proc.readAllStandardError().data()).decode("utf-8", "replace").strip()
         proc.deleteLater()
@@ -158,11 +158,11 @@ class FindingsPanel(QtWidgets.QWidget):
         slots = self.session.visible_slots()
         results = self.session.findings
         rows = self.session.visible_findings()
-        pending = [s for s in slots if s.label not in results]
-        errors = [f"{s.label + ' ' if s.label else ''}{v}" for s in slots if isinstance(v := results.get(s.label), str)]
+        pending = [s for s in slots if s.index not in results]
+        errors = [f"{s.label + ' ' if s.label else ''}{v}" for s in slots if isinstance(v := results.get(s.index), str)]
         header = ""
         if self.session.comparing:  # "Findings: A none, B 2, C analysing…"
-            header = "Findings: " + ", ".join(_count(s.label, results.get(s.label)) for s in slots)
+            header = "Findings: " + ", ".join(_count(s.label, results.get(s.index)) for s in slots)
             if len(slots) < len(self.session.slots):
                 header += f" ({len(self.session.slots) - len(slots)} hidden run(s) left out)"
             if rows:

@@ -76,10 +76,10 @@ class Session:
         self.opening = False
         self.live = False  # a training process is still writing (as of the last open or refresh)
         self.fresh = False  # the last open was of another recording, not a reload or a layout
-        # each run's findings (by slot label): the list, or why there are none; filled by the
-        # findings panel's jobs
-        self.findings: dict[str, list | str] = {}
-        self.infos: dict[str, dict] = {}  # each run's ``bnviz info`` description (same source)
+        # each run's findings (by Slot.index, which a run keeps while open, unlike its letter): the
+        # list, or why there are none; filled by the findings panel's jobs
+        self.findings: dict[int, list | str] = {}
+        self.infos: dict[int, dict] = {}  # each run's ``bnviz info`` description (same source)
         self.runs_changed = Signal()
         self.data_changed = Signal()
         self.findings_changed = Signal()
@@ -151,8 +151,8 @@ class Session:
             return
         slot = self.slots.pop(place)
         slot.run.close()
-        self.findings.pop(slot.label, None)
-        self.infos.pop(slot.label, None)
+        self.findings.pop(slot.index, None)
+        self.infos.pop(slot.index, None)
         st = self.state
         ref = st.reference_run
         self.opening = True
@@ -239,14 +239,14 @@ class Session:
         """One run's findings arrived (a list), or why there are none (text)."""
         if slot not in self.slots:
             return
-        self.findings[slot.label] = result
+        self.findings[slot.index] = result
         if info is not None:
-            self.infos[slot.label] = info
+            self.infos[slot.index] = info
         self.findings_changed.emit()
 
     def visible_findings(self) -> list[tuple[Slot, object]]:
         """(run, finding) of every visible run, most severe first (ties: run-list order)."""
-        rows = [(s, f) for s in self.visible_slots() if isinstance(fs := self.findings.get(s.label), list) for f in fs]
+        rows = [(s, f) for s in self.visible_slots() if isinstance(fs := self.findings.get(s.index), list) for f in fs]
         return sorted(rows, key=lambda sf: -sf[1].severity)
 
     # --- derived -------------------------------------------------------------------------
