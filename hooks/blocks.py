@@ -75,7 +75,7 @@ def _histograms(parts, results, constants, device) -> None:
         offsets = [0]
         for _, hist, _, _ in parts:
             offsets.append(offsets[-1] + len(hist))
-        perm = torch.tensor([offsets[p] + k for _, p, k in order], device=device)
+        perm = _positions([offsets[p] + k for _, p, k in order], device)
         extremes, pooled = extremes[:, perm], pooled[:, perm]
     speculate = torch.device(device).type == "cpu"
     ranges, results.range = row_stats.sticky_ranges(results.range, extremes, pooled, speculate=speculate)
@@ -90,7 +90,10 @@ def _histograms(parts, results, constants, device) -> None:
 
 
 def _positions(positions: list[int], device):
-    """An index for these positions: a slice when they are consecutive (no copy, no host-to-device transfer)."""
+    """An index for these positions: a slice when they are consecutive (no copy), else a tensor;
+    on a GPU copied from pinned memory without waiting (a pageable copy would wait for the queue)."""
     if positions == list(range(positions[0], positions[0] + len(positions))):
         return slice(positions[0], positions[0] + len(positions))
+    if torch.device(device).type == "cuda":
+        return torch.tensor(positions, pin_memory=True).to(device, non_blocking=True)
     return torch.tensor(positions, device=device)

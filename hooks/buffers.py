@@ -2,8 +2,9 @@
 the copy of a block to host memory (``PendingBlock``). No host synchronisation anywhere here.
 
 Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
-(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and while a block of rows is
-computed about 60 bytes per sampled value of it (``rows_per_compute`` keeps that near WORK_BYTES).
+(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), 3 x (rows_per_compute + 2) x
+Ctot x S ones for counting histograms, and while a block of rows is computed about 60 bytes per sampled value of it
+(``rows_per_compute`` keeps that near WORK_BYTES).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class Staging:
     """
 
     def __init__(self, rows: int, features, samples: int, device):
-        self.rows, self.features, self.samples, self.device = rows, list(features), samples, device
+        self.device = device
         ctot = sum(features)
         f32 = dict(device=device, dtype=torch.float32)
         self.x = torch.empty((rows, ctot, samples), **f32)
@@ -117,7 +118,7 @@ class Staging:
         torch.cat([v if v is not None else n for v, n in zip(qs, self.nan)], out=self.q[slot])
         if synced is not None:
             if self.synced is None:
-                self.synced = torch.empty(self.params[:, :2].shape, device=self.device)
+                self.synced = torch.empty(self.params[:, :2].shape, device=self.device, dtype=torch.float32)
             for k in range(2):
                 parts = [p[k] if p is not None else n for p, n in zip(synced, self.nan)]
                 torch.cat(parts, out=self.synced[slot, k])

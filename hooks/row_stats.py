@@ -81,7 +81,7 @@ class Rows(NamedTuple):
 
 
 def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone) -> Rows:
-    """``mk``: the per-channel masks of the rows' key (``engine._row_masks``)."""
+    """``mk``: the per-channel masks of the rows' key (``RowMasks.for_key``)."""
     L = c.counts.shape[0]
     lid, eps = c.layer_id, c.eps32
     R = inp.x.shape[0]
