@@ -5,8 +5,10 @@ Reading (``ReadFile``): SWMR read mode, from any number of places at once, in th
 others, while a writer appends. HDF5 shares one file object between the opens of one process,
 so a dataset opened by a second open can carry the first open's older extent: every dataset is
 refreshed when opened and after each new commit. An HDF5 failure is retried a few times (a live
-writer may be mid-flush) and then reported as ``CorruptRunFile``; only h5py's errors are caught,
-so a caller's mistake (a wrong row index) surfaces as that.
+writer may be mid-flush), the last time on a fresh open of the file (an open file keeps the end
+of file it first read, and refuses space the writer allocated since), and then reported as
+``CorruptRunFile``; only h5py's errors are caught, so a caller's mistake (a wrong row index)
+surfaces as that. ``being_written`` tells a file a writer is appending to right now.
 
 Writing (``WriterClaim``, ``create_aside``, ``publish``): one recorder per path, enforced by an
 ``flock`` on a lock file beside the run; a new run is created under a temporary name and only
@@ -37,6 +39,12 @@ except ImportError:  # Windows: no advisory locks; one writer per file is then t
     fcntl = None  # type: ignore[assignment]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Superblock (version 2/3) byte 11: the file consistency flags; HDF5 sets these while a writer has
+# the file open (write access, SWMR write) and clears them at close. A killed writer leaves them.
+SUPERBLOCK_FLAGS_AT = 11
+OPEN_FOR_WRITE_FLAGS = 0x01 | 0x04
+# A live writer touches its file at least this often (AsyncWriter heartbeats every 10 s).
+WRITER_TOUCH_S = 30.0
 READ_CACHE_BYTES = 32 * 1024 * 1024
 # A SWMR reader retries a metadata read whose checksum fails (the writer may be mid-flush) with
 # doubling back-off; HDF5's default of 100 attempts hangs for many minutes on a damaged file.
@@ -108,6 +116,21 @@ def stored_end_address(path: Path) -> int | None:
     return base + int.from_bytes(head[start : start + size], "little")
 
 
+def being_written(path: Path) -> bool:
+    """A writer has the file open right now: HDF5's open-for-write flags are set and the file
+    changed within ``WRITER_TOUCH_S`` (a killed writer's file keeps the flags, but not changing).
+    Read without HDF5, so it answers for a file HDF5 cannot read at this moment."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SUPERBLOCK_FLAGS_AT + 1)
+            mtime = os.fstat(fh.fileno()).st_mtime
+    except OSError:
+        return False
+    if head[:8] != HDF5_SIGNATURE or len(head) <= SUPERBLOCK_FLAGS_AT or head[8] < 2:
+        return False
+    return bool(head[SUPERBLOCK_FLAGS_AT] & OPEN_FOR_WRITE_FLAGS) and time.time() - mtime < WRITER_TOUCH_S
+
+
 def _hdf5_library():
     """The libhdf5 that h5py loaded (for a setting h5py does not expose), or None."""
     try:
@@ -138,6 +161,26 @@ class _SharedFile:
     def __init__(self, path: Path, key):
         self.key = key
         self.users = 0
+        self.path = path
+        self.file = self._open()
+        self.datasets: dict[str, h5py.Dataset] = {}
+
+    def reopen(self) -> None:
+        """Open the file afresh (every reader of it in this process then uses the new open). The
+        old open goes first: HDF5 would hand a second open of the file the first one's state. A
+        file replaced at its path (``overwrite``) stays open as it is: its readers keep the old run."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) != self.key:
+            return
+        self.datasets.clear()
+        self.file.close()
+        self.file = self._open()  # on failure self.file stays closed, and the next read tries again
+
+    def _open(self) -> h5py.File:
+        path = self.path
         try:
             fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY | h5f.ACC_SWMR_READ, fapl=_read_fapl())
         except H5_ERRORS as err:
@@ -155,8 +198,7 @@ class _SharedFile:
                     "file lock); open it once that program has closed it",
                 ) from err
             raise CorruptRunFile(path, f"HDF5 cannot open it, the file is damaged ({_first_line(reason)})") from err
-        self.file = h5py.File(fid)
-        self.datasets: dict[str, h5py.Dataset] = {}
+        return h5py.File(fid)
 
 
 _shared: dict = {}  # (device, inode) -> _SharedFile
@@ -179,18 +221,29 @@ class ReadFile:
                 _shared[key] = shared
             shared.users += 1
         self._shared = shared
-        self.file = shared.file
         self._fresh: set[str] = set()
+
+    @property
+    def file(self) -> h5py.File:
+        return self._shared.file
 
     def dataset(self, name: str) -> h5py.Dataset:
         """Dataset ``name``, refreshed once since this reader last read the commit record;
         CorruptRunFile if the file lacks it."""
         datasets = self._shared.datasets
-        if name in self._fresh:
+        if name in self._fresh and name in datasets:  # (a reopen empties ``datasets``)
             return datasets[name]
 
         def load():
-            d = datasets[name] if name in datasets else self.file[name]
+            if name in datasets:
+                d = datasets[name]
+            elif name not in self.file:  # a link lookup: opens nothing, so fails only if it is not there
+                raise KeyError(name)
+            else:
+                try:
+                    d = self.file[name]
+                except KeyError as err:  # it is there, but HDF5 could not open it (mid-flush?): retried
+                    raise OSError(str(err)) from err
             if not isinstance(d, h5py.Dataset):
                 raise CorruptRunFile(self.path, f"{name} is not a dataset; the file is damaged")
             if d.external or d.is_virtual:  # a bnviz file holds its own data, never another file's
@@ -213,10 +266,13 @@ class ReadFile:
         self._fresh.clear()
 
     def read(self, what: str, fn, missing_ok: bool = True):
-        """``fn()``; an HDF5 failure is retried, then raised as CorruptRunFile naming ``what``.
+        """``fn()``; an HDF5 failure is retried (the last time on a fresh open of the file), then
+        raised as CorruptRunFile naming ``what``.
         A KeyError from a name lookup means the file lacks it (unless ``missing_ok``: then it is
         the caller's)."""
         for attempt in range(READ_RETRIES + 1):
+            if not self.file:  # a reopen failed: try again
+                self._reopen()
             try:
                 return fn()
             except KeyError as err:
@@ -232,6 +288,15 @@ class ReadFile:
                     ) from err
                 time.sleep(RETRY_DELAY_S * 2**attempt)
                 self._fresh.clear()
+                if attempt == READ_RETRIES - 1:
+                    self._reopen()
+
+    def _reopen(self) -> None:
+        with _shared_lock:
+            try:
+                self._shared.reopen()
+            except CorruptRunFile:
+                pass  # the next attempt fails and names the problem
 
     def close(self) -> None:
         shared, self._shared = self._shared, None

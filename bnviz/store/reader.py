@@ -27,6 +27,7 @@ by path or index; ``field`` by name from ``schema``):
     run.snapshot(step, phase=None) -> {layer path: {field: value}} at the last row <= step
     run.decimated(layer, field, n_buckets=2000, rows) -> (x, lo, hi, mean)
     run.refresh() -> bool (True when new rows arrived)
+    run.waiting: str | None                          why the last refresh kept the last good view
     run.close(); Run is a context manager
 
 A file of an older minor version has fewer summary / channel fields (they are only ever
@@ -34,6 +35,11 @@ appended): the ones it lacks read as NaN.
 
 Every failure to read is a ``RunFileError`` subclass naming the file and the problem, with
 the h5py error chained; nothing from the file is unpickled or executed (JSON text only).
+
+A file a writer is appending to (``h5files.being_written``) can be caught mid-flush: what fails
+then may be fixed by the writer's next flush. Opening such a file tries again for a moment;
+a refresh keeps the last good view (``waiting`` says why) and calls the file damaged only when
+the failure outlasts ``LIVE_GRACE_S`` or the writer stops. A file no writer is at fails at once.
 """
 
 from __future__ import annotations
@@ -50,13 +56,19 @@ import numpy as np
 from bnviz.store import checks, layout, schema
 from bnviz.store.decimate import decimate
 from bnviz.store.errors import CorruptRunFile, NewerFormatError, NotBnvizRun
-from bnviz.store.h5files import H5_ERRORS, ReadFile, stored_end_address
+from bnviz.store.h5files import H5_ERRORS, ReadFile, being_written, stored_end_address
 
 # A live writer heartbeats at least this often (AsyncWriter: 10 s), so a status older than
 # max(WRITER_GONE_FLUSHES x the flush interval, WRITER_GONE_S) means the writer is gone.
 WRITER_GONE_S = 30.0
 WRITER_GONE_FLUSHES = 3
 STEP_COLUMNS = ("summary_step", "channel_step", "hist_step", "scalar_step")  # by schema.TIERS
+# A file being written that fails to open is tried again this often, with doubling waits from
+# OPEN_RETRY_S (about 1.5 s in all); a refresh keeps the last good view for up to LIVE_GRACE_S
+# of failures (a flush takes milliseconds; this covers a writer starved of CPU for long).
+OPEN_ATTEMPTS = 5
+OPEN_RETRY_S = 0.1
+LIVE_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -125,9 +137,19 @@ class Run:
         # one process's run is its own job (``join_ranks`` looks for the others).
         self.ranks: list[Run] = [self]
         self.rank_problems: dict[int, str] = {}
-        self._file = None
+        self.waiting: str | None = None
+        self._failing_since: float | None = None
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                self._open()
+                return
+            except CorruptRunFile:
+                if attempt == OPEN_ATTEMPTS - 1 or not being_written(self.path):
+                    raise
+            time.sleep(OPEN_RETRY_S * 2**attempt)
+
+    def _open(self) -> None:
         self._h5 = ReadFile(self.path)
-        self._file = self._h5.file
         try:
             self._load_header()
         except BaseException:
@@ -147,8 +169,8 @@ class Run:
     # -- header ----------------------------------------------------------------------------
 
     def _load_header(self) -> None:
-        fmt = self._h5.read("the root attributes", lambda: self._file.attrs.get(layout.ATTR_FORMAT))
-        version = self._h5.read("the root attributes", lambda: self._file.attrs.get(layout.ATTR_VERSION))
+        fmt = self._h5.read("the root attributes", lambda: self._h5.file.attrs.get(layout.ATTR_FORMAT))
+        version = self._h5.read("the root attributes", lambda: self._h5.file.attrs.get(layout.ATTR_VERSION))
         if isinstance(fmt, bytes):
             fmt = fmt.decode("utf-8", "replace")
         size, eoa = self._h5.size, stored_end_address(self.path)
@@ -176,6 +198,9 @@ class Run:
         self.layers = [LayerInfo.from_dict(d) for d in checks.layer_table(self.path, raw)]
         self._by_path = {layer.path: layer for layer in self.layers}
         self._check_datasets()
+        # the datasets were opened at their extent of a moment ago: read the commit record first,
+        # then refresh them (a commit landing in between would otherwise look like missing rows)
+        self._h5.mark_stale()
         self._counts = self._read_commit()
         self._cache: dict = {}
         self._check_complete()
@@ -243,7 +268,7 @@ class Run:
 
     def _read_meta(self) -> dict:
         meta = {}
-        attrs = self._file.attrs
+        attrs = self._h5.file.attrs
         for key in attrs:
             if key in (layout.ATTR_FORMAT, layout.ATTR_VERSION):
                 continue
@@ -287,13 +312,34 @@ class Run:
         return self._h5.read("the writer status", lambda: self._h5.dataset(layout.STATUS)[()])
 
     def refresh(self) -> bool:
-        """Pick up rows committed since the last look. True when there are new rows."""
+        """Pick up rows committed since the last look. True when there are new rows. A file
+        being written that cannot be read right now keeps its last good view (module docstring)."""
         self._h5.mark_stale()
-        counts = self._read_commit()
+        try:
+            counts = self._read_commit()
+        except CorruptRunFile as err:
+            if self._mid_write(err):
+                return False
+            raise
+        self.waiting, self._failing_since = None, None
         if counts == self._counts:
             return False
         self._counts = counts
         self._cache.clear()
+        return True
+
+    def _mid_write(self, err: CorruptRunFile) -> bool:
+        """Whether ``err`` may be a flush in progress: the writer is at work and the failures
+        began less than LIVE_GRACE_S ago (then ``waiting`` says so). Raises once they last longer."""
+        now = time.monotonic()
+        since = self._failing_since = self._failing_since or now
+        if not being_written(self.path):
+            return False
+        if now - since > LIVE_GRACE_S:
+            raise CorruptRunFile(
+                self.path, f"{err.problem} (for {now - since:.0f} s, while its writer went on writing)"
+            ) from err
+        self.waiting = f"waiting for the writer to finish a write ({err.problem})"
         return True
 
     @property
@@ -532,9 +578,7 @@ class Run:
     # -- lifetime --------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._file is not None:
-            self._h5.close()
-            self._file = None
+        self._h5.close()
         for other in self.ranks:
             if other is not self:
                 other.close()

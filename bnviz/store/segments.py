@@ -47,9 +47,10 @@ def is_segment_name(path) -> bool:
 
 
 def open_joined(path) -> Run:
-    """``path`` as one run: a Run, or a JoinedRun when resumed segments lie beside it."""
+    """``path`` as one run: a JoinedRun of the segments that lie beside it (one, if it was never
+    resumed, so that ``refresh`` finds a segment written later), or a segment's path alone: a Run."""
     first = Run(path)
-    if is_segment_name(path) or not segment_path(path, 1).exists():
+    if is_segment_name(path):
         return first
     try:
         return JoinedRun(first)
@@ -104,6 +105,8 @@ class JoinedRun(Run):
         self._cache = {}
 
     def _read(self, name, tier, rows, *tail):
+        if len(self.segments) == 1:
+            return self.segments[0]._read(name, tier, rows, *tail)
         n = self._counts[tier]
         if isinstance(rows, slice):
             idx = np.arange(*rows.indices(n))
@@ -135,6 +138,10 @@ class JoinedRun(Run):
 
     def _status(self):
         return self.segments[-1]._status()
+
+    @property
+    def waiting(self) -> str | None:  # type: ignore[override]
+        return next((s.waiting for s in self.segments if s.waiting), None)
 
     @property
     def writer_state(self) -> str:
@@ -178,12 +185,13 @@ class JoinedRun(Run):
     def close(self) -> None:
         for seg in getattr(self, "segments", ()):
             seg.close()
-        self._file = None
         for other in getattr(self, "ranks", ()):
             if other is not self:
                 other.close()
 
     def __repr__(self) -> str:
+        if len(self.segments) == 1:
+            return super().__repr__()
         return (
             f"<bnviz Run {self.path.name} + {len(self.segments) - 1} resumed segments: "
             f"{len(self.layers)} layers, {self._counts['summary']} rows>"

@@ -197,7 +197,9 @@ class RunWriter:
             )
             f.create_dataset(layout.COMMIT, data=np.zeros(len(schema.TIERS), np.int64))
             f.create_dataset(layout.STATUS, data=np.array([time.time(), layout.STATE_LIVE, 0.0]))
-            f.create_dataset(layout.SCALAR_NAMES, shape=(schema.MAX_SCALARS,), dtype=f"S{schema.SCALAR_NAME_BYTES}")
+            # written now, so its space is allocated here: space allocated later lies past the end of
+            # file that open readers know, and HDF5 refuses to open the dataset for them
+            f.create_dataset(layout.SCALAR_NAMES, data=np.zeros(schema.MAX_SCALARS, f"S{schema.SCALAR_NAME_BYTES}"))
             f.create_group(layout.CHANNEL_GROUP)
             for col in [*self._columns, *self._channel_columns]:
                 f.create_dataset(
