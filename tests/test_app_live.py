@@ -59,7 +59,8 @@ def test_live_rows_update_the_views_and_follow_latest_tracks_them(qtbot, tmp_pat
             w.session.state.update(view="distribution")
             qtbot.waitUntil(lambda: child.poll() is not None, timeout=30000)
             assert child.returncode == 0, child.stderr.read()
-            qtbot.waitUntil(lambda: not w.live_timer.isActive(), timeout=5000)
+            qtbot.waitUntil(lambda: not w.session.live, timeout=5000)
+            assert w.live_timer.isActive(), "a run followed live is watched for a resumed segment"
         finally:
             child.kill()
     assert len(w.session.steps) == BLOCKS * ROWS
@@ -90,7 +91,8 @@ def test_a_killed_writer_is_named_in_the_status_and_banner(qtbot, tmp_path):
     assert w.open_files(str(path)), w.last_error
     assert "writer: writer gone" in w.status["writer"].text()
     assert "stopped without closing" in w.banner.text()
-    assert len(w.session.steps) == 16 and not w.live_timer.isActive()
+    assert len(w.session.steps) == 16 and not w.session.live
+    assert w.live_timer.isActive(), "a run whose writer died is watched for a resumed segment"
     w.findings.shutdown()
 
 
@@ -162,7 +164,7 @@ def test_a_real_training_run_is_waited_for_then_followed_until_the_user_moves(wi
             assert w.session.state.follow_latest and w.session.state.step == int(w.session.steps[-1])
             qtbot.waitUntil(lambda: child.poll() is not None, timeout=90000)
             assert child.returncode == 0, child.stderr.read()
-            qtbot.waitUntil(lambda: not w.live_timer.isActive(), timeout=10000)
+            qtbot.waitUntil(lambda: not w.session.live, timeout=10000)
         finally:
             child.kill()
     assert w.session.state.step == int(w.session.steps[-1]) == 299

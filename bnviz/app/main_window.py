@@ -290,7 +290,7 @@ class MainWindow(QtWidgets.QMainWindow):
         st = self.session.state
         self._trouble_from = (st.layer, st.view, st.follow_latest, st.step) if self.session.fresh else None
         self._check_writer()
-        if self.session.live:
+        if self.session.watching:
             self.live_timer.start()
         else:
             self.live_timer.stop()
@@ -389,7 +389,7 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             self.session.refresh()
         except (RunFileError, OSError) as e:
-            self.session.live = False
+            self.session.live = self.session.watching = False
             self.banner.show_message(
                 Reason.UNREADABLE,
                 "The recording can no longer be read (deleted or "
@@ -397,7 +397,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 "File > Reload tries again.",
             )
         self._check_writer()
-        if not self.session.live:
+        if not self.session.watching:
             self.live_timer.stop()
         self._update_status()
 
@@ -411,11 +411,14 @@ class MainWindow(QtWidgets.QMainWindow):
             writer, failed = slot.run.writer_state, slot.run.recording_failed
         except (RunFileError, OSError) as e:
             writer, failed = "unreadable", False
-            self.session.live = False
+            self.session.live = self.session.watching = False
             self.banner.show_message(
                 Reason.UNREADABLE, f"The recording can no longer be read (deleted or truncated while open?): {e}"
             )
-        self.writer_text = f"writer: {writer}"
+        waiting = self.session.waiting
+        self.writer_text = f"writer: {writer}" + (", waiting for it to finish a write" if waiting else "")
+        if writer == "live":
+            self.banner.clear(Reason.WRITER_GONE)  # a resumed run has a writer again
         if failed:
             self.banner.show_message(
                 Reason.WRITE_FAILED,

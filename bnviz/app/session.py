@@ -33,6 +33,8 @@ class Slot:
     run: Run
     path: str
     index: int = 0
+    # its writer was seen live, or gone: a restart may resume it (a new segment), so keep looking
+    resumable: bool = False
 
     def __post_init__(self) -> None:
         self.reread()
@@ -55,10 +57,11 @@ class Slot:
         """Every rank's run of this recording's job (``[run]`` for a single process)."""
         return getattr(self.run, "ranks", None) or [self.run]
 
-    @property
-    def live(self) -> bool:
-        """A training process (any rank's) is still writing."""
-        return any(r.writer_state == "live" for r in self.ranks)
+    def check_writer(self) -> bool:
+        """Whether a training process (any rank's) is still writing; notes a run to watch for a resume."""
+        states = {r.writer_state for r in self.ranks}
+        self.resumable = self.resumable or bool(states & {"live", "writer gone"})
+        return "live" in states
 
 
 class Session:
@@ -75,6 +78,7 @@ class Session:
         self.slots: list[Slot] = []
         self.opening = False
         self.live = False  # a training process is still writing (as of the last open or refresh)
+        self.watching = False  # live, or a run that may yet be resumed: the live timer polls
         self.fresh = False  # the last open was of another recording, not a reload or a layout
         # each run's findings (by Slot.index, which a run keeps while open, unlike its letter): the
         # list, or why there are none; filled by the findings panel's jobs
@@ -109,7 +113,7 @@ class Session:
             self.state.update(hidden_runs=(), reference_run=0)
         self.slots = [Slot("", r, os.path.abspath(p), i) for i, (r, p) in enumerate(zip(runs, names))]
         self._relabel()
-        self.live = any(s.live for s in self.slots)
+        self.check_writers()
         self.fresh = not keep_state and not same_first
         self.findings, self.infos = {}, {}
         self.opening = True  # listeners skip redraws until runs_changed: one draw per open
@@ -134,7 +138,7 @@ class Session:
         slot = Slot("", run, os.path.abspath(path), next(i for i in range(len(used) + 1) if i not in used))
         self.slots.append(slot)
         self._relabel()
-        self.live = any(s.live for s in self.slots)
+        self.check_writers()
         self.fresh = False
         self.runs_changed.emit()
         return slot
@@ -162,7 +166,7 @@ class Session:
                 reference_run=0 if ref == place else ref - (ref > place),
             )
             self._relabel()
-            self.live = any(s.live for s in self.slots)
+            self.check_writers()
             self.fresh = False
             self._fix_state()
         finally:
@@ -177,7 +181,7 @@ class Session:
         for s in self.slots:
             s.run.close()
         self.slots = []
-        self.live = False
+        self.live = self.watching = False
 
     def reload(self) -> None:
         """Reopen the same files and keep the view state."""
@@ -185,19 +189,31 @@ class Session:
             self.open(*[s.path for s in self.slots])
 
     def refresh(self) -> bool:
-        """Poll live runs (every rank of a distributed job) for new rows and whether a writer is
-        still live; True when any grew. The live timer calls it; nothing else reads the writer."""
-        grew = False
+        """Poll live runs (every rank of a distributed job) for new rows, new resumed segments (whose
+        rows may replace some shown) and whether a writer is still live; True when any changed.
+        The live timer calls it; nothing else reads the writer."""
+        changed = False
         for s in self.slots:
             if refresh_ranks(s.ranks):
-                grew = True
+                changed = True
                 s.reread()
-        self.live = any(s.live for s in self.slots)
-        if grew:
+        self.check_writers()
+        if changed:
             if self.state.follow_latest:
                 self.state.update(step=self.latest_step())
+            self._fix_state()  # a resumed segment can take back steps the cursor or range was on
             self.data_changed.emit()
-        return grew
+        return changed
+
+    def check_writers(self) -> None:
+        """``live`` and ``watching`` as of now."""
+        self.live = any([s.check_writer() for s in self.slots])  # noqa: C419 - every slot notes its own
+        self.watching = self.live or any(s.resumable for s in self.slots)
+
+    @property
+    def waiting(self) -> str | None:
+        """Why a live run's last refresh kept its last good view (its writer was mid-write), or None."""
+        return next((r.waiting for s in self.slots for r in s.ranks if r.waiting), None)
 
     def _relabel(self) -> None:
         for s in self.slots:
