@@ -1,11 +1,14 @@
 """Following a run that is resumed: the session (Qt-free) keeps watching a run whose writer was
-live or died, picks up the segment the restarted training writes, and shows the joined rows."""
+live or died, picks up the segment the restarted training writes, and shows the joined rows;
+the window says so."""
 
 from __future__ import annotations
 
 from live_writer import Writer  # tests/live_writer.py (pytest's pythonpath)
 
 from bnviz.app.session import Session
+from bnviz.store import checks
+from bnviz.store.errors import CorruptRunFile
 from bnviz.store.segments import segment_path
 
 
@@ -49,3 +52,38 @@ def test_a_run_opened_finished_is_not_watched(tmp_path):
     session.open(str(path))
     assert len(session.steps) == 16 and not session.live and not session.watching
     session.close()
+
+
+def test_the_window_follows_a_killed_run_into_its_resumed_segment(window, qtbot, tmp_path, monkeypatch):
+    """``bnviz view run.h5`` left open: the first attempt dies (banner), the restart's segment
+    arrives (banner gone, writer live again, the joined rows drawn and followed)."""
+    w = window
+    w.live_timer.setInterval(50)
+    path = tmp_path / "run.h5"
+    with Writer(path, "--steps", "40", "--end", "kill") as first:
+        first.send()
+        assert w.open_files(str(path)), w.last_error
+        first.send("all")
+        first.end()
+    qtbot.waitUntil(lambda: "writer: writer gone" in w.status["writer"].text(), timeout=10000)
+    assert "stopped without closing" in w.banner.text() and w.live_timer.isActive()
+    with Writer(segment_path(path, 1), "--steps", "48", "--seed", "1", "--segment-start", "24") as second:
+        qtbot.waitUntil(lambda: "writer: live" in w.status["writer"].text(), timeout=10000)
+        assert "stopped without closing" not in w.banner.text()
+        assert list(w.session.steps) == list(range(24))
+
+        def mid_write(path, *args):  # the next commit is caught mid-write
+            raise CorruptRunFile(path, "the commit record says 32 summary rows, but the file holds 24")
+
+        monkeypatch.setattr(checks, "committed", mid_write)
+        second.send()
+        qtbot.waitUntil(lambda: "waiting for it to finish a write" in w.status["writer"].text(), timeout=10000)
+        assert list(w.session.steps) == list(range(24)) and "can no longer be read" not in w.banner.text()
+        monkeypatch.undo()
+        qtbot.waitUntil(lambda: len(w.session.steps) == 32, timeout=10000)
+        assert "waiting" not in w.status["writer"].text()
+        second.send("all")
+        second.end()
+    qtbot.waitUntil(lambda: "writer: closed" in w.status["writer"].text(), timeout=10000)
+    assert list(w.session.steps) == list(range(48)) and w.session.state.step == 47
+    qtbot.waitUntil(lambda: len(w.current_view().tables[""]["step"]) == 48, timeout=10000)

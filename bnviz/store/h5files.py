@@ -43,8 +43,9 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # the file open (write access, SWMR write) and clears them at close. A killed writer leaves them.
 SUPERBLOCK_FLAGS_AT = 11
 OPEN_FOR_WRITE_FLAGS = 0x01 | 0x04
-# A live writer touches its file at least this often (AsyncWriter heartbeats every 10 s).
-WRITER_TOUCH_S = 30.0
+# A live writer writes to its file every 10 s at least (AsyncWriter's heartbeat): silence for
+# longer than this means it is gone (its file, or its heartbeat in the file, stopped changing).
+WRITER_SILENT_S = 30.0
 READ_CACHE_BYTES = 32 * 1024 * 1024
 # A SWMR reader retries a metadata read whose checksum fails (the writer may be mid-flush) with
 # doubling back-off; HDF5's default of 100 attempts hangs for many minutes on a damaged file.
@@ -118,7 +119,7 @@ def stored_end_address(path: Path) -> int | None:
 
 def being_written(path: Path) -> bool:
     """A writer has the file open right now: HDF5's open-for-write flags are set and the file
-    changed within ``WRITER_TOUCH_S`` (a killed writer's file keeps the flags, but not changing).
+    changed within ``WRITER_SILENT_S`` (a killed writer's file keeps the flags, but not changing).
     Read without HDF5, so it answers for a file HDF5 cannot read at this moment."""
     try:
         with open(path, "rb") as fh:
@@ -128,7 +129,7 @@ def being_written(path: Path) -> bool:
         return False
     if head[:8] != HDF5_SIGNATURE or len(head) <= SUPERBLOCK_FLAGS_AT or head[8] < 2:
         return False
-    return bool(head[SUPERBLOCK_FLAGS_AT] & OPEN_FOR_WRITE_FLAGS) and time.time() - mtime < WRITER_TOUCH_S
+    return bool(head[SUPERBLOCK_FLAGS_AT] & OPEN_FOR_WRITE_FLAGS) and time.time() - mtime < WRITER_SILENT_S
 
 
 def _hdf5_library():

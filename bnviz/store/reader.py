@@ -56,11 +56,10 @@ import numpy as np
 from bnviz.store import checks, layout, schema
 from bnviz.store.decimate import decimate
 from bnviz.store.errors import CorruptRunFile, NewerFormatError, NotBnvizRun
-from bnviz.store.h5files import H5_ERRORS, ReadFile, being_written, stored_end_address
+from bnviz.store.h5files import H5_ERRORS, WRITER_SILENT_S, ReadFile, being_written, stored_end_address
 
-# A live writer heartbeats at least this often (AsyncWriter: 10 s), so a status older than
-# max(WRITER_GONE_FLUSHES x the flush interval, WRITER_GONE_S) means the writer is gone.
-WRITER_GONE_S = 30.0
+# A status older than max(WRITER_GONE_FLUSHES x the flush interval, h5files.WRITER_SILENT_S)
+# means the writer is gone.
 WRITER_GONE_FLUSHES = 3
 STEP_COLUMNS = ("summary_step", "channel_step", "hist_step", "scalar_step")  # by schema.TIERS
 # A file being written that fails to open is tried again this often, with doubling waits from
@@ -357,7 +356,7 @@ class Run:
             except PermissionError:
                 pass  # alive, owned by another user
         flush_s = self.meta.get("flush_seconds") or 0
-        if not time.time() - heartbeat <= max(WRITER_GONE_FLUSHES * flush_s, WRITER_GONE_S):
+        if not time.time() - heartbeat <= max(WRITER_GONE_FLUSHES * flush_s, WRITER_SILENT_S):
             return "writer gone"
         return "live"
 
