@@ -21,12 +21,13 @@ class Staged:
         self.received: tuple[bool, ...] | None = None  # per layer: its activation's input was sampled
 
 
-def compute(staged: list[Staged], staging, results, constants, masks, device) -> None:
+def compute(staged: list[Staged], staging, results, constants, masks, work, device) -> None:
     """The statistics of the staged rows, written to ``results`` (``buffers.Results``)."""
     groups: dict = {}
     for st in staged:
         groups.setdefault((st.key, id(st.zone), st.received), []).append(st)
     hist_parts = []
+    work.start(len(staged))
     with torch.no_grad():
         for members in groups.values():
             first = members[0]
@@ -47,7 +48,7 @@ def compute(staged: list[Staged], staging, results, constants, masks, device) ->
                 synced=staging.synced[sel] if mk["any_sync"] and staging.synced is not None else None,
                 activation=activation,
             )
-            out = row_stats.compute(inputs, constants, mk, zone)
+            out = row_stats.compute(inputs, constants, mk, zone, work)
             at = _positions([m.row.index for m in members], device)
             results.summary[at] = out.summary
             results.quantiles[at] = out.quantiles
@@ -61,10 +62,10 @@ def compute(staged: list[Staged], staging, results, constants, masks, device) ->
                 hist_parts.append((members, hist, out, mk))
         staging.grads.fill_(torch.nan)
         if hist_parts:
-            _histograms(hist_parts, results, constants, device)
+            _histograms(hist_parts, results, constants, work, device)
 
 
-def _histograms(parts, results, constants, device) -> None:
+def _histograms(parts, results, constants, work, device) -> None:
     """Histograms of the staged histogram rows: the sticky range goes through them in row order."""
     order = sorted(
         (members[i].row.hist, p, k) for p, (members, hist, _, _) in enumerate(parts) for k, i in enumerate(hist)
@@ -83,7 +84,7 @@ def _histograms(parts, results, constants, device) -> None:
     for p, (members, hist, out, mk) in enumerate(parts):
         rows = _positions(hist, device)
         mine = ranges[_positions([place[p, k] for k in range(len(hist))], device)]
-        counts, ranges_used = row_stats.histograms(out.values[:, rows], mk, mine, constants)
+        counts, ranges_used = row_stats.histograms(out.pre, out.xy, rows, mk, mine, constants, work)
         at = _positions([members[i].row.hist for i in hist], device)
         results.hist[at] = counts
         results.hist_range[at] = ranges_used

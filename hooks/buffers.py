@@ -2,9 +2,9 @@
 the copy of a block to host memory (``PendingBlock``). No host synchronisation anywhere here.
 
 Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
-(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), 3 x (rows_per_compute + 2) x
-Ctot x S ones for counting histograms, and while a block of rows is computed about 60 bytes per sampled value of it
-(``rows_per_compute`` keeps that near WORK_BYTES).
+(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and the scratch memory of a
+block's computation (``Work``, kept between blocks): about 12 bytes per sampled value of the block's
+rows plus 48 per sampled value of its histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ F_S = len(schema.SUMMARY_FIELDS)
 F_C = len(schema.CHANNEL_FIELDS)
 N_INDEX = schema.SUMMARY_FIELDS.index("n")
 WORK_BYTES = 64 << 20
-WORK_BYTES_PER_VALUE = 60
+WORK_BYTES_PER_VALUE = 60  # every row a histogram row
 PARAMS = (("_parameters", "weight"), ("_parameters", "bias"), ("_buffers", "running_mean"), ("_buffers", "running_var"))
 
 
@@ -31,10 +31,9 @@ def rows_per_compute(total_channels: int, samples: int, capacity: int) -> int:
     return max(1, min(capacity, WORK_BYTES // (WORK_BYTES_PER_VALUE * total_channels * samples)))
 
 
-def constants(modules, features, probe_channels, probes: int, stage_rows: int, samples: int, device):
+def constants(modules, features, probe_channels, probes: int, device):
     """``row_stats.Constants`` of these layers (registration order); probe_channels: a list per layer."""
     L = len(modules)
-    ctot = sum(features)
     offsets = np.concatenate([[0], np.cumsum(features)]).tolist()
     feats = torch.tensor(features)
 
@@ -63,7 +62,6 @@ def constants(modules, features, probe_channels, probes: int, stage_rows: int, s
         quantiles=torch.tensor(schema.QUANTILES, dtype=torch.float64).to(device),
         xhat_lo=torch.full((L,), schema.XHAT_RANGE[0], **f32),
         xhat_hi=torch.full((L,), schema.XHAT_RANGE[1], **f32),
-        ones=torch.ones(3 * stage_rows * ctot * samples, **f32),
     )
 
 
@@ -128,6 +126,64 @@ class Staging:
             torch.cat(
                 [z if z is not None else zero for z, zero in zip(activation, self.zeros)], out=self.activation[slot]
             )
+
+
+class Work:
+    """Scratch memory of a block's computation, kept from block to block and grown to the largest.
+
+    A fresh tensor of a few MB costs a page fault per 4 KiB on every block, more than the arithmetic
+    on it (measured: a 4 MB product 16x slower than into a reused buffer), so the large
+    intermediates go to these buffers (``out=``, in place). ``start`` begins a block of ``rows``
+    rows: its groups' x-hat / y stay until the block's histograms are counted.
+    """
+
+    def __init__(self, total_channels: int, samples: int, device):
+        self.shape, self.device = (total_channels, samples), device
+        self._flat: dict[str, torch.Tensor] = {}
+        self._xy_used = 0
+
+    def start(self, rows: int) -> None:
+        self._xy_used = 0
+        self._buffer("xy", 2 * rows, torch.float32)  # grown now: later views stay in one buffer
+
+    def xy(self, rows: int) -> torch.Tensor:
+        """(2, rows, Ctot, S) for a group's x-hat and y, after the previous groups'."""
+        n = 2 * rows
+        flat = self._buffer("xy", self._xy_used + n, torch.float32)
+        out = flat[self._xy_used * self._per_row : (self._xy_used + n) * self._per_row]
+        self._xy_used += n
+        return out.view(2, rows, *self.shape)
+
+    def inside(self, rows: int) -> torch.Tensor:
+        """(2, 2, rows, Ctot, S) bool: zone tests (below, above) of x-hat and y."""
+        return self._view("inside", (2, 2, rows), torch.bool)
+
+    def received(self, rows: int) -> torch.Tensor:
+        """(rows, Ctot, S): what activations received, or y."""
+        return self._view("received", (rows,), torch.float32)
+
+    def histogram(self, rows: int):
+        """(3, rows, Ctot, S) float positions, float scratch and int64 slots for counting histograms."""
+        lead = (3, rows)
+        return (
+            self._view("u", lead, torch.float32),
+            self._view("u_scratch", lead, torch.float32),
+            self._view("slot", lead, torch.int64),
+        )
+
+    @property
+    def _per_row(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def _buffer(self, name: str, rows: int, dtype) -> torch.Tensor:
+        buf = self._flat.get(name)
+        if buf is None or buf.numel() < rows * self._per_row:
+            buf = self._flat[name] = torch.empty(rows * self._per_row, dtype=dtype, device=self.device)
+        return buf
+
+    def _view(self, name: str, lead: tuple, dtype) -> torch.Tensor:
+        rows = int(np.prod(lead))
+        return self._buffer(name, rows, dtype)[: rows * self._per_row].view(*lead, *self.shape)
 
 
 class Results:

@@ -4,6 +4,8 @@ which layers' zones are measured at an activation's input."""
 
 from __future__ import annotations
 
+from math import nan
+
 import torch
 
 from . import row_stats, sampling
@@ -29,10 +31,11 @@ class RowMasks:
         if self._zone is None or self._zone[0] != version:
             infos = {id(li.module): li for li in self.instrumentation.layers}
             layers = [infos[id(m)] for m in self.modules]
+            dead = [li.zone_rule == "dead" for li in layers]
+            t = [float(li.zone_threshold) for li in layers]
             zone = row_stats.Zone(
-                use_abs=self.per_channel([li.zone_rule != "dead" for li in layers]).unsqueeze(1),
-                threshold=self.per_channel([li.zone_threshold for li in layers]).unsqueeze(1),
-                any_abs=any(li.zone_rule != "dead" for li in layers),
+                below=self.per_channel([v if d else -v for v, d in zip(t, dead)]).unsqueeze(1),
+                above=None if all(dead) else self.per_channel([nan if d else v for v, d in zip(t, dead)]).unsqueeze(1),
                 at_activation=tuple(li.zone_input == "activation" for li in layers),
             )
             self._zone = (version, zone)
@@ -60,6 +63,8 @@ class RowMasks:
             "q_is_var": self.per_channel([bool(k and k[2]) for k in key], torch.bool),
             "s": s,
             "valid": sampled,
+            "invalid": ~sampled,
+            "padding": self.padding(valid),
             "pool_counted": sampled.flatten()[pool] & ~pad,  # pooled entries that are samples
             "padded": any(v < S for v in valid),
             "any_identity": MODE_IDENTITY in mode,
@@ -71,6 +76,12 @@ class RowMasks:
         }
         self._by_key[key] = got
         return got
+
+    def padding(self, valid) -> torch.Tensor:
+        """(L,) sample slots per layer that hold no sample (``valid``: samples per channel, per layer)."""
+        return torch.tensor([c * (self.samples - v) for c, v in zip(self.features, valid)], dtype=torch.float32).to(
+            self.device
+        )
 
     def activation(self, zone: row_stats.Zone, received, key):
         """(channels whose zone is taken on what their activation ``received`` (Ctot, 1), channels

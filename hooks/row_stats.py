@@ -42,15 +42,13 @@ class Constants:
     quantiles: torch.Tensor  # (NQ,) float64
     xhat_lo: torch.Tensor  # (L,)
     xhat_hi: torch.Tensor
-    ones: torch.Tensor  # float32 ones for the histogram counts
 
 
 class Zone(NamedTuple):
     """The zone rule per channel (``zone_rules.py``) and where it is measured, as of a row's close."""
 
-    use_abs: torch.Tensor  # (Ctot, 1) |v| >= t (else v <= t)
-    threshold: torch.Tensor  # (Ctot, 1)
-    any_abs: bool
+    below: torch.Tensor  # (Ctot, 1) in the zone: v <= below (rule "dead": t; |v| >= t: -t)
+    above: torch.Tensor | None  # (Ctot, 1) or v >= above (|v| >= t: t; "dead": NaN); None: every rule "dead"
     at_activation: tuple[bool, ...]  # per layer: zone_input "activation"
 
 
@@ -75,13 +73,14 @@ class Rows(NamedTuple):
     summary: torch.Tensor  # (R, L, F_S) schema.SUMMARY_FIELDS
     quantiles: torch.Tensor  # (R, L, 3, NQ) of pre / x-hat / post
     probes: torch.Tensor  # (R, L, K, NQ)
-    values: torch.Tensor  # (3, R, Ctot, S) sampled pre / x-hat / post, for the histograms
+    pre: torch.Tensor  # (R, Ctot, S) sampled x, for the histograms
+    xy: torch.Tensor  # (2, R, Ctot, S) sampled x-hat / y (post), in ``Work``
     pooled_extremes: torch.Tensor  # (2, R, L, 2) pre / post pooled (min, max), float64: the histogram range
     pooled: torch.Tensor  # (2, R, L, P) pre / post pooled values, sorted, excluded ones NaN
 
 
-def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone) -> Rows:
-    """``mk``: the per-channel masks of the rows' key (``RowMasks.for_key``)."""
+def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work) -> Rows:
+    """``mk``: the per-channel masks of the rows' key (``RowMasks.for_key``); ``work``: ``buffers.Work``."""
     L = c.counts.shape[0]
     lid, eps = c.layer_id, c.eps32
     R = inp.x.shape[0]
@@ -124,15 +123,14 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone) -> Rows:
         post_mean = torch.where(identity, mean, post_mean)
         post_var = torch.where(identity, var, post_var)
 
-    values = inp.x.new_empty((3,) + inp.x.shape)
-    values[0] = inp.x
+    xy = work.xy(R)
     # broadcasting addcmul is slower on CPU than a multiply and an in-place add
-    torch.mul(values[0], uinv.unsqueeze(-1), out=values[1]).sub_((um * uinv).unsqueeze(-1))  # x-hat
-    torch.mul(values[1], g.unsqueeze(-1), out=values[2]).add_(b.unsqueeze(-1))  # y = gamma x-hat + beta
+    torch.mul(inp.x, uinv.unsqueeze(-1), out=xy[0]).sub_((um * uinv).unsqueeze(-1))  # x-hat
+    torch.mul(xy[0], g.unsqueeze(-1), out=xy[1]).add_(b.unsqueeze(-1))  # y = gamma x-hat + beta
     if mk["any_identity"]:
-        torch.where(identity.unsqueeze(-1), values[0], values[2], out=values[2])  # a Probe: y = x
+        torch.where(identity.unsqueeze(-1), inp.x, xy[1], out=xy[1])  # a Probe: y = x
     valid = mk["valid"]
-    sat_x, sat_y = _zone_fractions(values, inp.activation, zone, mk)
+    sat_x, sat_y = _zone_fractions(xy, inp.activation, zone, mk, work)
 
     present = mk["present"]
     gap = (mean - rm).abs() * torch.rsqrt(rv + eps)
@@ -212,12 +210,13 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone) -> Rows:
         summary = torch.where(mk["present_l"].unsqueeze(-1), summary, torch.nan)
 
     # finiteness (and padding) tested on the values each use takes, not on every sampled value
-    pooled = values.flatten(2)[:, :, mk["pool"]]
+    pool = mk["pool"]
+    pooled = torch.cat([inp.x.flatten(1)[:, pool].unsqueeze(0), xy.flatten(2)[:, :, pool]])
     pooled = torch.where(_counted(pooled, mk["pool_counted"]), pooled, torch.nan)
     pooled = stats.sort_last(pooled)  # (3, R, L, P), excluded values (NaN) last
     quant = stats.sorted_quantiles(pooled, c.quantiles)  # (3, R, L, NQ)
     K = c.probe_present.shape[1]
-    probe_values = values[2][:, c.probe_index]  # (R, L * K, S)
+    probe_values = xy[1][:, c.probe_index]  # (R, L * K, S)
     probe = torch.where(_counted(probe_values, valid[c.probe_index] if mk["padded"] else None), probe_values, torch.nan)
     probe = stats.sorted_quantiles(stats.sort_last(probe), c.quantiles).view(R, L, K, -1)
     pre_post = pooled[0::2]  # a slice, not a list index (that would copy from the host)
@@ -226,7 +225,8 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone) -> Rows:
         summary=summary,
         quantiles=quant.permute(1, 2, 0, 3).float(),
         probes=torch.where(c.probe_present, probe, torch.nan).float(),
-        values=values,
+        pre=inp.x,
+        xy=xy,
         pooled_extremes=torch.stack([quant[0::2, ..., 0], quant[0::2, ..., -1]], -1),
         pooled=pre_post,
     )
@@ -239,16 +239,16 @@ def _counted(values, valid):
     return finite & valid if valid is not None else finite
 
 
-def _zone_fractions(values, activation, zone: Zone, mk: dict):
+def _zone_fractions(xy, activation, zone: Zone, mk: dict, work):
     """(R, Ctot) fractions of the sampled x-hat and y (or what the activation received) in the zone."""
-    zone_values = values[1:]  # x-hat, y
-    if activation is not None:  # y, or what the activation really received
+    inside, scratch = work.inside(xy.shape[1])
+    if activation is None:
+        stats.in_zone(xy, zone.below, zone.above, inside, scratch)
+    else:  # y, or what the activation really received
         received, use, missing = activation
-        zone_values = torch.stack([values[1], torch.where(use, received, values[2])])
-    if zone.any_abs:
-        inside = stats.in_zone(zone_values, zone.use_abs, zone.threshold)
-    else:  # every rule "dead": in_zone's v <= t for all channels, without the |v| side
-        inside = zone_values <= zone.threshold
+        y = torch.where(use, received, xy[1], out=work.received(xy.shape[1]))
+        for k, v in enumerate((xy[0], y)):
+            stats.in_zone(v, zone.below, zone.above, inside[k], scratch[k])
     if mk["padded"]:
         inside &= mk["valid"]
     sat_x, sat_y = stats.count_true(inside) / mk["s"]
@@ -302,28 +302,40 @@ def _outside_fraction(pooled, lo, hi):
     return outside / seen.sum(-1)
 
 
-def histograms(values, mk: dict, ranges, c: Constants):
+def histograms(pre, xy, rows, mk: dict, ranges, c: Constants, work):
     """Counts (H, L, 3, NB + 3) and ranges (H, L, 3, 2) of the sampled pre / x-hat / post of H rows.
 
-    ``values`` (3, H, Ctot, S); ``mk`` the rows' masks; ``ranges`` (H, 2, 2, L) from
+    ``pre`` (R, Ctot, S) and ``xy`` (2, R, Ctot, S) are a group's (``Rows``), ``rows`` (a slice or
+    an index) its H histogram rows; ``mk`` the rows' masks; ``ranges`` (H, 2, 2, L) from
     ``sticky_ranges``; x-hat on schema.XHAT_RANGE.
     """
-    counted = _counted(values, mk["valid"] if mk["padded"] else None)
     L = c.counts.shape[0]
-    H = values.shape[1]
+    H = ranges.shape[0]
+    u, scratch, slot = work.histogram(H)
+    _take(pre, 0, rows, u[0])
+    _take(xy, 1, rows, u[1:])
     xlo, xhi = c.xhat_lo.expand(H, L), c.xhat_hi.expand(H, L)
     lo3 = torch.stack([ranges[:, 0, 0], xlo, ranges[:, 1, 0]])  # (3, H, L)
     hi3 = torch.stack([ranges[:, 0, 1], xhi, ranges[:, 1, 1]])
-    nonfinite = stats.segment_sum(mk["s"] - stats.count_true(counted), c.layer_id, L)  # (3, H, L)
+    flat = (3 * H, *u.shape[2:])
     counts = stats.histogram(
-        values.reshape(3 * H, *values.shape[2:]),
-        counted.reshape(3 * H, *counted.shape[2:]),
-        nonfinite.reshape(3 * H, L),
+        u.view(flat),
+        scratch.view(flat),
+        slot.view(flat),
+        mk["invalid"] if mk["padded"] else None,
+        mk["padding"],
         c.layer_id,
         lo3.reshape(3 * H, L),
         hi3.reshape(3 * H, L),
         L,
         NB,
-        c.ones,
     ).view(3, H, L, -1)
     return counts.permute(1, 2, 0, 3), torch.stack([lo3, hi3], -1).permute(1, 2, 0, 3).float()
+
+
+def _take(src, dim: int, rows, out) -> None:
+    """``src``'s entries ``rows`` along ``dim`` into ``out``, without a temporary."""
+    if isinstance(rows, slice):
+        out.copy_(src[(slice(None),) * dim + (rows,)])
+    else:
+        torch.index_select(src, dim, rows, out=out)
