@@ -91,10 +91,13 @@ def _histograms(parts, results, constants, work, device) -> None:
 
 
 def _positions(positions: list[int], device):
-    """An index for these positions: a slice when they are consecutive (no copy), else a tensor;
-    on a GPU copied from pinned memory without waiting (a pageable copy would wait for the queue)."""
-    if positions == list(range(positions[0], positions[0] + len(positions))):
-        return slice(positions[0], positions[0] + len(positions))
+    """An index for these positions: a slice when they are evenly spaced, as the tiers' rows are
+    (a view, no copy), else a tensor; on a GPU copied from pinned memory without waiting (a
+    pageable copy would wait for the queue)."""
+    first = positions[0]
+    step = positions[1] - first if len(positions) > 1 else 1
+    if step > 0 and positions == list(range(first, first + step * len(positions), step)):
+        return slice(first, first + step * (len(positions) - 1) + 1, step)
     if torch.device(device).type == "cuda":
         return torch.tensor(positions, pin_memory=True).to(device, non_blocking=True)
     return torch.tensor(positions, device=device)

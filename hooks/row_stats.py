@@ -312,13 +312,18 @@ def histograms(pre, xy, rows, mk: dict, ranges, c: Constants, work):
     L = c.counts.shape[0]
     H = ranges.shape[0]
     u, scratch, slot = work.histogram(H)
-    _take(pre, 0, rows, u[0])
-    _take(xy, 1, rows, u[1:])
+    if isinstance(rows, slice):  # views: the histogram reads them in place
+        sources = [pre[rows], xy[0, rows], xy[1, rows]]
+    else:
+        torch.index_select(pre, 0, rows, out=u[0])
+        torch.index_select(xy, 1, rows, out=u[1:])
+        sources = [u.view(3 * H, *u.shape[2:])]
     xlo, xhi = c.xhat_lo.expand(H, L), c.xhat_hi.expand(H, L)
     lo3 = torch.stack([ranges[:, 0, 0], xlo, ranges[:, 1, 0]])  # (3, H, L)
     hi3 = torch.stack([ranges[:, 0, 1], xhi, ranges[:, 1, 1]])
     flat = (3 * H, *u.shape[2:])
     counts = stats.histogram(
+        sources,
         u.view(flat),
         scratch.view(flat),
         slot.view(flat),
@@ -331,11 +336,3 @@ def histograms(pre, xy, rows, mk: dict, ranges, c: Constants, work):
         NB,
     ).view(3, H, L, -1)
     return counts.permute(1, 2, 0, 3), torch.stack([lo3, hi3], -1).permute(1, 2, 0, 3).float()
-
-
-def _take(src, dim: int, rows, out) -> None:
-    """``src``'s entries ``rows`` along ``dim`` into ``out``, without a temporary."""
-    if isinstance(rows, slice):
-        out.copy_(src[(slice(None),) * dim + (rows,)])
-    else:
-        torch.index_select(src, dim, rows, out=out)

@@ -67,8 +67,12 @@ def sorted_quantiles(sorted_values: torch.Tensor, qs: torch.Tensor) -> torch.Ten
     return torch.where(count > 0, out, torch.nan)
 
 
-def histogram(u, scratch, slot, invalid, padding, layer_id, lo, hi, num_layers: int, bins: int) -> torch.Tensor:
-    """Counts (T, L, bins + 3) of the values in ``u`` (T, Ctot, S) per tensor and layer; overwrites ``u``.
+def histogram(
+    sources, u, scratch, slot, invalid, padding, layer_id, lo, hi, num_layers: int, bins: int
+) -> torch.Tensor:
+    """Counts (T, L, bins + 3) of T tensors' values (T, Ctot, S) per tensor and layer.
+
+    ``sources``: tensors (T_i, Ctot, S) that make the T tensors one after the other (may be ``u``).
 
     With scale = bins / (hi - lo), u = v * scale + (1 - lo * scale) in float32 (so values within
     rounding of a bin edge may land on either side of it): u < 1 counts as under (slot
@@ -76,7 +80,7 @@ def histogram(u, scratch, slot, invalid, padding, layer_id, lo, hi, num_layers: 
     [lo + i w, lo + (i + 1) w) with w = (hi - lo) / bins. Non-finite values and the positions
     ``invalid`` (padding, (Ctot, S) or None) fall in no bin; slot ``bins + 2`` counts the non-finite
     ones, the excluded ones less ``padding`` (L,) per layer. ``lo``/``hi`` are (T, L). ``scratch``
-    (float, like ``u``) and ``slot`` (int64, like ``u``) are work memory.
+    (float, like ``u``) and ``slot`` (int64, like ``u``) are work memory; ``u`` is overwritten.
     """
     t_count = u.shape[0]
     width = bins + 2  # under, bins, over: the slot order while counting; one more slot per row collects the rest
@@ -86,8 +90,13 @@ def histogram(u, scratch, slot, invalid, padding, layer_id, lo, hi, num_layers: 
     offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1).float()
     # v * 0 is NaN exactly where v is not finite: added to u, it sends those to the spare slot,
     # while a finite v whose u overflows stays over (as documented), all without a mask pass
-    torch.mul(u, 0.0, out=scratch)
-    u.mul_(scale_c).add_(offset_c).add_(scratch).clamp_(0, width - 1).nan_to_num_(nan=width)
+    first = 0
+    for v in sources:
+        part = slice(first, first + v.shape[0])
+        torch.mul(v, 0.0, out=scratch[part])
+        torch.mul(v, scale_c[part], out=u[part])
+        first = part.stop
+    u.add_(offset_c).add_(scratch).clamp_(0, width - 1).nan_to_num_(nan=width)
     if invalid is not None:
         u.masked_fill_(invalid, width)
     base = (torch.arange(t_count, device=u.device).view(-1, 1) * num_layers + layer_id) * (width + 1)
