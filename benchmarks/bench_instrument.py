@@ -1,11 +1,11 @@
 """Cost of recording on CPU: training step with instrument + StatsEngine vs plain, interleaved.
 
-ResNet-20-style CNN (21 BN layers), batch 64, 3x32x32, 2 threads. Variants take turns one step
-at a time; each reports the median and quartiles of (variant step / plain step of the same turn),
-the ratio of median step times, and the time of ``end_step`` (the batched statistics) per step.
+ResNet-20-style CNN (21 BN layers), batch 64, 3x32x32, 2 threads. Variants take turns by chunks
+of steps; each reports the median and quartiles of (variant chunk / plain chunk of the same turn)
+and the mean time of ``end_step`` (where blocks of rows are computed) per step.
 Also: own BN forward+backward vs torch's on one layer (recording path, interleaved).
 
-    python benchmarks/bench_instrument.py [--turns 120] [--threads 2]
+    python benchmarks/bench_instrument.py [--turns 6] [--chunk 25] [--threads 2]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from interleave import describe, interleaved_chunks, quartiles
 from torch import nn
 
 from bnviz.hooks import batchnorm, instrument
@@ -87,9 +88,10 @@ class Variant:
         self.step_no += 1
 
 
-def bench_training(rounds):
-    """Variants take turns step by step (rotating order), so a burst of load on the shared machine
-    hits all of them; each ratio pairs a variant's step with the plain step of the same turn."""
+def bench_training(turns, chunk):
+    """Variants take turns by chunks of steps (``interleave.py``: a chunk's mean counts the steps where
+    a block of rows is computed), so a burst of load on the shared machine hits all of them; each
+    ratio pairs a variant's chunk with its baseline's chunk of the same turn."""
     torch.manual_seed(0)
     base = ResNet20()
     torchvision_style = ResNet20(module_relu=True)
@@ -109,24 +111,22 @@ def bench_training(rounds):
         for i in range(2):
             v.step(*data[i])
         v.end_step_times, v.step_no = [], 0
-    times = {v.name: [] for v in variants}
-    for r in range(rounds):
-        k = r % len(variants)
-        for v in variants[k:] + variants[:k]:
-            t = time.perf_counter()
-            v.step(*data[r % len(data)])
-            times[v.name].append(time.perf_counter() - t)
-    print(f"training step, ResNet-20 (21 BN), batch 64, {torch.get_num_threads()} threads, {rounds} turns")
-    print(f"  plain: median {statistics.median(times['plain']) * 1e3:.1f} ms/step")
+
+    def stepper(v):
+        def step():
+            v.step(*data[v.step_no % len(data)])
+
+        return step
+
+    times = interleaved_chunks({v.name: stepper(v) for v in variants}, chunk, turns)
+    print(
+        f"training step, ResNet-20 (21 BN), batch 64, {torch.get_num_threads()} threads, {turns} turns of {chunk} steps"
+    )
+    print(f"  plain: {statistics.median(times['plain']) * 1e3:.1f} ms/step")
     for v in variants[1:]:
-        plain = times[v.baseline]
-        ratios = sorted(t / p for t, p in zip(times[v.name], plain))
-        q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
-        end = f"; end_step median {statistics.median(v.end_step_times) * 1e3:.2f} ms" if v.end_step_times else ""
-        print(
-            f"  {v.name:24s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
-            f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}{end}"
-        )
+        ratio = quartiles([t / p for t, p in zip(times[v.name], times[v.baseline])])
+        end = f"; end_step mean {statistics.mean(v.end_step_times) * 1e3:.2f} ms" if v.end_step_times else ""
+        print(f"  {v.name:24s} / {v.baseline}: {describe(ratio)}{end}")
 
 
 def bench_bn(reps):
@@ -167,12 +167,13 @@ def bench_bn(reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--turns", type=int, default=120)
+    ap.add_argument("--turns", type=int, default=6)
+    ap.add_argument("--chunk", type=int, default=25, help="steps per chunk (a block of rows is computed every ~21)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     bench_bn(400)
-    bench_training(a.turns)
+    bench_training(a.turns, a.chunk)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 The same ResNet-20 as bench_instrument.py (21 BN layers, batch 64, 3x32x32, 2 threads). Each
 recorded variant is a real `bnviz.record` (engine, flushes every 64 steps, background writer
-thread, file on disk); variants take turns step by step and each ratio pairs a step with the
-plain step of the same turn. Prints median, quartiles and the file size per step.
+thread, file on disk); variants take turns by chunks of steps (``interleave.py``) and each ratio
+pairs a chunk with the plain chunk of the same turn. Prints median, quartiles and the file size per step.
 
-    python benchmarks/bench_record.py [--turns 150] [--threads 2]
+    python benchmarks/bench_record.py [--turns 6] [--chunk 64] [--threads 2]
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import copy
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from bench_instrument import ResNet20
+from interleave import describe, interleaved_chunks, ratios
 
 import bnviz
 
@@ -44,7 +44,8 @@ class Variant:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--turns", type=int, default=150)
+    ap.add_argument("--turns", type=int, default=6)
+    ap.add_argument("--chunk", type=int, default=64, help="steps per chunk (spans a flush and three block computes)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -61,27 +62,27 @@ def main():
         for v in variants:  # warm-up: first-forward observation, file creation at the first flush
             for i in range(2):
                 v.step(*data[i])
-        times = {v.name: [] for v in variants}
-        for r in range(args.turns):
-            k = r % len(variants)
-            for v in variants[k:] + variants[:k]:
-                t = time.perf_counter()
-                v.step(*data[r % len(data)])
-                times[v.name].append(time.perf_counter() - t)
+        count = [0]
+
+        def stepper(v):
+            def step():
+                count[0] += 1
+                v.step(*data[count[0] % len(data)])
+
+            return step
+
+        times = interleaved_chunks({v.name: stepper(v) for v in variants}, args.chunk, args.turns)
         for v in variants[1:]:
             v.rec.close()
         plain = times["plain"]
         print(
             f"training step with bnviz.record, ResNet-20 (21 BN), batch 64, {args.threads} threads, "
-            f"{args.turns} turns; plain median {statistics.median(plain) * 1e3:.1f} ms/step"
+            f"{args.turns} turns of {args.chunk} steps; plain {statistics.median(plain) * 1e3:.1f} ms/step"
         )
         for v in variants[1:]:
-            ratios = sorted(t / p for t, p in zip(times[v.name], plain))
-            q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
-            size = os.path.getsize(v.path) / (args.turns + 2)
+            size = os.path.getsize(v.path) / (args.turns * args.chunk + 2)
             print(
-                f"  {v.name:30s} ratio median {statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}), "
-                f"ratio of medians {statistics.median(times[v.name]) / statistics.median(plain):.3f}; "
+                f"  {v.name:30s} / plain: {describe(ratios(times, 'plain')[v.name])}; "
                 f"file {size / 1024:.1f} KB/step (unpacked, includes the chunk floor)"
             )
 

@@ -4,7 +4,7 @@ the copy of a block to host memory (``PendingBlock``). No host synchronisation a
 Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
 (rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and the scratch memory of a
 block's computation (``Work``, kept between blocks): about 12 bytes per sampled value of the block's
-rows plus 48 per sampled value of its histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).
+rows plus 36 (48 on a GPU) per sampled value of its histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).
 """
 
 from __future__ import annotations
@@ -163,12 +163,13 @@ class Work:
         return self._view("received", (rows,), torch.float32)
 
     def histogram(self, rows: int):
-        """(3, rows, Ctot, S) float positions, float scratch and int64 slots for counting histograms."""
+        """(3, rows, Ctot, S) float positions, float scratch and slots for counting histograms
+        (int32 for the CPU's bincount, int64 for scatter_add_ elsewhere: ``stats.histogram``)."""
         lead = (3, rows)
         return (
             self._view("u", lead, torch.float32),
             self._view("u_scratch", lead, torch.float32),
-            self._view("slot", lead, torch.int64),
+            self._view("slot", lead, torch.int32 if torch.device(self.device).type == "cpu" else torch.int64),
         )
 
     @property

@@ -23,10 +23,20 @@ def segment_extreme(values: torch.Tensor, layer_id: torch.Tensor, num_layers: in
 
 
 def count_true(mask: torch.Tensor) -> torch.Tensor:
-    """Float32 counts of True along the last axis: bytes summed as bytes where the count fits
-    (no int32 copy of the mask; ~50x faster on the CPU than a float sum of bools), else as int32."""
-    dtype = torch.uint8 if mask.shape[-1] <= 255 else torch.int32
-    return mask.view(torch.uint8).sum(-1, dtype=dtype).float()
+    """Float32 counts of True along the last axis (S values), as bytes summed without widening them.
+
+    Where S <= 255 is a multiple of 8 and the rows start at multiples of 8 bytes, 8 bytes are
+    summed at once as an int64 word (no byte lane can carry: each is at most S / 8) and the word's
+    lanes added by a multiply (3x faster than a byte sum on the CPU, itself ~50x faster than a float
+    sum of bools); else a byte sum, widened to int32 only when S > 255.
+    """
+    s = mask.shape[-1]
+    b = mask.view(torch.uint8)
+    if s <= 255 and s % 8 == 0 and b.stride(-1) == 1 and all(st % 8 == 0 for st in b.stride()[:-1]):
+        if b.storage_offset() % 8 == 0:
+            words = b.view(torch.int64).sum(-1)  # lanes hold up to s / 8 each
+            return (((words * 0x0101010101010101) >> 56) & 0xFF).float()  # lane sum in the top byte
+    return b.sum(-1, dtype=torch.uint8 if s <= 255 else torch.int32).float()
 
 
 def in_zone(values: torch.Tensor, below: torch.Tensor, above: torch.Tensor | None, out, scratch) -> None:
@@ -80,7 +90,8 @@ def histogram(
     [lo + i w, lo + (i + 1) w) with w = (hi - lo) / bins. Non-finite values and the positions
     ``invalid`` (padding, (Ctot, S) or None) fall in no bin; slot ``bins + 2`` counts the non-finite
     ones, the excluded ones less ``padding`` (L,) per layer. ``lo``/``hi`` are (T, L). ``scratch``
-    (float, like ``u``) and ``slot`` (int64, like ``u``) are work memory; ``u`` is overwritten.
+    (float, like ``u``) and ``slot`` (int32 on the CPU, else int64, like ``u``) are work memory; ``u``
+    is overwritten.
     """
     t_count = u.shape[0]
     width = bins + 2  # under, bins, over: the slot order while counting; one more slot per row collects the rest
@@ -100,9 +111,12 @@ def histogram(
     if invalid is not None:
         u.masked_fill_(invalid, width)
     base = (torch.arange(t_count, device=u.device).view(-1, 1) * num_layers + layer_id) * (width + 1)
-    slot.copy_(u).add_(base.unsqueeze(-1))
-    counts = u.new_zeros(t_count * num_layers * (width + 1))
-    counts.scatter_add_(0, slot.view(-1), u.new_ones(1).expand(slot.numel()))
+    slot.copy_(u).add_(base.to(slot.dtype).unsqueeze(-1))
+    n = t_count * num_layers * (width + 1)
+    if slot.device.type == "cpu":  # int32 slots: ~6x faster than scatter_add_ on the CPU
+        counts = torch.bincount(slot.view(-1), minlength=n).float()
+    else:  # bincount would wait for the device to size its output; scatter_add_ takes int64 slots
+        counts = u.new_zeros(n).scatter_add_(0, slot.view(-1), u.new_ones(1).expand(slot.numel()))
     counts = counts.view(t_count, num_layers, width + 1)
     return torch.cat(
         [
