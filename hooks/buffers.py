@@ -31,18 +31,22 @@ def rows_per_compute(total_channels: int, samples: int, capacity: int) -> int:
     return max(1, min(capacity, WORK_BYTES // (WORK_BYTES_PER_VALUE * total_channels * samples)))
 
 
-def constants(modules, features, probe_channels, probes: int, device):
+def per_channel(values, features, device, dtype=None) -> torch.Tensor:
+    """(Ctot,) one value per layer repeated over its channels (``features``: channels per layer)."""
+    return torch.repeat_interleave(torch.tensor(values, dtype=dtype), torch.tensor(features)).to(device)
+
+
+def constants(modules, features, offsets, probe_channels, probes: int, device):
     """``row_stats.Constants`` of these layers (registration order); probe_channels: a list per layer."""
     L = len(modules)
-    offsets = np.concatenate([[0], np.cumsum(features)]).tolist()
     feats = torch.tensor(features)
 
-    def per_channel(values, dtype=None):
-        return torch.repeat_interleave(torch.tensor(values, dtype=dtype), feats).to(device)
+    def per_layer(values, dtype=None):
+        return per_channel(values, features, device, dtype)
 
     has_w = [getattr(m, "weight", None) is not None for m in modules]
     has_b = [getattr(m, "bias", None) is not None for m in modules]
-    eps = per_channel([float(m.eps) for m in modules], torch.float64)
+    eps = per_layer([float(m.eps) for m in modules], torch.float64)
     probe_rows, probe_ok = [], []
     for i, channels in enumerate(probe_channels):
         chs = list(channels)[:probes]
@@ -50,12 +54,12 @@ def constants(modules, features, probe_channels, probes: int, device):
         probe_rows += [offsets[i] + c for c in chs + [0] * (probes - len(chs))]
     f32 = dict(device=device, dtype=torch.float32)
     return row_stats.Constants(
-        layer_id=torch.repeat_interleave(torch.arange(L), feats).to(device),
+        layer_id=per_layer(list(range(L))),
         counts=feats.float().to(device),
         eps=eps,
         eps32=eps.float(),
-        has_weight=per_channel(has_w),
-        has_bias=per_channel(has_b),
+        has_weight=per_layer(has_w),
+        has_bias=per_layer(has_b),
         all_affine=all(has_w) and all(has_b),
         probe_index=torch.tensor(probe_rows, dtype=torch.long).to(device),
         probe_present=torch.tensor(probe_ok).view(L, probes, 1).to(device),

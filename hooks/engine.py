@@ -361,7 +361,7 @@ class StatsEngine:
         self._staging = buffers.Staging(rows + 2, self._features, self.samples, dev)  # + a step's 2 rows
         infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
         self._constants = buffers.constants(
-            self._modules, self._features, [li.probe_channels for li in infos], self.probes, dev
+            self._modules, self._features, self._offsets, [li.probe_channels for li in infos], self.probes, dev
         )
         self._work = buffers.Work(ctot, self.samples, dev)
         self._masks = RowMasks(self.instrumentation, self._offsets, self._features, self.samples, self.pool, dev)

@@ -8,7 +8,7 @@ from math import nan
 
 import torch
 
-from . import row_stats, sampling
+from . import buffers, row_stats, sampling
 from .batchnorm import MODE_IDENTITY, MODE_RUNNING, MODE_SYNC
 
 
@@ -23,7 +23,7 @@ class RowMasks:
         self._zone: tuple | None = None
 
     def per_channel(self, values, dtype=None) -> torch.Tensor:
-        return torch.cat([torch.full((c,), v, dtype=dtype, device=self.device) for v, c in zip(values, self.features)])
+        return buffers.per_channel(values, self.features, self.device, dtype)
 
     def zone(self) -> row_stats.Zone:
         """The zone rule per channel, rebuilt when the activations are (re)detected."""
