@@ -4,7 +4,8 @@ the copy of a block to host memory (``PendingBlock``). No host synchronisation a
 Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
 (rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and the scratch memory of a
 block's computation (``Work``, kept between blocks): about 12 bytes per sampled value of the block's
-rows plus 36 (48 on a GPU) per sampled value of its histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).
+rows (16 with zones measured at activations) plus 36 (48 on a GPU) per sampled value of its
+histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ F_S = len(schema.SUMMARY_FIELDS)
 F_C = len(schema.CHANNEL_FIELDS)
 N_INDEX = schema.SUMMARY_FIELDS.index("n")
 WORK_BYTES = 64 << 20
-WORK_BYTES_PER_VALUE = 60  # every row a histogram row
+WORK_BYTES_PER_VALUE = 64  # every row a histogram row, zones measured at activations, on a GPU
 PARAMS = (("_parameters", "weight"), ("_parameters", "bias"), ("_buffers", "running_mean"), ("_buffers", "running_var"))
 
 
@@ -180,6 +181,7 @@ class Work:
     def _per_row(self) -> int:
         return self.shape[0] * self.shape[1]
 
+    @torch.inference_mode(False)  # written in place at every block: never inference tensors
     def _buffer(self, name: str, rows: int, dtype) -> torch.Tensor:
         buf = self._flat.get(name)
         if buf is None or buf.numel() < rows * self._per_row:

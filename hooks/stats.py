@@ -27,15 +27,18 @@ def count_true(mask: torch.Tensor) -> torch.Tensor:
 
     Where S <= 255 is a multiple of 8 and the rows start at multiples of 8 bytes, 8 bytes are
     summed at once as an int64 word (no byte lane can carry: each is at most S / 8) and the word's
-    lanes added by a multiply (3x faster than a byte sum on the CPU, itself ~50x faster than a float
-    sum of bools); else a byte sum, widened to int32 only when S > 255.
+    lanes folded together by shifts (3x faster than a byte sum on the CPU, itself ~50x faster than a
+    float sum of bools); else a byte sum, widened to int32 only when S > 255.
     """
     s = mask.shape[-1]
     b = mask.view(torch.uint8)
     if s <= 255 and s % 8 == 0 and b.stride(-1) == 1 and all(st % 8 == 0 for st in b.stride()[:-1]):
         if b.storage_offset() % 8 == 0:
-            words = b.view(torch.int64).sum(-1)  # lanes hold up to s / 8 each
-            return (((words * 0x0101010101010101) >> 56) & 0xFF).float()  # lane sum in the top byte
+            w = b.view(torch.int64).sum(-1)  # lanes hold up to s / 8 each: no carry, never negative
+            w += w >> 32
+            w += w >> 16
+            w += w >> 8
+            return (w & 0xFF).float()  # the 8 lanes' sum, at most s
     return b.sum(-1, dtype=torch.uint8 if s <= 255 else torch.int32).float()
 
 
@@ -89,9 +92,10 @@ def histogram(
     ``bins``), u >= bins + 1 as over (slot ``bins + 1``), else bin trunc(u) - 1, i.e. bin i covers
     [lo + i w, lo + (i + 1) w) with w = (hi - lo) / bins. Non-finite values and the positions
     ``invalid`` (padding, (Ctot, S) or None) fall in no bin; slot ``bins + 2`` counts the non-finite
-    ones, the excluded ones less ``padding`` (L,) per layer. ``lo``/``hi`` are (T, L). ``scratch``
-    (float, like ``u``) and ``slot`` (int32 on the CPU, else int64, like ``u``) are work memory; ``u``
-    is overwritten.
+    ones, the excluded ones less ``padding`` (L,) per layer. Where a layer's range is unset (NaN:
+    no pooled value was finite yet) no value has a bin, and all count in that slot. ``lo``/``hi``
+    are (T, L). ``scratch`` (float, like ``u``) and ``slot`` (int32 on the CPU, else int64, like
+    ``u``) are work memory; ``u`` is overwritten.
     """
     t_count = u.shape[0]
     width = bins + 2  # under, bins, over: the slot order while counting; one more slot per row collects the rest

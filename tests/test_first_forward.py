@@ -72,3 +72,22 @@ def test_save_and_copy_before_the_first_forward_carry_nothing_of_bnviz(tmp_path)
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_block_first_computed_under_inference_mode_does_not_end_the_recording(tmp_path):
+    """The engine's scratch memory is written in place at every block: created inside
+    inference_mode (an eval loop that flushes), it must still take training rows after it."""
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "run.h5"
+    with bnviz.record(model, path, flush_every=2) as rec:
+        model.eval()
+        with torch.inference_mode():
+            for _ in range(3):
+                model(torch.randn(8, 4))
+                rec.step()
+        model.train()
+        for _ in range(6):
+            train(model, opt, steps=1)
+            rec.step()
+    assert len(open_run(path).steps) == 9
