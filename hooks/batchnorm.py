@@ -101,7 +101,9 @@ def _forward_compiled(m, input):
     cumulative = m.momentum is None and m.training and m.track_running_stats
     if not compiled.AVAILABLE or m._bnviz_kernel != "native" or cumulative or _torch_decides(m):
         return _forward_outside_graph(m, input)
-    compiled.begin(m, input)
+    if input.numel() == 0:  # never recorded; known while tracing (dynamo specialises sizes 0 and 1)
+        return super(_Reporting, m).forward(input)
+    compiled.begin(m)
     return _forward(m, input, IN_GRAPH)
 
 

@@ -4,9 +4,10 @@ Under torch.compile a reporting layer traces to torch's own computation plus ope
 so one graph holds the whole model (inductor included) and the recording runs when the graph runs,
 not once at trace time:
 
-- ``bnviz::begin(x, state, layer)`` before the kernel: asks the sink whether this forward is recorded
+- ``bnviz::begin(state, layer)`` before the kernel: asks the sink whether this forward is recorded
   (``wants``; the first one of a row snapshots γ/β and the running statistics). ``state`` is the
   layer's running statistics: reading them orders ``begin`` before the kernel's update of them.
+  (An empty input, never recorded, gets neither operator: its size is known while tracing.)
 - ``bnviz::report(x, mean, invstd, layer, mode)`` after the kernel: hands the sink the input and the
   batch mean / inverse std the compiled kernel computed (``put``; None: the sink computes them).
 - ``bnviz::observe(x, state)`` (``foreign.py``): a BN subclass's or frozen BN's forward pre-hook,
@@ -14,8 +15,15 @@ not once at trace time:
 - ``bnviz::zone_input(z, layer)`` (``measure.py``): the input of an activation module measured there.
 
 All are ordered side effects (``ordered_op``: the mechanism torch uses for ``print`` in graphs), so
-no compiler pass drops or reorders them. The graph never reads the sink: attaching or detaching a
-recorder changes no guard (no recompile), a layer without a sink costs calls that return at once,
+no compiler pass drops them. Their place relative to the layers' kernels comes from their inputs:
+a begin before the update of the statistics it reads, a report after the kernel whose outputs it
+takes. A begin takes no activation, so inductor may run it early (it runs them at the start of
+the graph) but never after its layer's kernel: the first begin of a forward, which may open a row,
+precedes every kernel. Tied to the activation, a begin ran right after the kernel that made it,
+where a Python call finds the caches that kernel evicted: ~40 us per begin at width 256 on one
+CPU thread (torch.profiler), ~7 us now. The graph never reads
+the sink: attaching or detaching a recorder changes no guard (no recompile), a layer without a
+sink costs calls that return at once,
 and the training computation is the plain model's (bit-identical under inductor on CPU,
 tests/test_compiled.py). A layer is named in the graph by a one-element tensor holding its id
 (``register``), which the operators look up at run time (a layer bnviz does not swap: by its
@@ -32,33 +40,35 @@ import weakref
 
 import torch
 
-_LAYERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> layer module
-_WANTED: dict[int, bool] = {}  # id -> what the layer's last begin was told
+_LAYERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id tensor's data_ptr -> layer
+_WANTED: dict[int, bool] = {}  # id tensor's data_ptr -> what the layer's last begin was told
 _IDS = itertools.count()
 
 
 def register(module) -> torch.Tensor:
     """A new id for ``module``, under which the operators find it: a one-element CPU tensor, so a
     graph takes it as an input, like a buffer, instead of specialising on its value (with an int
-    each layer would need its own compiled frame wherever torch compiles layers one by one)."""
-    uid = next(_IDS)
-    _LAYERS[uid] = module
-    return torch.tensor([uid])
+    each layer would need its own compiled frame wherever torch compiles layers one by one). The
+    operators key the layer by the tensor's storage address: reading it needs no dispatch (an
+    ``int(tensor)`` costs two, on caches a large kernel just evicted)."""
+    uid = torch.tensor([next(_IDS)])
+    _LAYERS[uid.data_ptr()] = module
+    return uid
 
 
-def _sink_of(uid: int):
-    m = _LAYERS.get(uid)
+def _sink_of(key: int):
+    m = _LAYERS.get(key)
     return m, (None if m is None else m._bnviz_sink)
 
 
-def _begin_impl(x: torch.Tensor, state: list[torch.Tensor], layer_id: torch.Tensor) -> None:
-    layer = int(layer_id)
-    m, sink = _sink_of(layer)
-    _WANTED[layer] = False
-    if sink is None or x.numel() == 0:
+def _begin_impl(state: list[torch.Tensor], layer_id: torch.Tensor) -> None:
+    key = layer_id.data_ptr()
+    m, sink = _sink_of(key)
+    _WANTED[key] = False
+    if sink is None:
         return
     try:
-        _WANTED[layer] = sink.wants(m._bnviz_index, m.training)
+        _WANTED[key] = sink.wants(m._bnviz_index, m.training)
     except Exception as err:  # noqa: BLE001 - a recording failure must not stop the training
         sink.fail(err)
 
@@ -66,10 +76,10 @@ def _begin_impl(x: torch.Tensor, state: list[torch.Tensor], layer_id: torch.Tens
 def _report_impl(
     x: torch.Tensor, mean: torch.Tensor | None, invstd: torch.Tensor | None, layer_id: torch.Tensor, mode: int
 ) -> None:
-    layer = int(layer_id)
-    if not _WANTED.pop(layer, False):
+    key = layer_id.data_ptr()
+    if not _WANTED.pop(key, False):
         return
-    m, sink = _sink_of(layer)
+    m, sink = _sink_of(key)
     if sink is None:
         return
     try:
@@ -103,7 +113,7 @@ def ordered_op(name: str, impl):
 
 def layer(layer_id: torch.Tensor):
     """The module registered under ``layer_id`` (``register``), None when it is gone."""
-    return _LAYERS.get(int(layer_id))
+    return _LAYERS.get(layer_id.data_ptr())
 
 
 _BEGIN = ordered_op("begin", _begin_impl)
@@ -111,10 +121,10 @@ _REPORT = ordered_op("report", _report_impl)
 AVAILABLE = _BEGIN is not None and _REPORT is not None
 
 
-def begin(m, input: torch.Tensor) -> None:
+def begin(m) -> None:
     """In a compiled forward, before the kernel: ``bnviz::begin`` for layer ``m``."""
     state = [t for t in (m._buffers.get("running_mean"), m._buffers.get("running_var")) if t is not None]
-    _BEGIN(input.detach(), state, m._bnviz_uid)
+    _BEGIN(state, m._bnviz_uid)
 
 
 def report(m, x: torch.Tensor, mean, invstd, mode: int) -> None:

@@ -32,8 +32,9 @@ def _report_compiled(probe, input):
     if torch.compiler.is_exporting():
         tracing.step_aside(probe._bnviz_sink, "torch.export")
     elif compiled.AVAILABLE:
-        compiled.begin(probe, input)
-        compiled.report(probe, input, None, None, MODE_IDENTITY)
+        if input.numel() > 0:  # known while tracing (dynamo specialises sizes 0 and 1)
+            compiled.begin(probe)
+            compiled.report(probe, input, None, None, MODE_IDENTITY)
     elif probe._bnviz_sink is not None:
         _report_outside_graph(probe, input)
 

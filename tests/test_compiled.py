@@ -328,3 +328,26 @@ def test_attaching_and_detaching_a_recorder_recompiles_nothing(make):
     engine.finish()
     assert not np.isnan(engine.take_block().wait().summary[:, :, 0]).any()
     ins.detach()
+
+
+def test_an_empty_batch_is_traced_without_bnviz_operators_and_records_nothing():
+    """An empty input is never recorded (as in eager mode); its size is known while tracing, so
+    its graph holds torch's computation alone, and a following batch is recorded as usual."""
+    model = models.SmallCNN().eval()
+    ins = instrument(model)
+    model(cnn_input(0, 8))
+    engine = StatsEngine(ins, capacity_rows=4)
+    explained = torch._dynamo.explain(model)(cnn_input(1, 0))
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
+    targets = [str(n.target) for g in explained.graphs for n in g.graph.nodes if n.op == "call_function"]
+    assert not [t for t in targets if "bnviz" in t]
+    torch._dynamo.reset()
+    run = torch.compile(model, backend="aot_eager")
+    with torch.no_grad():
+        assert run(cnn_input(1, 0)).shape == (0, 10)
+        engine.end_step(0)
+        assert engine.rows_pending == 0
+        run(cnn_input(2, 8))
+    engine.end_step(1)
+    assert engine.rows_pending == 1
+    ins.detach()
