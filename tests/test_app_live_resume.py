@@ -63,6 +63,7 @@ def test_the_window_follows_a_killed_run_into_its_resumed_segment(window, qtbot,
     with Writer(path, "--steps", "40", "--end", "kill") as first:
         first.send()
         assert w.open_files(str(path)), w.last_error
+        w.session.state.update(view="drift")  # the view the test reads, whatever the findings say
         first.send("all")
         first.end()
     qtbot.waitUntil(lambda: "writer: writer gone" in w.status["writer"].text(), timeout=10000)
