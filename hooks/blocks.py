@@ -48,15 +48,14 @@ def compute(staged: list[Staged], staging, results, constants, masks, work, devi
                 synced=staging.synced[sel] if mk["any_sync"] and staging.synced is not None else None,
                 activation=activation,
             )
-            out = row_stats.compute(inputs, constants, mk, zone, work)
+            ch = [i for i, m in enumerate(members) if m.row.channel is not None]
+            out = row_stats.compute(inputs, constants, mk, zone, work, _positions(ch, device) if ch else None)
             at = _positions([m.row.index for m in members], device)
             results.summary[at] = out.summary
             results.quantiles[at] = out.quantiles
             results.probes[at] = out.probes
-            ch = [i for i, m in enumerate(members) if m.row.channel is not None]
-            if ch:
-                slots = _positions([members[i].row.channel for i in ch], device)
-                results.channels[slots] = out.channels[_positions(ch, device)]
+            if out.channels is not None:
+                results.channels[_positions([members[i].row.channel for i in ch], device)] = out.channels
             hist = [i for i, m in enumerate(members) if m.row.hist is not None]
             if hist:
                 hist_parts.append((members, hist, out, mk))

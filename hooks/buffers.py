@@ -3,8 +3,8 @@ the copy of a block to host memory (``PendingBlock``). No host synchronisation a
 
 Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
 (rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and the scratch memory of a
-block's computation (``Work``, kept between blocks): about 12 bytes per sampled value of the block's
-rows (16 with zones measured at activations) plus 36 (48 on a GPU) per sampled value of its
+block's computation (``Work``, kept between blocks): about 16 bytes per sampled value of the block's
+rows (20 with zones measured at activations) plus 36 (48 on a GPU) per sampled value of its
 histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).
 """
 
@@ -56,6 +56,7 @@ def constants(modules, features, offsets, probe_channels, probes: int, device):
     f32 = dict(device=device, dtype=torch.float32)
     return row_stats.Constants(
         layer_id=per_layer(list(range(L))),
+        sizes=list(features),
         counts=feats.float().to(device),
         eps=eps,
         eps32=eps.float(),
@@ -79,9 +80,9 @@ class Staging:
     buffers at first use.
     """
 
-    def __init__(self, rows: int, features, samples: int, device):
-        self.device = device
-        ctot = sum(features)
+    def __init__(self, rows: int, features, offsets, samples: int, device):
+        self.device, self.offsets = device, offsets
+        ctot = offsets[-1]
         f32 = dict(device=device, dtype=torch.float32)
         self.x = torch.empty((rows, ctot, samples), **f32)
         self.mean = torch.empty((rows, ctot), **f32)
@@ -91,7 +92,6 @@ class Staging:
         self.activation: torch.Tensor | None = None
         self.synced: torch.Tensor | None = None
         self.nan = [torch.full((c,), torch.nan, **f32) for c in features]
-        self.zeros = [torch.zeros((c, samples), **f32) for c in features]
 
     def put_params(self, slot: int, modules) -> None:
         """gamma, beta, running_mean, running_var as the forward will see them; NaN when absent."""
@@ -113,10 +113,32 @@ class Staging:
                 parts.append(g if g is not None else nan)
         torch.cat(parts, out=self.grads[slot].view(-1))
 
-    def put_row(self, slot: int, xs, means, qs, synced, activation) -> None:
-        """Per layer (None: it did not report): samples (C, S), mean, invstd or variance (C,),
-        synced (mean, invstd) pairs or None, activation-input samples or None."""
-        torch.cat([x if x is not None else z for x, z in zip(xs, self.zeros)], out=self.x[slot])
+    def samples(self, slot: int, layer: int) -> torch.Tensor:
+        """(C, S) where layer ``layer`` of the row in ``slot`` puts its sampled input."""
+        return self.x[slot, self.offsets[layer] : self.offsets[layer + 1]]
+
+    def activation_samples(self, slot: int, layer: int) -> torch.Tensor:
+        """(C, S) where it puts what its activation received at the same positions."""
+        if self.activation is None:
+            self._allocate_activation()
+        assert self.activation is not None
+        return self.activation[slot, self.offsets[layer] : self.offsets[layer + 1]]
+
+    @torch.inference_mode(False)  # written in place on every row: never an inference tensor
+    def _allocate_activation(self) -> None:
+        self.activation = torch.empty_like(self.x)
+
+    def put_row(self, slot: int, sampled, received, means, qs, synced) -> None:
+        """Per layer: whether its samples (``sampled``) and its activation's (``received``, None:
+        no layer measures there) are in the slot (zeros where not), its mean and invstd or variance
+        (C,) or None, synced (mean, invstd) pairs or None."""
+        for layer, done in enumerate(sampled):
+            if not done:
+                self.samples(slot, layer).zero_()
+        if received is not None:
+            for layer, done in enumerate(received):
+                if not done:
+                    self.activation_samples(slot, layer).zero_()
         torch.cat([v if v is not None else n for v, n in zip(means, self.nan)], out=self.mean[slot])
         torch.cat([v if v is not None else n for v, n in zip(qs, self.nan)], out=self.q[slot])
         if synced is not None:
@@ -125,12 +147,6 @@ class Staging:
             for k in range(2):
                 parts = [p[k] if p is not None else n for p, n in zip(synced, self.nan)]
                 torch.cat(parts, out=self.synced[slot, k])
-        if activation is not None:
-            if self.activation is None:
-                self.activation = torch.empty_like(self.x)
-            torch.cat(
-                [z if z is not None else zero for z, zero in zip(activation, self.zeros)], out=self.activation[slot]
-            )
 
 
 class Work:
@@ -159,9 +175,9 @@ class Work:
         self._xy_used += n
         return out.view(2, rows, *self.shape)
 
-    def inside(self, rows: int) -> torch.Tensor:
-        """(2, 2, rows, Ctot, S) bool: zone tests (below, above) of x-hat and y."""
-        return self._view("inside", (2, 2, rows), torch.bool)
+    def zone_tests(self, rows: int) -> torch.Tensor:
+        """(2, rows, Ctot, S) float: a zone test's 1 / 0 for x-hat and y (``stats.zone_counts``)."""
+        return self._view("zone_tests", (2, rows), torch.float32)
 
     def received(self, rows: int) -> torch.Tensor:
         """(rows, Ctot, S): what activations received, or y."""

@@ -187,7 +187,8 @@ class StatsEngine:
             idx = self._index_cache.get(key)
             if idx is None:
                 idx = self._index_cache[key] = sampling.sample_index(*key, self.samples, self._device)
-            self._xs[index] = sampling.gather(x, idx[0])
+            assert self._open_row is not None
+            sampling.gather(x, idx[0], self._staging.samples(self._open_row.slot, index))
             if mode == MODE_SYNC:
                 self._synced[index] = (mean, invstd)
                 mean = None
@@ -205,11 +206,14 @@ class StatsEngine:
         recorded and that has no sample of it yet, if it has the layer's shape."""
         for index in layers:
             key = self._keys[index]
-            if key is None or self._zs[index] is not None:
+            if key is None or self._received[index]:
                 continue
             if z.dim() >= 2 and z.shape[0] == key[0] and z.shape[1] == key[1] and z.numel() == key[0] * key[1] * key[2]:
+                assert self._open_row is not None
                 with torch.no_grad():
-                    self._zs[index] = sampling.gather(z, self._index_cache[key][0])
+                    out = self._staging.activation_samples(self._open_row.slot, index)
+                    sampling.gather(z, self._index_cache[key][0], out)
+                self._received[index] = True
 
     # --- called by the recorder ---------------------------------------------------------------
 
@@ -308,9 +312,8 @@ class StatsEngine:
 
     def _clear_open(self):
         L = self.L
-        self._seen = [False] * L
-        self._xs: list = [None] * L
-        self._zs: list = [None] * L
+        self._seen = [False] * L  # per layer: it put its samples into the open row's slot
+        self._received = [False] * L  # and those of what its activation received
         self._keys: list = [None] * L
         self._mean: list = [None] * L
         self._q: list = [None] * L
@@ -341,10 +344,11 @@ class StatsEngine:
         staged.zone = zone
         measured = any(zone.at_activation)
         if measured:
-            staged.received = tuple(z is not None for z in self._zs)
+            staged.received = tuple(self._received)
         with torch.no_grad():
             synced = self._synced if any(m is not None and m[0] == MODE_SYNC for m in self._meta) else None
-            self._staging.put_row(staged.slot, self._xs, self._mean, self._q, synced, self._zs if measured else None)
+            received = self._received if measured else None
+            self._staging.put_row(staged.slot, self._seen, received, self._mean, self._q, synced)
         row.time = time.time()
         row.n = list(self._n)
         self._staged.append(staged)
@@ -357,7 +361,7 @@ class StatsEngine:
         ctot = self._offsets[-1]
         rows = self._rows_per_compute
         self._results = buffers.Results(self.capacity, self.L, self.probes, ctot, dev)
-        self._staging = buffers.Staging(rows + 2, self._features, self.samples, dev)  # + a step's 2 rows
+        self._staging = buffers.Staging(rows + 2, self._features, self._offsets, self.samples, dev)  # + a step's 2 rows
         infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
         self._constants = buffers.constants(
             self._modules, self._features, self._offsets, [li.probe_channels for li in infos], self.probes, dev

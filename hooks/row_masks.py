@@ -4,7 +4,7 @@ which layers' zones are measured at an activation's input."""
 
 from __future__ import annotations
 
-from math import nan
+from math import inf, nan
 
 import torch
 
@@ -33,9 +33,14 @@ class RowMasks:
             layers = [infos[id(m)] for m in self.modules]
             dead = [li.zone_rule == "dead" for li in layers]
             t = [float(li.zone_threshold) for li in layers]
+            # |v| >= t with t <= 0 holds for every v but NaN: v <= inf alone (the two tests stay disjoint)
+            every = [not d and v <= 0 for v, d in zip(t, dead)]
+            one_test = [d or e for d, e in zip(dead, every)]
             zone = row_stats.Zone(
-                below=self.per_channel([v if d else -v for v, d in zip(t, dead)]).unsqueeze(1),
-                above=None if all(dead) else self.per_channel([nan if d else v for v, d in zip(t, dead)]).unsqueeze(1),
+                below=self.per_channel([inf if e else v if d else -v for v, d, e in zip(t, dead, every)]).unsqueeze(1),
+                above=None
+                if all(one_test)
+                else self.per_channel([nan if o else v for v, o in zip(t, one_test)]).unsqueeze(1),
                 at_activation=tuple(li.zone_input == "activation" for li in layers),
             )
             self._zone = (version, zone)
@@ -55,6 +60,7 @@ class RowMasks:
         sampled = torch.arange(S, device=dev).view(1, -1) < s.view(-1, 1)
         got = {
             "pool": pool,
+            "pool_channel": pool.view(-1) // S,  # the channel of each pooled value
             "present": self.per_channel(present, torch.bool),
             "present_l": torch.tensor(present).to(dev),
             "running": self.per_channel([m == MODE_RUNNING for m in mode], torch.bool),
@@ -63,6 +69,7 @@ class RowMasks:
             "q_is_var": self.per_channel([bool(k and k[2]) for k in key], torch.bool),
             "s": s,
             "valid": sampled,
+            "valid_f": sampled.float(),
             "invalid": ~sampled,
             "padding": self.padding(valid),
             "pool_counted": sampled.flatten()[pool] & ~pad,  # pooled entries that are samples

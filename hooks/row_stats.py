@@ -31,7 +31,8 @@ class Constants:
     """What the layers' structure fixes, on the device (built once, ``buffers.py``)."""
 
     layer_id: torch.Tensor  # (Ctot,) layer of each channel
-    counts: torch.Tensor  # (L,) channels per layer
+    sizes: list[int]  # channels per layer
+    counts: torch.Tensor  # (L,) the same, float
     eps: torch.Tensor  # (Ctot,) float64
     eps32: torch.Tensor
     has_weight: torch.Tensor  # (Ctot,) bool
@@ -47,8 +48,8 @@ class Constants:
 class Zone(NamedTuple):
     """The zone rule per channel (``zone_rules.py``) and where it is measured, as of a row's close."""
 
-    below: torch.Tensor  # (Ctot, 1) in the zone: v <= below (rule "dead": t; |v| >= t: -t)
-    above: torch.Tensor | None  # (Ctot, 1) or v >= above (|v| >= t: t; "dead": NaN); None: every rule "dead"
+    below: torch.Tensor  # (Ctot, 1) in the zone: v <= below (rule "dead": t; |v| >= t: -t, or inf if t <= 0)
+    above: torch.Tensor | None  # (Ctot, 1) or v >= above (|v| >= t: t; "dead" or t <= 0: NaN); None: all NaN
     at_activation: tuple[bool, ...]  # per layer: zone_input "activation"
 
 
@@ -69,7 +70,7 @@ class Inputs(NamedTuple):
 class Rows(NamedTuple):
     """The statistics of R rows, in the file's field order."""
 
-    channels: torch.Tensor  # (R, F_C, Ctot) schema.CHANNEL_FIELDS
+    channels: torch.Tensor | None  # (R_c, F_C, Ctot) schema.CHANNEL_FIELDS of the channel rows
     summary: torch.Tensor  # (R, L, F_S) schema.SUMMARY_FIELDS
     quantiles: torch.Tensor  # (R, L, 3, NQ) of pre / x-hat / post
     probes: torch.Tensor  # (R, L, K, NQ)
@@ -79,8 +80,9 @@ class Rows(NamedTuple):
     pooled: torch.Tensor  # (2, R, L, P) pre / post pooled values, sorted, excluded ones NaN
 
 
-def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work) -> Rows:
-    """``mk``: the per-channel masks of the rows' key (``RowMasks.for_key``); ``work``: ``buffers.Work``."""
+def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=None) -> Rows:
+    """``mk``: the per-channel masks of the rows' key (``RowMasks.for_key``); ``work``: ``buffers.Work``;
+    ``channel_rows``: the rows (an index or a slice) whose per-channel statistics are wanted, or None."""
     L = c.counts.shape[0]
     lid, eps = c.layer_id, c.eps32
     R = inp.x.shape[0]
@@ -95,6 +97,7 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work) -> Rows:
         var = (1.0 / (q64 * q64) - c.eps).float()
         batch_inv = q
     gamma, beta, rm, rv = inp.params.unbind(1)
+    grad_gamma, grad_beta = inp.grads.unbind(1)
     if c.all_affine:
         g, b = gamma, beta
     else:
@@ -123,13 +126,10 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work) -> Rows:
         post_mean = torch.where(identity, mean, post_mean)
         post_var = torch.where(identity, var, post_var)
 
+    shift = um * uinv
     xy = work.xy(R)
-    # broadcasting addcmul is slower on CPU than a multiply and an in-place add
-    torch.mul(inp.x, uinv.unsqueeze(-1), out=xy[0]).sub_((um * uinv).unsqueeze(-1))  # x-hat
-    torch.mul(xy[0], g.unsqueeze(-1), out=xy[1]).add_(b.unsqueeze(-1))  # y = gamma x-hat + beta
-    if mk["any_identity"]:
-        torch.where(identity.unsqueeze(-1), inp.x, xy[1], out=xy[1])  # a Probe: y = x
-    valid = mk["valid"]
+    per_sample = (t.unsqueeze(-1) for t in (uinv, shift, g, b, identity))
+    _normalise(inp.x, *per_sample, mk["any_identity"], xy)
     sat_x, sat_y = _zone_fractions(xy, inp.activation, zone, mk, work)
 
     present = mk["present"]
@@ -141,7 +141,6 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work) -> Rows:
     if not mk["all_present"]:
         zone_ch = torch.where(present, zone_ch, torch.nan)
         nonfinite = torch.where(present, nonfinite, torch.nan)
-    grad_gamma, grad_beta = inp.grads.unbind(1)
     channel_fields = {
         "pre_mean": mean,
         "pre_var": var,
@@ -158,66 +157,76 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work) -> Rows:
         "used_mean": used_mean,
         "used_var": used_var,
     }
-    channels = torch.stack([channel_fields[name] for name in schema.CHANNEL_FIELDS], 1)
-    if not mk["all_present"]:
-        channels = torch.where(present, channels, torch.nan)
+    channels = None
+    if channel_rows is not None:  # only the rows of the channel tier: a fraction of them
+        channels = torch.stack([channel_fields[name][channel_rows] for name in schema.CHANNEL_FIELDS], 1)
+        if not mk["all_present"]:
+            channels = torch.where(present, channels, torch.nan)
 
-    averaged = torch.stack(
-        [mean, var, post_mean, post_var, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite, used_gap], 1
-    )
-    sums = stats.segment_sum(averaged, lid, L)  # (R, 13, L)
-    means = sums / c.counts
-    spread = torch.stack([mean - means[:, 0][:, lid], post_mean - means[:, 2][:, lid]], 1)
-    sd = (stats.segment_sum(spread * spread, lid, L) / c.counts).sqrt()
-    mins = stats.segment_extreme(torch.stack([mean, var, post_mean, post_var, gamma.abs()], 1), lid, L, "amin")
-    maxs = stats.segment_extreme(
-        torch.stack([mean, var, post_mean, post_var, gamma.abs(), beta.abs()], 1), lid, L, "amax"
-    )
-    grad_norms = stats.segment_sum(inp.grads * inp.grads, lid, L).sqrt()  # (R, 2, L)
+    # field-major (F, R, Ctot): stacking whole tensors one after another is a copy each, where
+    # interleaving them (R, F, Ctot) costs 2-3x as much
+    averaged = [mean, var, post_mean, post_var, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite, used_gap]
+    sums = stats.segment_sum(torch.stack([*averaged, grad_gamma * grad_gamma, grad_beta * grad_beta]), c.sizes)
+    means = sums / c.counts  # (13 + 2, R, L)
+    grad_norms = sums[13:].sqrt()
+    spread = torch.stack([mean, post_mean]) - means[0:3:2].index_select(-1, lid)
+    sd = (stats.segment_sum(spread * spread, c.sizes) / c.counts).sqrt()
+    extremes = torch.stack([mean, var, post_mean, post_var, gamma.abs()])
+    maxs = stats.segment_max(torch.cat([extremes, beta.abs().unsqueeze(0), -extremes]), c.sizes)
+    mins = -maxs[6:]
     summary_fields = {
-        "n": torch.full_like(means[:, 0], torch.nan),
-        "pre_mean": means[:, 0],
-        "pre_mean_sd": sd[:, 0],
-        "pre_mean_min": mins[:, 0],
-        "pre_mean_max": maxs[:, 0],
-        "pre_var": means[:, 1],
-        "pre_var_min": mins[:, 1],
-        "pre_var_max": maxs[:, 1],
-        "post_mean": means[:, 2],
-        "post_mean_sd": sd[:, 1],
-        "post_mean_min": mins[:, 2],
-        "post_mean_max": maxs[:, 2],
-        "post_var": means[:, 3],
-        "post_var_min": mins[:, 3],
-        "post_var_max": maxs[:, 3],
-        "gamma_mean": means[:, 4],
-        "gamma_abs_min": mins[:, 4],
-        "gamma_abs_max": maxs[:, 4],
-        "beta_mean": means[:, 5],
-        "beta_abs_max": maxs[:, 5],
-        "run_mean_gap": means[:, 6],
-        "run_var_logratio": means[:, 7],
-        "sat_y": means[:, 8],
-        "sat_xhat": means[:, 9],
-        "zone_channels": means[:, 10],
-        "nonfinite_channels": sums[:, 11],
-        "grad_gamma_norm": grad_norms[:, 0],
-        "grad_beta_norm": grad_norms[:, 1],
-        "used_mean_gap": means[:, 12],
+        "n": torch.full_like(means[0], torch.nan),
+        "pre_mean": means[0],
+        "pre_mean_sd": sd[0],
+        "pre_mean_min": mins[0],
+        "pre_mean_max": maxs[0],
+        "pre_var": means[1],
+        "pre_var_min": mins[1],
+        "pre_var_max": maxs[1],
+        "post_mean": means[2],
+        "post_mean_sd": sd[1],
+        "post_mean_min": mins[2],
+        "post_mean_max": maxs[2],
+        "post_var": means[3],
+        "post_var_min": mins[3],
+        "post_var_max": maxs[3],
+        "gamma_mean": means[4],
+        "gamma_abs_min": mins[4],
+        "gamma_abs_max": maxs[4],
+        "beta_mean": means[5],
+        "beta_abs_max": maxs[5],
+        "run_mean_gap": means[6],
+        "run_var_logratio": means[7],
+        "sat_y": means[8],
+        "sat_xhat": means[9],
+        "zone_channels": means[10],
+        "nonfinite_channels": sums[11],
+        "grad_gamma_norm": grad_norms[0],
+        "grad_beta_norm": grad_norms[1],
+        "used_mean_gap": means[12],
     }
     summary = torch.stack([summary_fields[name] for name in schema.SUMMARY_FIELDS], -1)
     if not mk["all_present"]:
         summary = torch.where(mk["present_l"].unsqueeze(-1), summary, torch.nan)
 
     # finiteness (and padding) tested on the values each use takes, not on every sampled value
+    # the pooled x-hat / y from the pooled x, as ``xy`` has them (same operations on the same values),
+    # without reading ``xy`` again at scattered positions
     pool = mk["pool"]
-    pooled = torch.cat([inp.x.flatten(1)[:, pool].unsqueeze(0), xy.flatten(2)[:, :, pool]])
+    pooled = inp.x.new_empty((3, R, pool.numel()))
+    torch.index_select(inp.x.flatten(1), 1, pool.view(-1), out=pooled[0])
+    at = mk["pool_channel"]
+    per_pooled = (t.index_select(-1, at) for t in (uinv, shift, g, b, identity))
+    _normalise(pooled[0], *per_pooled, mk["any_identity"], pooled[1:])
+    pooled = pooled.view(3, R, *pool.shape)
     pooled = torch.where(_counted(pooled, mk["pool_counted"]), pooled, torch.nan)
     pooled = stats.sort_last(pooled)  # (3, R, L, P), excluded values (NaN) last
     quant = stats.sorted_quantiles(pooled, c.quantiles)  # (3, R, L, NQ)
     K = c.probe_present.shape[1]
-    probe_values = xy[1][:, c.probe_index]  # (R, L * K, S)
-    probe = torch.where(_counted(probe_values, valid[c.probe_index] if mk["padded"] else None), probe_values, torch.nan)
+    probe_values = xy[1].index_select(1, c.probe_index)  # (R, L * K, S)
+    probe = torch.where(
+        _counted(probe_values, mk["valid"][c.probe_index] if mk["padded"] else None), probe_values, torch.nan
+    )
     probe = stats.sorted_quantiles(stats.sort_last(probe), c.quantiles).view(R, L, K, -1)
     pre_post = pooled[0::2]  # a slice, not a list index (that would copy from the host)
     return Rows(
@@ -232,6 +241,17 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work) -> Rows:
     )
 
 
+def _normalise(x, uinv, shift, g, b, identity, any_identity: bool, out) -> None:
+    """x-hat = x * invstd_used - mean_used * invstd_used and y = gamma x-hat + beta (a Probe: y = x)
+    into ``out`` (2, ...); per-channel factors broadcasting. Sampled and pooled values go through
+    this one function, so a pooled value equals its sample's bit for bit."""
+    # broadcasting addcmul is slower on CPU than a multiply and an in-place add
+    torch.mul(x, uinv, out=out[0]).sub_(shift)
+    torch.mul(out[0], g, out=out[1]).add_(b)
+    if any_identity:
+        torch.where(identity, x, out[1], out=out[1])
+
+
 def _counted(values, valid):
     """Values that count: finite (``v * 0 == 0``, two passes where isfinite takes four) and, where
     ``valid`` (broadcasting) is given, not padding."""
@@ -241,17 +261,15 @@ def _counted(values, valid):
 
 def _zone_fractions(xy, activation, zone: Zone, mk: dict, work):
     """(R, Ctot) fractions of the sampled x-hat and y (or what the activation received) in the zone."""
-    inside, scratch = work.inside(xy.shape[1])
+    tests = work.zone_tests(xy.shape[1])
+    valid = mk["valid_f"] if mk["padded"] else None
     if activation is None:
-        stats.in_zone(xy, zone.below, zone.above, inside, scratch)
+        counts = stats.zone_counts(xy, zone.below, zone.above, valid, tests)
     else:  # y, or what the activation really received
         received, use, missing = activation
         y = torch.where(use, received, xy[1], out=work.received(xy.shape[1]))
-        for k, v in enumerate((xy[0], y)):
-            stats.in_zone(v, zone.below, zone.above, inside[k], scratch[k])
-    if mk["padded"]:
-        inside &= mk["valid"]
-    sat_x, sat_y = stats.count_true(inside) / mk["s"]
+        counts = torch.stack([stats.zone_counts(v, zone.below, zone.above, valid, tests[0]) for v in (xy[0], y)])
+    sat_x, sat_y = counts / mk["s"]
     if activation is not None:  # x-hat is not what such an activation receives: no x-hat zone
         sat_x = torch.where(use.squeeze(1) | missing, torch.nan, sat_x)
         sat_y = torch.where(missing, torch.nan, sat_y)

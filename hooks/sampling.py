@@ -76,12 +76,14 @@ def sample_index(n: int, c: int, hw: int, s_max: int, device) -> tuple[torch.Ten
     return flat + torch.arange(c, device=device).view(-1, 1) * hw, s
 
 
-def gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """(C, S) sample of x at ``sample_index``; a copy, safe from in-place ops, any memory layout
-    (``take``; on a contiguous x, index_select of its flat view, 2x faster on 16k samples)."""
-    if x.is_contiguous():
-        return x.view(-1).index_select(0, index.view(-1)).view(index.shape)
-    return torch.take(x, index)
+def gather(x: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
+    """The (C, S) sample of x at ``sample_index`` into ``out`` (float32, contiguous): a copy, safe
+    from in-place ops, any memory layout and dtype (index_select of a contiguous float32 x's flat
+    view, 2x faster than ``take`` on 16k samples)."""
+    if x.is_contiguous() and x.dtype == out.dtype:
+        torch.index_select(x.view(-1), 0, index.view(-1), out=out.view(-1))
+    else:
+        out.copy_(torch.take(x, index))
 
 
 def pool_index(offsets, features, valid, s_max: int, pool: int, device):

@@ -10,47 +10,39 @@ import numpy as np
 import torch
 
 
-def segment_sum(values: torch.Tensor, layer_id: torch.Tensor, num_layers: int) -> torch.Tensor:
-    """(..., Ctot) -> (..., L) sums over each layer's channels (NaN propagates)."""
-    out = values.new_zeros(values.shape[:-1] + (num_layers,))
-    return out.index_add_(-1, layer_id, values)
+def segment_sum(values: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """(..., Ctot) -> (..., L) sums over each layer's channels (``sizes``: channels per layer; NaN propagates).
+
+    One sum per layer's slice: on the CPU 3-20x faster than index_add_ / scatter_reduce_ over the
+    whole axis, at 3 layers as at 53."""
+    return torch.stack([part.sum(-1) for part in values.split(sizes, -1)], -1)
 
 
-def segment_extreme(values: torch.Tensor, layer_id: torch.Tensor, num_layers: int, how: str) -> torch.Tensor:
-    """(..., Ctot) -> (..., L) per-layer ``how`` in {"amin", "amax"} (NaN propagates)."""
-    out = values.new_zeros(values.shape[:-1] + (num_layers,))
-    return out.scatter_reduce_(-1, layer_id.expand_as(values), values, how, include_self=False)
+def segment_max(values: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """(..., Ctot) -> (..., L) maxima over each layer's channels (NaN propagates); a minimum is
+    ``-segment_max(-v)``, exactly."""
+    return torch.stack([part.amax(-1) for part in values.split(sizes, -1)], -1)
 
 
-def count_true(mask: torch.Tensor) -> torch.Tensor:
-    """Float32 counts of True along the last axis (S values), as bytes summed without widening them.
+def zone_counts(values: torch.Tensor, below: torch.Tensor, above: torch.Tensor | None, valid, out) -> torch.Tensor:
+    """(...,) float32 counts along the last axis (S) of values in the zone, v <= below or (where
+    ``above`` is given) v >= above, among the positions ``valid`` (float 1 / 0, broadcasting, or None: all).
 
-    Where S <= 255 is a multiple of 8 and the rows start at multiples of 8 bytes, 8 bytes are
-    summed at once as an int64 word (no byte lane can carry: each is at most S / 8) and the word's
-    lanes folded together by shifts (3x faster than a byte sum on the CPU, itself ~50x faster than a
-    float sum of bools); else a byte sum, widened to int32 only when S > 255.
+    Per channel (Ctot, 1), broadcasting: rule "dead" v <= t is (t, NaN), |v| >= t is (-t, t); the
+    two tests never both hold (``row_masks`` makes them disjoint), so their counts add. NaN is never
+    in the zone. The tests write float 1 / 0 into ``out`` (float32, like ``values``) and a float sum
+    counts them: on the CPU a comparison into a bool tensor, and counting bools, take 3x as long.
     """
-    s = mask.shape[-1]
-    b = mask.view(torch.uint8)
-    if s <= 255 and s % 8 == 0 and b.stride(-1) == 1 and all(st % 8 == 0 for st in b.stride()[:-1]):
-        if b.storage_offset() % 8 == 0:
-            w = b.view(torch.int64).sum(-1)  # lanes hold up to s / 8 each: no carry, never negative
-            w += w >> 32
-            w += w >> 16
-            w += w >> 8
-            return (w & 0xFF).float()  # the 8 lanes' sum, at most s
-    return b.sum(-1, dtype=torch.uint8 if s <= 255 else torch.int32).float()
-
-
-def in_zone(values: torch.Tensor, below: torch.Tensor, above: torch.Tensor | None, out, scratch) -> None:
-    """Into bool ``out``: values in the zone, v <= below or (where ``above`` is given) v >= above.
-
-    Per channel (Ctot, 1), broadcasting: rule "dead" v <= t is (t, NaN), |v| >= t is (-t, t), which
-    is exactly |v| >= t. NaN is never in the zone. ``scratch``: bool like ``out``, for the second test.
-    """
-    torch.le(values, below, out=out)
+    counts = torch.le(values, below, out=out)
+    if valid is not None:
+        counts.mul_(valid)
+    total = counts.sum(-1)
     if above is not None:
-        out |= torch.ge(values, above, out=scratch)
+        torch.ge(values, above, out=out)
+        if valid is not None:
+            out.mul_(valid)
+        total += out.sum(-1)
+    return total
 
 
 def sort_last(values: torch.Tensor) -> torch.Tensor:
@@ -103,15 +95,22 @@ def histogram(
     # float32 as documented (a float64 range would promote the whole pass: twice the time)
     scale_c = scale[:, layer_id].unsqueeze(-1).float()
     offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1).float()
-    # v * 0 is NaN exactly where v is not finite: added to u, it sends those to the spare slot,
-    # while a finite v whose u overflows stays over (as documented), all without a mask pass
-    first = 0
+    parts = []
     for v in sources:
-        part = slice(first, first + v.shape[0])
-        torch.mul(v, 0.0, out=scratch[part])
-        torch.mul(v, scale_c[part], out=u[part])
-        first = part.stop
-    u.add_(offset_c).add_(scratch).clamp_(0, width - 1).nan_to_num_(nan=width)
+        first = parts[-1].stop if parts else 0
+        parts.append(slice(first, first + v.shape[0]))
+        torch.mul(v, scale_c[parts[-1]], out=u[parts[-1]])
+    u.add_(offset_c)
+    # On the CPU, where a host sync costs nothing: if the positions' sum is finite, so is every
+    # value, and the pass below has nothing to do. Else v * 0 is NaN exactly where v is not
+    # finite: added to u, it sends those to the spare slot, while a finite v whose u overflows
+    # stays over (as documented), all without a mask pass.
+    if u.device.type != "cpu" or not torch.isfinite(u.sum()):
+        for v, part in zip(sources, parts):
+            torch.mul(v, 0.0, out=scratch[part])
+        u.add_(scratch).clamp_(0, width - 1).nan_to_num_(nan=width)
+    else:
+        u.clamp_(0, width - 1)
     if invalid is not None:
         u.masked_fill_(invalid, width)
     base = (torch.arange(t_count, device=u.device).view(-1, 1) * num_layers + layer_id) * (width + 1)

@@ -1,20 +1,48 @@
-"""stats.count_true's word-at-a-time byte sums against a plain sum of the mask, on every layout it
-takes a branch for (S a multiple of 8 or not, S > 255, views that start mid-word, strided rows)."""
+"""stats' per-layer reductions and zone counts against plain numpy on the same values: segment sums
+and maxima over layers of unequal width (NaN propagating), zone counts of both rule kinds with
+padding, values on the thresholds and non-finite values."""
 
+import numpy as np
 import pytest
 import torch
 
 from bnviz.hooks import stats
 
+SIZES = [3, 1, 8, 5]
 
-@pytest.mark.parametrize("s", [8, 64, 248, 63, 7, 256, 300])
-def test_count_true_equals_a_plain_sum(s):
-    g = torch.Generator().manual_seed(s)
-    mask = torch.rand(3, 5, 17, s, generator=g) < 0.4
-    mask[0, 0, 0] = True  # a full row: the largest count
-    mask[0, 0, 1] = False
-    truth = mask.sum(-1).float()
-    assert torch.equal(stats.count_true(mask), truth)
-    assert torch.equal(stats.count_true(mask[:, 1:4]), truth[:, 1:4])  # a view inside the buffer
-    assert torch.equal(stats.count_true(mask[..., 1:]), mask[..., 1:].sum(-1).float())  # rows mid-word
-    assert torch.equal(stats.count_true(mask[:, ::2]), truth[:, ::2])  # strided rows
+
+def test_segment_sum_and_max_equal_numpy_per_layer():
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(2, 4, sum(SIZES), generator=g)
+    v[1, 2, 3] = torch.nan  # the one-channel layer: its sum and max are NaN, its neighbours' are not
+    edges = np.cumsum([0, *SIZES])
+    a = v.numpy()
+    sums, maxs = stats.segment_sum(v, SIZES).numpy(), stats.segment_max(v, SIZES).numpy()
+    for layer in range(len(SIZES)):
+        part = a[..., edges[layer] : edges[layer + 1]]
+        np.testing.assert_allclose(sums[..., layer], part.sum(-1), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(maxs[..., layer], part.max(-1))
+    assert np.isnan(sums[1, 2, 1]) and not np.isnan(sums[1, 2, [0, 2, 3]]).any()
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_zone_counts_equal_numpy_for_dead_and_saturated_rules(padded):
+    g = torch.Generator().manual_seed(1)
+    s = 16
+    v = torch.randn(3, 4, s, generator=g) * 2
+    v[0, 0, :4] = torch.tensor([0.0, -0.0, 1.5, -1.5])  # on the thresholds: in the zone
+    v[1, 1, :3] = torch.tensor([torch.nan, torch.inf, -torch.inf])
+    # channels 0, 1: rule "dead" v <= 0; channels 2, 3: |v| >= 1.5
+    below = torch.tensor([0.0, 0.0, -1.5, -1.5]).view(4, 1)
+    above = torch.tensor([torch.nan, torch.nan, 1.5, 1.5]).view(4, 1)
+    valid = (torch.arange(s) < torch.tensor([16, 9, 16, 5]).view(4, 1)).float() if padded else None
+    out = torch.empty_like(v)
+    got = stats.zone_counts(v, below, above, valid, out).numpy()
+    a = v.numpy()
+    dead = a <= 0
+    saturated = np.abs(a) >= 1.5
+    truth = np.concatenate([dead[:, :2], saturated[:, 2:]], 1)  # NaN is in neither
+    if padded:
+        truth &= valid.numpy().astype(bool)
+    np.testing.assert_array_equal(got, truth.sum(-1).astype(np.float32))
+    assert got.dtype == np.float32
