@@ -128,8 +128,8 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
 
     shift = um * uinv
     xy = work.xy(R)
-    per_sample = (t.unsqueeze(-1) for t in (uinv, shift, g, b, identity))
-    _normalise(inp.x, *per_sample, mk["any_identity"], xy)
+    factors = (uinv, shift, g, b, identity)
+    _normalise(inp.x, [t.unsqueeze(-1) for t in factors], mk["any_identity"], xy)
     sat_x, sat_y = _zone_fractions(xy, inp.activation, zone, mk, work)
 
     present = mk["present"]
@@ -216,8 +216,7 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
     pooled = inp.x.new_empty((3, R, pool.numel()))
     torch.index_select(inp.x.flatten(1), 1, pool.view(-1), out=pooled[0])
     at = mk["pool_channel"]
-    per_pooled = (t.index_select(-1, at) for t in (uinv, shift, g, b, identity))
-    _normalise(pooled[0], *per_pooled, mk["any_identity"], pooled[1:])
+    _normalise(pooled[0], [t.index_select(-1, at) for t in factors], mk["any_identity"], pooled[1:])
     pooled = pooled.view(3, R, *pool.shape)
     pooled = torch.where(_counted(pooled, mk["pool_counted"]), pooled, torch.nan)
     pooled = stats.sort_last(pooled)  # (3, R, L, P), excluded values (NaN) last
@@ -241,10 +240,12 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
     )
 
 
-def _normalise(x, uinv, shift, g, b, identity, any_identity: bool, out) -> None:
+def _normalise(x, factors, any_identity: bool, out) -> None:
     """x-hat = x * invstd_used - mean_used * invstd_used and y = gamma x-hat + beta (a Probe: y = x)
-    into ``out`` (2, ...); per-channel factors broadcasting. Sampled and pooled values go through
-    this one function, so a pooled value equals its sample's bit for bit."""
+    into ``out`` (2, ...); ``factors``: invstd_used, mean_used * invstd_used, gamma, beta, is-a-Probe,
+    per channel, broadcasting. Sampled and pooled values go through this one function, so a pooled
+    value equals its sample's bit for bit."""
+    uinv, shift, g, b, identity = factors
     # broadcasting addcmul is slower on CPU than a multiply and an in-place add
     torch.mul(x, uinv, out=out[0]).sub_(shift)
     torch.mul(out[0], g, out=out[1]).add_(b)

@@ -95,7 +95,7 @@ def histogram(
     # float32 as documented (a float64 range would promote the whole pass: twice the time)
     scale_c = scale[:, layer_id].unsqueeze(-1).float()
     offset_c = (1 - lo * scale)[:, layer_id].unsqueeze(-1).float()
-    parts = []
+    parts: list[slice] = []
     for v in sources:
         first = parts[-1].stop if parts else 0
         parts.append(slice(first, first + v.shape[0]))
