@@ -166,13 +166,13 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
     # field-major (F, R, Ctot): stacking whole tensors one after another is a copy each, where
     # interleaving them (R, F, Ctot) costs 2-3x as much
     averaged = [mean, var, post_mean, post_var, gamma, beta, gap, logratio, sat_y, sat_x, zone_ch, nonfinite, used_gap]
-    sums = stats.segment_sum(torch.stack([*averaged, grad_gamma * grad_gamma, grad_beta * grad_beta]), c.sizes)
+    sums = stats.segment_sum(torch.stack([*averaged, grad_gamma * grad_gamma, grad_beta * grad_beta]), c.sizes, lid)
     means = sums / c.counts  # (13 + 2, R, L)
     grad_norms = sums[13:].sqrt()
     spread = torch.stack([mean, post_mean]) - means[0:3:2].index_select(-1, lid)
-    sd = (stats.segment_sum(spread * spread, c.sizes) / c.counts).sqrt()
+    sd = (stats.segment_sum(spread * spread, c.sizes, lid) / c.counts).sqrt()
     extremes = torch.stack([mean, var, post_mean, post_var, gamma.abs()])
-    maxs = stats.segment_max(torch.cat([extremes, beta.abs().unsqueeze(0), -extremes]), c.sizes)
+    maxs = stats.segment_max(torch.cat([extremes, beta.abs().unsqueeze(0), -extremes]), c.sizes, lid)
     mins = -maxs[6:]
     summary_fields = {
         "n": torch.full_like(means[0], torch.nan),

@@ -11,13 +11,16 @@ from bnviz.hooks import stats
 SIZES = [3, 1, 8, 5]
 
 
-def test_segment_sum_and_max_equal_numpy_per_layer():
+@pytest.mark.parametrize("slices", [True, False])  # the CPU's way and the GPU's
+def test_segment_sum_and_max_equal_numpy_per_layer(slices):
     g = torch.Generator().manual_seed(0)
     v = torch.randn(2, 4, sum(SIZES), generator=g)
+    layer_id = torch.repeat_interleave(torch.arange(len(SIZES)), torch.tensor(SIZES))
     v[1, 2, 3] = torch.nan  # the one-channel layer: its sum and max are NaN, its neighbours' are not
     edges = np.cumsum([0, *SIZES])
     a = v.numpy()
-    sums, maxs = stats.segment_sum(v, SIZES).numpy(), stats.segment_max(v, SIZES).numpy()
+    sums = stats.segment_sum(v, SIZES, layer_id, slices).numpy()
+    maxs = stats.segment_max(v, SIZES, layer_id, slices).numpy()
     for layer in range(len(SIZES)):
         part = a[..., edges[layer] : edges[layer + 1]]
         np.testing.assert_allclose(sums[..., layer], part.sum(-1), rtol=1e-6, atol=1e-6)
