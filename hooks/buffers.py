@@ -2,7 +2,8 @@
 the copy of a block to host memory (``PendingBlock``). No host synchronisation anywhere here.
 
 Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
-(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and the scratch memory of a
+(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), twice that when blocks are
+computed on a worker thread (``engine.background_compute``), and the scratch memory of a
 block's computation (``Work``, kept between blocks): about 16 bytes per sampled value of the block's
 rows (20 with zones measured at activations) plus 36 (48 on a GPU) per sampled value of its
 histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).
@@ -124,9 +125,13 @@ class Staging:
         assert self.activation is not None
         return self.activation[slot, self.offsets[layer] : self.offsets[layer + 1]]
 
-    @torch.inference_mode(False)  # written in place on every row: never an inference tensor
+    @torch.inference_mode(False)  # written in place on every row: never inference tensors
     def _allocate_activation(self) -> None:
         self.activation = torch.empty_like(self.x)
+
+    @torch.inference_mode(False)
+    def _allocate_synced(self) -> None:
+        self.synced = torch.empty(self.params[:, :2].shape, device=self.device, dtype=torch.float32)
 
     def put_row(self, slot: int, sampled, received, means, qs, synced) -> None:
         """Per layer: whether its samples (``sampled``) and its activation's (``received``, None:
@@ -143,7 +148,8 @@ class Staging:
         torch.cat([v if v is not None else n for v, n in zip(qs, self.nan)], out=self.q[slot])
         if synced is not None:
             if self.synced is None:
-                self.synced = torch.empty(self.params[:, :2].shape, device=self.device, dtype=torch.float32)
+                self._allocate_synced()
+            assert self.synced is not None
             for k in range(2):
                 parts = [p[k] if p is not None else n for p, n in zip(synced, self.nan)]
                 torch.cat(parts, out=self.synced[slot, k])

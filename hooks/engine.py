@@ -5,8 +5,9 @@ Rows (which forwards are recorded, their step numbers, the channel and histogram
 What the recording forward does per layer: keeps the batch mean and inverse std the BN kernel
 returned and gathers S values per channel of the input x (``sampling.py``: a stratified,
 hashed sample of batch x spatial positions, its own for each channel, all of them when there are
-at most S; one ``torch.take`` with an index built once per shape). Everything else runs
-at the end of a step, for a block of rows at once (``row_stats.py``), batched over all layers, in
+at most S; one gather, with an index built once per shape, straight into the row's staging slot).
+Everything else runs at the end of a step, for a block of rows at once (``row_stats.py``; on the
+CPU on a worker thread when there is an idle core, see ``StatsEngine``), batched over all layers, in
 float32 (float64 for the variance derivation), whatever the input dtype. The sampled y are
 computed from the sampled x as the layer does, y = gamma * x-hat + beta (to float rounding; before
 rounding to a half-precision output), so an in-place activation after the layer cannot change them.
@@ -84,7 +85,7 @@ class StatsEngine:
         first_train_row: train rows recorded before it (the channel / histogram tiers keep their rhythm).
     rows_per_compute: closed rows computed together at an end_step (default: as many as fit
         buffers.WORK_BYTES of working memory); the numbers do not depend on it.
-    On the CPU, when torch's threads leave a core idle (``background_compute``), a block is computed
+    On the CPU, with one torch thread and another core (``background_compute``), a block is computed
     on a worker thread while training goes on; its staging slots are kept until it is done, new
     rows take the other half of them, and ``take_block`` waits for it. Same numbers, bit for bit.
     Buffers live on the device of the model's first BN tensor at the first recorded forward:
@@ -386,29 +387,32 @@ class StatsEngine:
     def _compute_staged(self, background: bool = False) -> None:
         """Compute the staged rows: here, or (``background``, with a worker) on the worker thread.
         First waits for the block in progress there, whose slots the new rows may then take."""
+        self.wait()  # first: if it failed, these rows stay staged (the recorder then stops)
         staged, self._staged = self._staged, []
-        self._wait()
         if not staged:
             return
         args = (staged, self._staging, self._results, self._constants, self._masks, self._work, self._device)
-        if background and self._worker is not None:
+        if background and self._worker is not None and not self._closed:
             self._computing = self._worker.submit(blocks.compute, *args)
             self._slot_base = self._rows_per_compute + 2 - self._slot_base
         else:
             blocks.compute(*args)
 
-    def _wait(self) -> None:
-        """The block on the worker thread done (its error raised here)."""
+    def wait(self) -> None:
+        """Until the block on the worker thread is done (its error raised here); a benchmark ends
+        a timed chunk of steps with it, so the work does not run into the next variant's chunk."""
         if self._computing is not None:
             done, self._computing = self._computing, None
             done.result()
 
 
 def background_compute(device) -> bool:
-    """Whether blocks are computed on a worker thread: on the CPU when torch's threads use at most
-    half the cores this process may run on (else the worker would take a core from training's threads)."""
+    """Whether blocks are computed on a worker thread: on the CPU when torch runs one thread and
+    this process may use another core. With more torch threads the worker's ops would start as many
+    threads of their own beside training's (and torch's default counts physical cores, which SMT
+    doubles), so the block stays on the training thread. Decided once, at the first recorded forward."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return torch.device(device).type == "cpu" and 2 * torch.get_num_threads() <= cores
+    return torch.device(device).type == "cpu" and torch.get_num_threads() == 1 and cores >= 2
 
 
 def _batch_var_mean(x: torch.Tensor):

@@ -128,7 +128,7 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
 
     shift = um * uinv
     xy = work.xy(R)
-    factors = (uinv, shift, g, b, identity)
+    factors = (uinv, shift, g, b, identity) if mk["any_identity"] else (uinv, shift, g, b)
     _normalise(inp.x, [t.unsqueeze(-1) for t in factors], mk["any_identity"], xy)
     sat_x, sat_y = _zone_fractions(xy, inp.activation, zone, mk, work)
 
@@ -242,15 +242,15 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
 
 def _normalise(x, factors, any_identity: bool, out) -> None:
     """x-hat = x * invstd_used - mean_used * invstd_used and y = gamma x-hat + beta (a Probe: y = x)
-    into ``out`` (2, ...); ``factors``: invstd_used, mean_used * invstd_used, gamma, beta, is-a-Probe,
-    per channel, broadcasting. Sampled and pooled values go through this one function, so a pooled
-    value equals its sample's bit for bit."""
-    uinv, shift, g, b, identity = factors
+    into ``out`` (2, ...); ``factors``: invstd_used, mean_used * invstd_used, gamma, beta (and, with
+    ``any_identity``, is-a-Probe), per channel, broadcasting. Sampled and pooled values go
+    through this one function, so a pooled value equals its sample's bit for bit."""
+    uinv, shift, g, b = factors[:4]
     # broadcasting addcmul is slower on CPU than a multiply and an in-place add
     torch.mul(x, uinv, out=out[0]).sub_(shift)
     torch.mul(out[0], g, out=out[1]).add_(b)
     if any_identity:
-        torch.where(identity, x, out[1], out=out[1])
+        torch.where(factors[4], x, out[1], out=out[1])
 
 
 def _counted(values, valid):

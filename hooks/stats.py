@@ -107,15 +107,18 @@ def histogram(
     for v in sources:
         first = parts[-1].stop if parts else 0
         parts.append(slice(first, first + v.shape[0]))
-        torch.mul(v, scale_c[parts[-1]], out=u[parts[-1]])
-    u.add_(offset_c)
-    # On the CPU, where a host sync costs nothing: if the positions' sum is finite, so is every
-    # value, and the pass below has nothing to do. Else v * 0 is NaN exactly where v is not
-    # finite: added to u, it sends those to the spare slot, while a finite v whose u overflows
-    # stays over (as documented), all without a mask pass.
-    if u.device.type != "cpu" or not torch.isfinite(u.sum()):
+    # On the CPU, where a host sync costs nothing: if the values' sums are finite, so is every value
+    # and there is nothing to send to the spare slot. Else v * 0 is NaN exactly where v is not
+    # finite: added to u, it sends those there, while a finite v whose u overflows stays over (as
+    # documented), all without a mask pass. Taken before ``u`` is written: a source may be ``u``.
+    finite = u.device.type == "cpu" and all(bool(torch.isfinite(v.sum())) for v in sources)
+    if not finite:
         for v, part in zip(sources, parts):
             torch.mul(v, 0.0, out=scratch[part])
+    for v, part in zip(sources, parts):
+        torch.mul(v, scale_c[part], out=u[part])
+    u.add_(offset_c)
+    if not finite:
         u.add_(scratch).clamp_(0, width - 1).nan_to_num_(nan=width)
     else:
         u.clamp_(0, width - 1)

@@ -1,6 +1,7 @@
 """stats' per-layer reductions and zone counts against plain numpy on the same values: segment sums
 and maxima over layers of unequal width (NaN propagating), zone counts of both rule kinds with
-padding, values on the thresholds and non-finite values."""
+padding, values on the thresholds and non-finite values; histogram counts of overflowing and non-finite
+values."""
 
 import numpy as np
 import pytest
@@ -49,3 +50,26 @@ def test_zone_counts_equal_numpy_for_dead_and_saturated_rules(padded):
         truth &= valid.numpy().astype(bool)
     np.testing.assert_array_equal(got, truth.sum(-1).astype(np.float32))
     assert got.dtype == np.float32
+
+
+@pytest.mark.parametrize("alias", [False, True])  # the sources in place in u: a group's uneven rows
+@pytest.mark.parametrize("nonfinite", [False, True])  # the CPU's pass skipped, or not
+def test_histogram_counts_overflow_as_over_and_only_inf_nan_as_nonfinite(alias, nonfinite):
+    bins = 8
+    values = [-0.99, -0.5, 0.0, 0.49, -3.0, 1e38, 0.99, 2.0]  # 1e38 * scale overflows float32: still over
+    if nonfinite:
+        values[-2:] = [float("inf"), float("nan")]
+    v = torch.tensor(values).view(1, 1, -1)
+    u, scratch = torch.empty_like(v), torch.empty_like(v)
+    slot = torch.empty(v.shape, dtype=torch.int32)
+    if alias:
+        u.copy_(v)
+    lo, hi = torch.tensor([[-1.0]], dtype=torch.float64), torch.tensor([[1.0]], dtype=torch.float64)
+    layer_id = torch.zeros(1, dtype=torch.long)
+    counts = stats.histogram([u if alias else v], u, scratch, slot, None, torch.zeros(1), layer_id, lo, hi, 1, bins)
+    a = np.array(values)
+    finite = np.isfinite(a)
+    edges = np.linspace(-1.0, 1.0, bins + 1)
+    truth = np.histogram(a[finite & (a >= -1) & (a < 1)], edges)[0]
+    expected = [*truth, (a[finite] < -1).sum(), (a[finite] >= 1).sum(), (~finite).sum()]
+    np.testing.assert_array_equal(counts[0, 0].numpy(), expected)
