@@ -3,7 +3,8 @@
 The same ResNet-20 as bench_instrument.py (21 BN layers, batch 64, 3x32x32, 2 threads). Each
 recorded variant is a real `bnviz.record` (engine, flushes every 64 steps, background writer
 thread, file on disk); variants take turns by chunks of steps (``interleave.py``) and each ratio
-pairs a chunk with the plain chunk of the same turn. Prints median, quartiles and the file size per step.
+pairs a chunk with the plain chunk of the same turn. Prints median, quartiles, the file size per step
+and the writer thread's CPU time per step (Block building, HDF5 writes, flushes).
 
     python benchmarks/bench_record.py [--turns 6] [--chunk 64] [--threads 2]
 """
@@ -73,17 +74,23 @@ def main():
 
         times = interleaved_chunks({v.name: stepper(v) for v in variants}, args.chunk, args.turns)
         for v in variants[1:]:
+            v.rec._writer.wait_idle(60)
+        writer_cpu = {v.name: v.rec._writer.cpu_seconds for v in variants[1:]}  # before close ends the thread
+        for v in variants[1:]:
             v.rec.close()
         plain = times["plain"]
+        steps = args.turns * args.chunk + 2
         print(
             f"training step with bnviz.record, ResNet-20 (21 BN), batch 64, {args.threads} threads, "
             f"{args.turns} turns of {args.chunk} steps; plain {statistics.median(plain) * 1e3:.1f} ms/step"
         )
         for v in variants[1:]:
-            size = os.path.getsize(v.path) / (args.turns * args.chunk + 2)
+            size = os.path.getsize(v.path) / steps
+            cpu = writer_cpu[v.name] / steps
             print(
                 f"  {v.name:30s} / plain: {describe(ratios(times, 'plain')[v.name])}; "
-                f"file {size / 1024:.1f} KB/step (unpacked, includes the chunk floor)"
+                f"file {size / 1024:.1f} KB/step (unpacked, includes the chunk floor); writer thread CPU "
+                f"{cpu * 1e3:.2f} ms/step ({cpu / statistics.median(plain):.2%} of the plain step)"
             )
 
 

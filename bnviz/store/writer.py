@@ -465,6 +465,7 @@ class AsyncWriter:
         self._warned = False
         self._closing = False
         self._close_failed = False
+        self._cpu_seconds = 0.0
         self._thread = threading.Thread(target=self._loop, name="bnviz-writer", daemon=True)
         self._thread.start()
 
@@ -476,6 +477,12 @@ class AsyncWriter:
     @property
     def pending(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the writer thread has used (building Blocks, HDF5 writes, flushes), as of the
+        last item it finished: what recording takes from the training's cores on the writer side."""
+        return self._cpu_seconds
 
     def submit(self, pending, timeout: float = 0.0) -> bool:
         self._warn_once()
@@ -526,6 +533,7 @@ class AsyncWriter:
                 if self._error is None:
                     self._guarded(self._write, item)
             finally:
+                self._cpu_seconds = time.thread_time()  # before task_done: wait_idle then sees it
                 self._queue.task_done()
         try:
             self.writer.close(failed=self._close_failed)
