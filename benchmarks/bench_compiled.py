@@ -22,10 +22,7 @@ never reads the recorder or its settings).
 ``--clock thread`` times each chunk by the training thread's CPU time instead of the wall clock
 (needs ``--threads 1``, where every op runs on that thread): on a machine shared with other work
 it leaves out the time other processes hold the cores, though not their effect on the caches. It
-leaves out bnviz's background threads too: the writer, and the worker that computes blocks of rows
-when torch's threads leave a core idle (``engine.background_compute``; with ``--threads 1`` on two
-or more cores it does), so that clock shows what the training thread itself pays. Each recorded
-chunk ends waiting for the worker, inside the timing.
+leaves out bnviz's background writer thread too (the file is written off the training thread).
 
     python benchmarks/bench_compiled.py [--model resnet20|resnet20-relu|mlp] [--chunk N] [--turns N]
                                         [--threads 2] [--clock wall|thread]
@@ -116,9 +113,7 @@ def main():
             graphs = counters["stats"]["unique_graphs"]
             print(f"{name}: compiled and warmed up in {time.perf_counter() - t:.0f} s, {graphs} new graph(s)")
             variants.append(v)
-        steps = {v.name: (lambda v=v: v.step(x, y)) for v in variants}
-        settle = {v.name: v.rec.engine.wait for v in variants if v.rec is not None}
-        times = interleaved_chunks(steps, chunk, turns, clock, settle)
+        times = interleaved_chunks({v.name: (lambda v=v: v.step(x, y)) for v in variants}, chunk, turns, clock)
         for v in variants:
             if v.rec is not None:
                 v.rec.close()

@@ -11,7 +11,7 @@ Each recorded step also logs its loss (`rec.log`). Variants take turns by chunks
 per-step median would leave out); ratios pair a chunk with the plain chunk of the same turn.
 Prints median and quartiles.
 
-    python benchmarks/bench_fast_step.py [--chunk 128] [--turns 16] [--grid-turns 8]
+    python benchmarks/bench_fast_step.py [--chunk 128] [--turns 16] [--grid-turns 8] [--clock wall|thread]
 """
 
 from __future__ import annotations
@@ -20,12 +20,18 @@ import argparse
 import copy
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from bench_record import Variant  # a training step, with bnviz.record and rec.log(loss=...) or without
 from interleave import describe, differences_us, interleaved_chunks, ratios
 from torch import nn
+
+CLOCKS = (
+    "wall: what training waits for; thread: the training thread's CPU time, which leaves out the "
+    "time other processes hold the cores (robust to a loaded machine) and bnviz's writer thread"
+)
 
 
 def mlp(layers: int, width: int) -> nn.Module:
@@ -35,7 +41,7 @@ def mlp(layers: int, width: int) -> nn.Module:
     return nn.Sequential(*blocks, nn.Linear(width, 10))
 
 
-def paired(layers: int, width: int, chunk: int, turns: int, folder: Path):
+def paired(layers: int, width: int, chunk: int, turns: int, folder: Path, clock=time.perf_counter):
     """{"plain": ..., "recorded": ...} mean seconds per step of interleaved chunks."""
     torch.manual_seed(0)
     base = mlp(layers, width)
@@ -47,8 +53,7 @@ def paired(layers: int, width: int, chunk: int, turns: int, folder: Path):
         recorded.step(x, y)
     assert recorded.rec is not None
     steps = {"plain": lambda: plain.step(x, y), "recorded": lambda: recorded.step(x, y)}
-    # a recorded chunk ends when the block its worker thread computes is done: that time is its own
-    times = interleaved_chunks(steps, chunk, turns, settle={"recorded": recorded.rec.engine.wait})
+    times = interleaved_chunks(steps, chunk, turns, clock)
     recorded.rec.close()
     return times
 
@@ -58,12 +63,17 @@ def main():
     ap.add_argument("--chunk", type=int, default=128, help="steps per chunk (spans several block computes and a flush)")
     ap.add_argument("--turns", type=int, default=16)
     ap.add_argument("--grid-turns", type=int, default=8)
+    ap.add_argument("--clock", choices=("wall", "thread"), default="wall", help=CLOCKS)
     args = ap.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        times = paired(3, 256, args.chunk, args.turns, folder)
-        print(f"fast step: 3-BN MLP, width 256, batch 128, 1 thread, {args.turns} turns of {args.chunk} steps")
+        times = paired(3, 256, args.chunk, args.turns, folder, clock)
+        print(
+            f"fast step: 3-BN MLP, width 256, batch 128, 1 thread, {args.clock} clock, "
+            f"{args.turns} turns of {args.chunk} steps"
+        )
         print(
             f"  plain {statistics.median(times['plain']) * 1e3:.2f} ms/step; "
             f"recorded / plain {describe(ratios(times, 'plain')['recorded'])}"
@@ -73,7 +83,7 @@ def main():
         )
         print(f"  {'L':>3} {'C':>5} {'plain ms':>9} {'added us':>9}  quartiles")
         for layers, width in ((3, 64), (12, 64), (48, 64), (3, 256), (12, 256), (48, 256), (3, 1024), (12, 1024)):
-            times = paired(layers, width, args.chunk, args.grid_turns, folder)
+            times = paired(layers, width, args.chunk, args.grid_turns, folder, clock)
             m, q1, q3 = differences_us(times, "plain")["recorded"]
             plain_ms = statistics.median(times["plain"]) * 1e3
             print(f"  {layers:>3} {width:>5} {plain_ms:>9.2f} {m:>9.0f}  {q1:.0f} to {q3:.0f}")

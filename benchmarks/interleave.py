@@ -16,16 +16,9 @@ from collections.abc import Callable
 
 
 def interleaved_chunks(
-    steps: dict[str, Callable[[], None]],
-    chunk: int,
-    turns: int,
-    clock: Callable[[], float] = time.perf_counter,
-    settle: dict[str, Callable[[], None]] | None = None,
+    steps: dict[str, Callable[[], None]], chunk: int, turns: int, clock: Callable[[], float] = time.perf_counter
 ) -> dict[str, list[float]]:
-    """Mean seconds per step of each of ``turns`` chunks of ``chunk`` steps, per variant.
-
-    ``settle``: per variant, what ends its chunk inside the timing (waiting for work it left on a
-    background thread), so that work is charged to it and not to the next variant's chunk."""
+    """Mean seconds per step of each of ``turns`` chunks of ``chunk`` steps, per variant."""
     names = list(steps)
     times: dict[str, list[float]] = {n: [] for n in names}
     for turn in range(turns):
@@ -35,8 +28,6 @@ def interleaved_chunks(
             t = clock()
             for _ in range(chunk):
                 step()
-            if settle and name in settle:
-                settle[name]()
             times[name].append((clock() - t) / chunk)
     return times
 

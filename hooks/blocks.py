@@ -59,8 +59,7 @@ def compute(staged: list[Staged], staging, results, constants, masks, work, devi
             hist = [i for i, m in enumerate(members) if m.row.hist is not None]
             if hist:
                 hist_parts.append((members, hist, out, mk))
-        # these slots only: a worker thread computes this block while training fills the others
-        staging.grads[_positions([st.slot for st in staged], device)] = torch.nan
+        staging.grads.fill_(torch.nan)
         if hist_parts:
             _histograms(hist_parts, results, constants, work, device)
 

@@ -2,8 +2,7 @@
 the copy of a block to host memory (``PendingBlock``). No host synchronisation anywhere here.
 
 Device memory, float32: results capacity x (L x (F_S + 9 x (3 + K) + 3 x 69) + F_C x Ctot), staging
-(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), twice that when blocks are
-computed on a worker thread (``engine.background_compute``), and the scratch memory of a
+(rows_per_compute + 2) x Ctot x (S (+ S with activation inputs) + 8), and the scratch memory of a
 block's computation (``Work``, kept between blocks): about 16 bytes per sampled value of the block's
 rows (20 with zones measured at activations) plus 36 (48 on a GPU) per sampled value of its
 histogram rows (``rows_per_compute`` keeps it under WORK_BYTES).

@@ -5,10 +5,9 @@ Rows (which forwards are recorded, their step numbers, the channel and histogram
 What the recording forward does per layer: keeps the batch mean and inverse std the BN kernel
 returned and gathers S values per channel of the input x (``sampling.py``: a stratified,
 hashed sample of batch x spatial positions, its own for each channel, all of them when there are
-at most S; one gather, with an index built once per shape, straight into the row's staging slot).
-Everything else runs at the end of a step, for a block of rows at once (``row_stats.py``; on the
-CPU on a worker thread when there is an idle core, see ``StatsEngine``), batched over all layers, in
-float32 (float64 for the variance derivation), whatever the input dtype. The sampled y are
+at most S; one gather, with an index built once per shape, straight into the row's staging
+slot). Everything else runs at the end of a step, for a block of rows at once (``row_stats.py``),
+batched over all layers, in float32 (float64 for the variance derivation), whatever the input dtype. The sampled y are
 computed from the sampled x as the layer does, y = gamma * x-hat + beta (to float rounding; before
 rounding to a half-precision output), so an in-place activation after the layer cannot change them.
 
@@ -55,9 +54,7 @@ values per channel; ``meta`` gives these settings for the file.
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
@@ -85,9 +82,6 @@ class StatsEngine:
         first_train_row: train rows recorded before it (the channel / histogram tiers keep their rhythm).
     rows_per_compute: closed rows computed together at an end_step (default: as many as fit
         buffers.WORK_BYTES of working memory); the numbers do not depend on it.
-    On the CPU, with one torch thread and another core (``background_compute``), a block is computed
-    on a worker thread while training goes on; its staging slots are kept until it is done, new
-    rows take the other half of them, and ``take_block`` waits for it. Same numbers, bit for bit.
     Buffers live on the device of the model's first BN tensor at the first recorded forward:
     create the engine after moving the model. Device memory: see ``buffers.py``.
     """
@@ -147,9 +141,6 @@ class StatsEngine:
         self.calls = [0, 0]
         self._no_step_calls, self._on_no_step = no_step_calls, on_no_step
         self._staged: list[Staged] = []
-        self._slot_base = 0  # the half of the staging slots new rows take
-        self._worker: ThreadPoolExecutor | None = None
-        self._computing: Future | None = None
         self._open_row: Staged | None = None
         self._step_train: Staged | None = None  # the step's train row: its gradients come at end_step
         self._clear_open()
@@ -249,7 +240,7 @@ class StatsEngine:
         self._schedule.end_step(step)
         self.calls = [0, 0]
         if len(self._staged) >= self._rows_per_compute:
-            self._compute_staged(background=True)
+            self._compute_staged()
 
     @property
     def rows_pending(self) -> int:
@@ -294,8 +285,6 @@ class StatsEngine:
         if not self._closed:
             self.instrumentation.set_sink(None)
             self._closed = True
-            if self._worker is not None:
-                self._worker.shutdown(wait=False)
 
     def layer_table(self) -> list[dict]:
         """The layer table as the file keeps it: from now on detection no longer changes it."""
@@ -339,7 +328,7 @@ class StatsEngine:
             device = next((t.device for m in self._modules for t in m.state_dict().values()), None)
             if device is not None:
                 self._allocate(device)
-        staged = Staged(self._schedule.open(phase), self._slot_base + len(self._staged))
+        staged = Staged(self._schedule.open(phase), len(self._staged))
         self._open_row = staged
         if phase == 0:
             self._step_train = staged
@@ -370,12 +359,9 @@ class StatsEngine:
     def _allocate(self, device) -> None:
         self._device = dev = torch.device(device)
         ctot = self._offsets[-1]
-        half = self._rows_per_compute + 2  # + a step's 2 rows
-        if background_compute(dev):
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="bnviz-rows")
+        rows = self._rows_per_compute + 2  # + a step's 2 rows
         self._results = buffers.Results(self.capacity, self.L, self.probes, ctot, dev)
-        self._staging = buffers.Staging(half * (1 + (self._worker is not None)), self._features, self._offsets,
-                                        self.samples, dev)  # fmt: skip
+        self._staging = buffers.Staging(rows, self._features, self._offsets, self.samples, dev)
         infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
         self._constants = buffers.constants(
             self._modules, self._features, self._offsets, [li.probe_channels for li in infos], self.probes, dev
@@ -384,35 +370,10 @@ class StatsEngine:
         self._masks = RowMasks(self.instrumentation, self._offsets, self._features, self.samples, self.pool, dev)
         self._index_cache: dict = {}
 
-    def _compute_staged(self, background: bool = False) -> None:
-        """Compute the staged rows: here, or (``background``, with a worker) on the worker thread.
-        First waits for the block in progress there, whose slots the new rows may then take."""
-        self.wait()  # first: if it failed, these rows stay staged (the recorder then stops)
+    def _compute_staged(self) -> None:
         staged, self._staged = self._staged, []
-        if not staged:
-            return
-        args = (staged, self._staging, self._results, self._constants, self._masks, self._work, self._device)
-        if background and self._worker is not None and not self._closed:
-            self._computing = self._worker.submit(blocks.compute, *args)
-            self._slot_base = self._rows_per_compute + 2 - self._slot_base
-        else:
-            blocks.compute(*args)
-
-    def wait(self) -> None:
-        """Until the block on the worker thread is done (its error raised here); a benchmark ends
-        a timed chunk of steps with it, so the work does not run into the next variant's chunk."""
-        if self._computing is not None:
-            done, self._computing = self._computing, None
-            done.result()
-
-
-def background_compute(device) -> bool:
-    """Whether blocks are computed on a worker thread: on the CPU when torch runs one thread and
-    this process may use another core. With more torch threads the worker's ops would start as many
-    threads of their own beside training's (and torch's default counts physical cores, which SMT
-    doubles), so the block stays on the training thread. Decided once, at the first recorded forward."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return torch.device(device).type == "cpu" and torch.get_num_threads() == 1 and cores >= 2
+        if staged:
+            blocks.compute(staged, self._staging, self._results, self._constants, self._masks, self._work, self._device)
 
 
 def _batch_var_mean(x: torch.Tensor):

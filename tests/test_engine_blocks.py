@@ -1,9 +1,8 @@
 """Rows computed as a block equal rows computed one at a time, in every situation the row rules
 have a case for: smaller last batches, changing image sizes, eval passes inside a step, gradient
-accumulation, a layer run twice per step, Probes, residual zones, frozen / subclassed BN, a buffer
-too small for a flush, and blocks computed on the worker thread while training goes on (the
-per-row numbers themselves are checked against independent oracles in test_engine.py and
-test_estimator_truth.py)."""
+accumulation, a layer run twice per step, Probes, residual zones, frozen / subclassed BN and a
+buffer too small for a flush (the per-row numbers themselves are checked against independent
+oracles in test_engine.py and test_estimator_truth.py)."""
 
 import dataclasses
 
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnviz.hooks import Probe, engine, instrument, row_stats
+from bnviz.hooks import Probe, instrument, row_stats
 from bnviz.hooks.engine import StatsEngine
 
 STEPS = 13
@@ -77,32 +76,29 @@ SCHEDULES = {  # name: (engine settings, forwards per optimizer step)
 }
 
 
-def record(make, data, schedule, rows_per_compute, accumulate, background=False):
+def record(make, data, schedule, rows_per_compute, accumulate):
     torch.manual_seed(0)
     model = make()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     ins = instrument(model, probes=2)
+    engine = StatsEngine(ins, rows_per_compute=rows_per_compute, **schedule)
     blocks = []
-    with pytest.MonkeyPatch.context() as mp:  # the worker thread or not, whatever the machine's cores
-        mp.setattr(engine, "background_compute", lambda device: background)
-        eng = StatsEngine(ins, rows_per_compute=rows_per_compute, **schedule)
-        for step in range(STEPS):
-            for k in range(accumulate):
-                x, y = data(step * accumulate + k)
-                F.cross_entropy(model(x), y).backward()
-            if step % 4 == 2:  # an eval pass inside the step
-                model.eval()
-                with torch.no_grad():
-                    model(data(1000 + step)[0])
-                model.train()
-            opt.step()
-            opt.zero_grad()
-            eng.end_step(step)
-            if step % 3 == 2:
-                blocks.append(eng.take_block().wait())
-        assert (eng._worker is not None) == background
-        eng.finish()
-        blocks.append(eng.take_block().wait())
+    for step in range(STEPS):
+        for k in range(accumulate):
+            x, y = data(step * accumulate + k)
+            F.cross_entropy(model(x), y).backward()
+        if step % 4 == 2:  # an eval pass inside the step
+            model.eval()
+            with torch.no_grad():
+                model(data(1000 + step)[0])
+            model.train()
+        opt.step()
+        opt.zero_grad()
+        engine.end_step(step)
+        if step % 3 == 2:
+            blocks.append(engine.take_block().wait())
+    engine.finish()
+    blocks.append(engine.take_block().wait())
     ins.detach()
     return blocks
 
@@ -128,17 +124,15 @@ def test_a_block_of_rows_records_what_its_rows_one_at_a_time_record(model, sched
         assert sum(b.dropped_steps for b in one) > 0
     else:
         assert (phases == 1).any()
-    for rows_per_compute, background in ((3, False), (None, False), (1, True), (3, True)):
-        block = record(make, data, settings, rows_per_compute, accumulate, background)
+    for rows_per_compute in (3, None):
+        block = record(make, data, settings, rows_per_compute, accumulate)
         assert len(block) == len(one)
         for a, b in zip(one, block):
             fa, fb = fields(a), fields(b)
             assert fa.keys() == fb.keys()
             for name in fa:
                 for x, y in zip(fa[name], fb[name]):
-                    np.testing.assert_array_equal(
-                        x, y, err_msg=f"{name}, rows_per_compute={rows_per_compute}, {background=}"
-                    )
+                    np.testing.assert_array_equal(x, y, err_msg=f"{name}, rows_per_compute={rows_per_compute}")
 
 
 def test_sticky_ranges_speculating_equals_the_sequential_rule():
