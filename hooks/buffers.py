@@ -80,7 +80,8 @@ class Staging:
     buffers at first use.
     """
 
-    def __init__(self, rows: int, features, offsets, samples: int, device):
+    def __init__(self, rows: int, offsets, samples: int, device):
+        """``offsets``: where each layer's channels start in Ctot, and Ctot last."""
         self.device, self.offsets = device, offsets
         ctot = offsets[-1]
         f32 = dict(device=device, dtype=torch.float32)
@@ -91,7 +92,7 @@ class Staging:
         self.grads = torch.full((rows, 2, ctot), torch.nan, **f32)
         self.activation: torch.Tensor | None = None
         self.synced: torch.Tensor | None = None
-        self.nan = [torch.full((c,), torch.nan, **f32) for c in features]
+        self.nan = [torch.full((b - a,), torch.nan, **f32) for a, b in zip(offsets, offsets[1:])]
 
     def put_params(self, slot: int, modules) -> None:
         """gamma, beta, running_mean, running_var as the forward will see them; NaN when absent."""

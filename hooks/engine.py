@@ -361,7 +361,7 @@ class StatsEngine:
         ctot = self._offsets[-1]
         rows = self._rows_per_compute + 2  # + a step's 2 rows
         self._results = buffers.Results(self.capacity, self.L, self.probes, ctot, dev)
-        self._staging = buffers.Staging(rows, self._features, self._offsets, self.samples, dev)
+        self._staging = buffers.Staging(rows, self._offsets, self.samples, dev)
         infos = sorted(self.instrumentation.layers, key=lambda li: self._modules.index(li.module))
         self._constants = buffers.constants(
             self._modules, self._features, self._offsets, [li.probe_channels for li in infos], self.probes, dev

@@ -209,7 +209,6 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
     if not mk["all_present"]:
         summary = torch.where(mk["present_l"].unsqueeze(-1), summary, torch.nan)
 
-    # finiteness (and padding) tested on the values each use takes, not on every sampled value
     # the pooled x-hat / y from the pooled x, as ``xy`` has them (same operations on the same values),
     # without reading ``xy`` again at scattered positions
     pool = mk["pool"]
@@ -218,6 +217,7 @@ def compute(inp: Inputs, c: Constants, mk: dict, zone: Zone, work, channel_rows=
     at = mk["pool_channel"]
     _normalise(pooled[0], [t.index_select(-1, at) for t in factors], mk["any_identity"], pooled[1:])
     pooled = pooled.view(3, R, *pool.shape)
+    # finiteness (and padding) tested on the values each use takes, not on every sampled value
     pooled = torch.where(_counted(pooled, mk["pool_counted"]), pooled, torch.nan)
     pooled = stats.sort_last(pooled)  # (3, R, L, P), excluded values (NaN) last
     quant = stats.sorted_quantiles(pooled, c.quantiles)  # (3, R, L, NQ)
