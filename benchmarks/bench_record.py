@@ -74,8 +74,8 @@ def main():
 
         times = interleaved_chunks({v.name: stepper(v) for v in variants}, args.chunk, args.turns)
         for v in variants[1:]:
-            v.rec._writer.wait_idle(60)
-        writer_cpu = {v.name: v.rec._writer.cpu_seconds for v in variants[1:]}  # before close ends the thread
+            v.rec._output.wait_idle()
+        writer_cpu = {v.name: v.rec._output.writer.cpu_seconds for v in variants[1:]}  # before close ends the thread
         for v in variants[1:]:
             v.rec.close()
         plain = times["plain"]

@@ -14,131 +14,24 @@ In a torch.distributed job every rank records its own local statistics to its ow
 from __future__ import annotations
 
 import functools
-import math
 import time
-import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from bnviz.hooks import distributed, shutdown
+from bnviz.hooks import distributed, notices, shutdown
 from bnviz.hooks.engine import StatsEngine
 from bnviz.hooks.instrument import instrument
-from bnviz.store import schema
-from bnviz.store.block import Block
-from bnviz.store.errors import RecordingWarning, RecordingWriteError, RunFileError
+from bnviz.hooks.notices import NO_STEP_FORWARDS, warn
+from bnviz.hooks.output import Output
+from bnviz.hooks.resume import check_resumable, previous_recording, train_rows_before
+from bnviz.hooks.scalars import PendingWithScalars, ScalarLog
+from bnviz.hooks.schedule import default_schedule
+from bnviz.store.errors import RecordingWriteError
 from bnviz.store.h5files import WriterClaim
 from bnviz.store.ranks import rank_path
-from bnviz.store.segments import open_joined, segment_path, segment_paths
-from bnviz.store.writer import AsyncWriter, RunWriter, check_target, encode_scalar_name, stopped_message
-
-# Per-channel rows are large (len(CHANNEL_FIELDS) float32 per channel); by default they are
-# written only often enough to average this many bytes per training step, and histograms
-# this many bytes, so a 100k-step ResNet-50 run stays under 2 GB (docs/format.md).
-CHANNEL_BYTES_PER_STEP = 4096
-# The longest the training thread waits for the writer: at close, and for a flush that must land.
-WRITER_WAIT_S = 60.0
-HIST_BYTES_PER_STEP = 1024
-# This many training forwards of the whole model with no step in between means steps are not being
-# marked (no optimizer=, no rec.step()): everything would be one row. Warn once.
-NO_STEP_FORWARDS = 100
-
-
-@dataclass(frozen=True)
-class Schedule:
-    every: int
-    channel_every: int
-    hist_every: int
-
-    def as_meta(self) -> dict:
-        return {
-            "every": self.every,
-            "channel_every": self.channel_every,
-            "hist_every": self.hist_every,
-            "rule": "channel and histogram rows on every channel_every-th / hist_every-th "
-            "recorded train row and on every eval row",
-        }
-
-
-def default_schedule(
-    num_layers: int,
-    total_channels: int,
-    every: int = 1,
-    channel_every: int | str = "auto",
-    hist_every: int | str = "auto",
-) -> Schedule:
-    """Resolve 'auto' intervals (counted in recorded rows) from the model's size."""
-    if channel_every == "auto":
-        row = total_channels * len(schema.CHANNEL_FIELDS) * 4
-        channel_every = max(1, math.ceil(row / (CHANNEL_BYTES_PER_STEP * every)))
-    if hist_every == "auto":
-        row = num_layers * len(schema.TENSORS) * (schema.HIST_BINS + len(schema.HIST_EXTRA) + 2) * 4
-        hist_every = max(1, math.ceil(row / (HIST_BYTES_PER_STEP * every)))
-    for name, value in (("every", every), ("channel_every", channel_every), ("hist_every", hist_every)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int or 'auto', got {value!r}")
-    return Schedule(every, int(channel_every), int(hist_every))  # ints, checked above
-
-
-class _ScalarLog:
-    """User scalars (loss, accuracy, lr), kept as given until a flush converts them.
-
-    Tensors are stored detached and turned into floats on the writer thread, so logging a
-    loss tensor never synchronises the training thread with the device."""
-
-    def __init__(self):
-        self.names: list[str] = []
-        self._rows: dict[int, dict[int, object]] = {}
-        self._current: dict[int, object] = {}  # the step in progress: numbered when it ends
-
-    def log(self, step: int | None, values: dict) -> None:
-        """Keep ``values`` for ``step``, or for the step in progress when None."""
-        row = self._current if step is None else self._rows.setdefault(step, {})
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor):
-                if value.numel() != 1:
-                    raise ValueError(f"scalar {name!r} must be a single number, got shape {tuple(value.shape)}")
-                value = value.detach()
-            elif not isinstance(value, (int, float, np.number)):
-                raise TypeError(f"scalar {name!r} must be a number or a one-element tensor, got {type(value).__name__}")
-            if name not in self.names:
-                if len(self.names) >= schema.MAX_SCALARS:
-                    raise ValueError(
-                        f"bnviz records at most {schema.MAX_SCALARS} scalar names; {name!r} would be one more"
-                    )
-                encode_scalar_name(name)
-                self.names.append(name)
-            row[self.names.index(name)] = value
-
-    def end(self, step: int) -> None:
-        """The step in progress ended as ``step``."""
-        if self._current:
-            self._rows.setdefault(step, {}).update(self._current)
-            self._current = {}
-
-    def take(self):
-        rows, self._rows = self._rows, {}
-        return list(self.names), rows
-
-
-class _PendingWithScalars:
-    """Adds the scalars logged since the last flush to the engine's block, on the writer thread."""
-
-    def __init__(self, pending, names, rows):
-        self._pending, self._names, self._rows = pending, names, rows
-
-    def wait(self) -> Block:
-        block = self._pending.wait()
-        steps = sorted(self._rows)
-        values = np.full((len(steps), schema.MAX_SCALARS), np.nan)
-        for r, step in enumerate(steps):
-            for slot, value in self._rows[step].items():
-                values[r, slot] = float(value)
-        block.scalar_step = np.asarray(steps, np.int64)
-        block.scalar_values = values
-        block.scalar_names = self._names
-        return block
+from bnviz.store.segments import segment_path
+from bnviz.store.writer import check_target, stopped_message
 
 
 def _busy_call(method):
@@ -191,21 +84,20 @@ class Recorder:
             raise ValueError(f"start_step={start_step!r}: give the number of the first step to record (>= 0)")
         if resume and overwrite:
             raise ValueError("resume=True continues the recording at path and overwrite=True replaces it: choose one")
-        self._resumed = _previous_recording(path) if resume else None
+        self._resumed = previous_recording(path) if resume else None
         if self._resumed is not None:
             path = segment_path(path, self._resumed["segments"])
         if flush_every < 1 or flush_seconds <= 0 or max_pending < 1:
             raise ValueError("flush_every and max_pending must be >= 1 and flush_seconds > 0")
         self.path = check_target(path, overwrite)
-        self._claim = WriterClaim(self.path)  # one recorder per file: refused here, before training
-        self._overwrite = overwrite
+        claim = WriterClaim(self.path)  # one recorder per file: refused here, before training
+        self._output = Output(self.path, claim, overwrite=overwrite, max_pending=max_pending)
         self._run_name = run_name
         self._user_meta = dict(meta or {})
         self._model = distributed.unwrap(model)  # same layer paths before or after wrapping in DDP
         self._model_class = type(self._model).__qualname__
         self._flush_every = flush_every
         self._flush_seconds = flush_seconds
-        self._max_pending = max_pending
         self._options = dict(
             activations=activations,
             probes=probes,
@@ -214,9 +106,8 @@ class Recorder:
             channel_every=channel_every,
             hist_every=hist_every,
         )
-        self._scalars = _ScalarLog()
+        self._scalars = ScalarLog()
         self._bad_scalars: set[str] = set()
-        self._writer: AsyncWriter | None = None
         # the step in progress; a resumed recording goes on after the first attempt's last step
         # unless start_step (or the first rec.step(n)) says where the checkpoint was
         self._free_start = start_step is None and self._resumed is not None
@@ -226,7 +117,7 @@ class Recorder:
         self._first_step = None  # the first step that ended: where this file's rows begin
         self._ended = False  # whether a step ended since the recording began
         self._ran = False  # whether BN layers ran in the step that ended last
-        self._told: set[str] = set()  # one-time warnings given
+        self._notices = notices.Once()
         self._last_flush = time.monotonic()
         self._stopped = False
         self._closed = False
@@ -234,15 +125,15 @@ class Recorder:
         try:
             self._attach()
         except BaseException:
-            self._claim.release()
+            self._output.claim.release()
             raise
         try:
             if self._resumed is not None:
-                self._check_resumable()
+                check_resumable(self._resumed, self.instrumentation)
             self._hook = step_hook(optimizer, lambda *_: self.step()) if optimizer is not None else None
         except BaseException:
             self._release()
-            self._claim.release()
+            self._output.claim.release()
             raise
         shutdown.register(self)
 
@@ -264,7 +155,7 @@ class Recorder:
                 hist_every=self.schedule.hist_every,
                 probes=o["probes"],
                 first_step=self._step,
-                first_train_row=self._train_rows_before(),
+                first_train_row=train_rows_before(self._resumed, self._step),
                 no_step_calls=NO_STEP_FORWARDS * len(layers),
                 on_no_step=self._no_step,
             )
@@ -297,14 +188,14 @@ class Recorder:
         before it warns once), so calling it again with the same n is harmless."""
         if n is not None:
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-                self._tell(
+                self._notices.tell(
                     "step-type",
                     f"bnviz: rec.step(n) needs a step number >= 0, got {n!r}; this call counts as the next step",
                 )
                 n = None
             elif n < self._step and not (self._free_start and not self._ended):
                 if n < self._step - 1:
-                    self._tell(
+                    self._notices.tell(
                         "step-back",
                         f"bnviz: rec.step({n}) after step {self._step - 1} ended: "
                         "steps only go forward, so this call changes nothing",
@@ -339,7 +230,7 @@ class Recorder:
             except (TypeError, ValueError) as err:
                 if name not in self._bad_scalars:
                     self._bad_scalars.add(name)
-                    _warn(f"bnviz does not record scalar {name!r}: {err}")
+                    warn(f"bnviz does not record scalar {name!r}: {err}")
 
     @_busy_call
     def close(self) -> None:
@@ -359,9 +250,9 @@ class Recorder:
                     self._guard(self._finish)
                 finished = True
             finally:
-                self._stop_writer(failed=not finished)
+                self._output.close(failed=not finished)
                 self._release()
-                self._claim.release()
+                self._output.claim.release()
                 shutdown.unregister(self)
 
     @_busy_call
@@ -373,8 +264,7 @@ class Recorder:
     def _commit_buffered(self) -> None:
         if self.engine.rows_pending:
             self._flush(wait=True)
-        if self._writer is not None:
-            self._writer.wait_idle(WRITER_WAIT_S)
+        self._output.wait_idle()
 
     def __enter__(self):
         return self
@@ -390,8 +280,10 @@ class Recorder:
             self._reattach(replaced, step)
             return
         self.engine.end_step(step)
-        if self.instrumentation.observed and "layers" not in self._told:
-            self._tell_layers()
+        if self.instrumentation.observed and "layers" not in self._notices.told:
+            self._notices.told.add("layers")
+            for message in notices.layer_findings(self.instrumentation):
+                warn(message)
         due = (
             self.engine.rows_pending >= self._flush_every or time.monotonic() - self._last_flush >= self._flush_seconds
         )
@@ -407,107 +299,42 @@ class Recorder:
         self._release()
         self._step = step + 1
         self._attach()  # the new engine goes on from the next step
-        shown = ", ".join(replaced[:3]) + (f" and {len(replaced) - 3} more" if len(replaced) > 3 else "")
-        why = (
-            f"bnviz: layers {shown} were replaced in the model after bnviz.record() started "
-            "(torch.nn.SyncBatchNorm.convert_sync_batchnorm builds new modules without bnviz's "
-            f"instrumentation), so their statistics of step {step} were not recorded"
-        )
-        fix = "To record every step, convert the model first, then call bnviz.record()."
-        if self._writer is not None:
-            table = {(l["path"], l["num_features"]) for l in self._writer.writer.layers}
-            now = {(l.path, l.num_features) for l in self.instrumentation.layers}
-            if table != now:
+        why, fix = notices.layers_replaced(replaced, step)
+        table = self._output.layer_table()
+        if table is not None:
+            if {(l["path"], l["num_features"]) for l in table} != {
+                (l.path, l.num_features) for l in self.instrumentation.layers
+            }:
                 raise RuntimeError(f"{why}; the model's BN layers no longer match the file's layer table. {fix}")
             why += "; the file's layer table keeps the old layer kinds"
-        _warn(f"{why}. Recording goes on with the new layers from step {step + 1}. {fix}")
-
-    def _tell(self, key: str, message: str) -> None:
-        """Warn once per recording for each kind of problem."""
-        if key not in self._told:
-            self._told.add(key)
-            _warn(message)
+        warn(f"{why}. Recording goes on with the new layers from step {step + 1}. {fix}")
 
     def _no_step(self) -> None:
         since = f"step {self._step - 1} ended" if self._ended else "the recording began"
-        self._tell(
-            "no-step",
-            f"bnviz: {NO_STEP_FORWARDS} training forwards of the model since {since} "
-            "and no step marked: they all belong to one step, of which bnviz records "
-            "the first forward. Pass optimizer= to bnviz.record, or call rec.step() "
-            "after each optimizer step.",
-        )
-
-    def _tell_layers(self) -> None:
-        """What the first observed forward showed about layers bnviz cannot record as asked."""
-        self._told.add("layers")
-        unchecked = self.instrumentation.unchecked
-        if unchecked:
-            _warn(
-                "bnviz: these BatchNorm subclasses did not normalise their input with F.batch_norm in "
-                f"their forward: {', '.join(unchecked)}. bnviz records their input and their own "
-                "weight, bias and running statistics as a BN's; check that this is what they compute."
-            )
-        reused = [
-            f"{li.path} ({li.calls_per_forward} calls)"
-            for li in self.instrumentation.layers
-            if li.calls_per_forward > 1
-        ]
-        if reused:
-            _warn(
-                "bnviz: these BN layers run more than once in one forward of the model: "
-                f"{', '.join(reused)}. bnviz records the first call of each step (the layer table "
-                "says how many calls there are in calls_per_forward); to see every call, give each "
-                "use its own BN module."
-            )
-
-    def _train_rows_before(self) -> int:
-        """Train rows the recording holds before the step in progress (0 unless resumed)."""
-        if self._resumed is None:
-            return 0
-        return int((self._resumed["train_steps"] < self._step).sum())
-
-    def _check_resumable(self) -> None:
-        """The model must have the BN layers of the recording it continues (any forward order)."""
-        before = self._resumed["layers"]
-        now = {(li.path, li.num_features) for li in self.instrumentation.layers}
-        if now != before or self.instrumentation.probes_per_layer != self._resumed["probes"]:
-            gone = ", ".join(sorted(p for p, _ in before - now)[:3]) or "none"
-            new = ", ".join(sorted(p for p, _ in now - before)[:3]) or "none"
-            raise ValueError(
-                f"resume=True: the model's BN layers (or probes) differ from those of "
-                f"{self._resumed['path']} (missing now: {gone}; new: {new}); record this "
-                "model to another path"
-            )
+        self._notices.tell("no-step", notices.no_step(since))
 
     def _finish(self) -> None:
         self._scalars.end(self._step)
         self.engine.finish()
-        if self.engine.rows_pending or self._writer is None:
+        if self.engine.rows_pending or self._output.writer is None:
             self._flush(wait=True)
 
     def _flush(self, wait: bool) -> None:
-        if self._writer is None:
-            self._writer = AsyncWriter(self._open_file(), max_pending=self._max_pending)
-        if not wait and self._writer.pending >= self._max_pending:
+        if not wait and self._output.behind:
             return  # writer behind: rows stay in the engine, which drops and counts the overflow
         names, rows = self._scalars.take()
-        item = _PendingWithScalars(self.engine.take_block(), names, rows)
-        if not self._writer.submit(item, timeout=WRITER_WAIT_S if wait else 0.0):
-            if self._writer.error is not None:  # the writer has said why, once: stop quietly
-                self._stopped = True
-                self._release()
-                self._stop_writer()
-                return
-            _warn(
-                f"bnviz: the writer of {self.path} did not take the last rows within "
-                f"{WRITER_WAIT_S:.0f} s (a slow or hung disk?); they are not in the file"
-            )
+        item = PendingWithScalars(self.engine.take_block(), names, rows)
+        if not self._output.hand_over(item, wait, self._file_contents):
+            self._stopped = True  # the writer failed and has said why, once: stop quietly
+            self._release()
+            self._output.close()
+            return
         self._last_flush = time.monotonic()
 
-    def _open_file(self) -> RunWriter:
-        # Created at the first flush: the layer table (forward order, following activations)
-        # is only known after the first forward, and SWMR files cannot grow datasets later.
+    def _file_contents(self) -> tuple[list[dict], dict, int]:
+        """(layer table, metadata, probes) of the file, created at the first flush: the layer table
+        (forward order, following activations) is only known after the first forward, and SWMR
+        files cannot grow datasets later."""
         meta = {
             "model_class": self._model_class,
             "torch_version": str(torch.__version__),
@@ -525,14 +352,7 @@ class Recorder:
             meta["segment_start"] = self._step if self._first_step is None else self._first_step
         if self.rank_info:
             meta.update(self.rank_info)
-        return RunWriter(
-            self.path,
-            layers=self.engine.layer_table(),
-            meta=meta,
-            probes=self.engine.probes,
-            overwrite=self._overwrite,
-            claim=self._claim,
-        )
+        return self.engine.layer_table(), meta, self.engine.probes
 
     def _guard(self, fn) -> None:
         try:
@@ -540,61 +360,19 @@ class Recorder:
         except Exception as err:  # noqa: BLE001 - never break the training we watch
             self._stopped = True
             self._release()
-            self._stop_writer()
+            self._output.close()
             if isinstance(err, RecordingWriteError):
-                _warn(stopped_message(err))
+                warn(stopped_message(err))
             else:
-                _warn(
+                warn(
                     f"bnviz stopped recording to {self.path}: {type(err).__name__}: {err}. "
                     "Training goes on without recording."
                 )
-
-    def _stop_writer(self, failed: bool = False) -> None:
-        """Close the file with every row handed over (``failed``: rows were lost, say so in the
-        file); never blocks longer than WRITER_WAIT_S."""
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        try:
-            if not writer.close(timeout=WRITER_WAIT_S, failed=failed):
-                _warn(
-                    f"bnviz: the writer of {self.path} did not finish within {WRITER_WAIT_S:.0f} s; "
-                    "it goes on in the background (committed rows are safe)"
-                )
-        except Exception:  # noqa: BLE001 - its own warning raised (warnings as errors): nothing to add
-            pass
 
     def _release(self) -> None:
         if self.instrumentation.attached:
             self.engine.close()
             self.instrumentation.detach()
-
-
-def _previous_recording(path) -> dict | None:
-    """What a resumed recording needs from the files already written to ``path``; None if none."""
-    existing = segment_paths(path)
-    if not existing:
-        return None
-    try:
-        run = open_joined(existing[0])
-    except RunFileError as err:
-        raise ValueError(
-            f"resume=True: cannot continue {existing[0]}: {err.problem}. Move it away, "
-            "or pass overwrite=True (without resume) to start again"
-        ) from err
-    with run:
-        steps = run.steps
-        train = steps[run.rows("train")]
-        last = train if len(train) else steps
-        return {
-            "path": existing[0],
-            "segments": len(existing),
-            "probes": run._probes,
-            "train_steps": train,
-            "last_step": int(last.max()) if len(last) else -1,
-            "layers": {(li.path, li.num_features) for li in run.layers},
-            "run_name": run.meta.get("run_name", existing[0].stem),
-        }
 
 
 def step_hook(optimizer, fn):
@@ -615,14 +393,6 @@ def step_hook(optimizer, fn):
             )
         inner = nxt
     return inner.register_step_post_hook(fn)
-
-
-def _warn(message: str) -> None:
-    """A RecordingWarning that cannot stop the training, even where warnings are errors."""
-    try:
-        warnings.warn(message, RecordingWarning, stacklevel=4)
-    except Warning:
-        pass
 
 
 def record(
