@@ -2,8 +2,8 @@
 compiled plain model, no recompiles of bnviz's own and no dynamo warnings, and the rows eager
 recording records (to float rounding), also for eval passes, changing shapes, a layer that runs
 twice, momentum=None, Probes, BN subclasses and frozen BN (recorded from a forward pre-hook),
-activations measured at their own input (residual blocks) and a SyncBatchNorm in a process group
-of one."""
+activations measured at their own input (residual blocks), BN layers side by side in parallel
+branches and a SyncBatchNorm in a process group of one."""
 
 import copy
 import logging
@@ -82,6 +82,26 @@ class ResidualNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+
+class Branches(nn.Module):
+    """Inception-style: two conv-BN branches of one input, concatenated, then the sum of two more
+    (zones measured at the ReLU after the add). Their BN layers sit side by side in the graph, so
+    the compiler may run their bnviz operators in either order."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.Tanh())
+        self.c, self.bn_c = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.d, self.bn_d = nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = torch.cat([self.a(x), self.b(x)], 1)
+        z = self.relu(self.bn_c(self.c(y)) + self.bn_d(self.d(y)))
+        return self.head(z.mean(dim=(2, 3)))
 
 
 class DynamoLog(logging.Handler):
@@ -164,7 +184,9 @@ def assert_same_rows(compiled, eager):
 @pytest.mark.slow
 # inductor imports torch.utils.mkldnn, which uses the deprecated torch.jit.script_method
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("make", [models.SmallCNN, TimmStack, ResidualNet], ids=["bn", "subclasses", "residual"])
+@pytest.mark.parametrize(
+    "make", [models.SmallCNN, TimmStack, ResidualNet, Branches], ids=["bn", "subclasses", "residual", "branches"]
+)
 def test_inductor_recording_is_the_plain_compiled_training_and_the_eager_rows(make, dynamo_log):
     # inductor's training rounds unlike eager's: at lr=0.1 the residual net's weights part by 0.3%
     # within the five steps (the plain runs alike), so the rows are compared where training agrees
@@ -227,6 +249,7 @@ class MomentumNone(models.SigmoidMLP):
         pytest.param(MomentumNone, mlp_input, (16,), marks=pytest.mark.filterwarnings(GRAD_WARNING)),
         (TimmStack, cnn_input, (8, 8, 6)),
         (ResidualNet, cnn_input, (8, 8, 6)),
+        (Branches, cnn_input, (8, 8, 6)),
     ],
     ids=[
         "last-batch-smaller",
@@ -236,6 +259,7 @@ class MomentumNone(models.SigmoidMLP):
         "momentum-none",
         "subclasses-and-frozen",
         "residual-blocks",
+        "parallel-branches",
     ],
 )
 def test_compiled_rows_are_the_eager_rows(make, data, sizes, dynamo_log):
