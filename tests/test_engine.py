@@ -323,6 +323,32 @@ def test_nonfinite_values_are_counted_not_dropped():
     assert np.isfinite(b.quantiles[0, 0, 0]).all()  # quantiles over the finite values
 
 
+def test_a_constant_channel_has_variance_zero_and_an_overflowing_one_inf_in_every_row():
+    """Eval rows take the batch variance from a pass of torch's CPU BatchNorm kernel with eps 0,
+    whose inverse std is 0 (not inf) where the variance is 0: read back naively, a dead ReLU
+    channel's variance was recorded as infinite and the channel counted as non-finite."""
+    bn = nn.BatchNorm2d(3)
+    ins = instrument(nn.Sequential(bn))
+    engine = StatsEngine(ins, capacity_rows=4, samples=S, pool=P)
+    x = torch.randn(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    x[:, 0] = 0.0  # what a dead ReLU hands on
+    x[:, 2] *= 1e20  # squares beyond float32
+    for phase, step in ((0, 0), (1, 1)):
+        bn.train(phase == 0)
+        with torch.no_grad():
+            ins.model(x)
+        engine.end_step(step)
+    b = engine.take_block().wait()
+    assert list(b.summary_phase) == [0, 1]
+    truth = x.double().var(dim=(0, 2, 3), unbiased=False).float().numpy()  # 0, ~1, inf
+    for row in range(2):
+        var = b.channels[0][row, CF["pre_var"]]
+        assert var[0] == 0.0 if row == 1 else 0.0 <= var[0] < 1e-9  # train: 1 / invstd^2 - eps, rounded
+        close(var[1], truth[1], rtol=1e-5)
+        assert var[2] == truth[2] == np.inf
+        assert b.summary[row, 0, SF["nonfinite_channels"]] == 1  # the overflowing channel only
+
+
 def test_row_schedule_every_tiers_and_reuse():
     torch.manual_seed(0)
     model = models.ReusedBN()
