@@ -29,7 +29,7 @@ from bnviz.hooks.scalars import PendingWithScalars, ScalarLog
 from bnviz.hooks.schedule import default_schedule
 from bnviz.store.errors import RecordingWriteError
 from bnviz.store.h5files import WriterClaim
-from bnviz.store.ranks import rank_path
+from bnviz.store.ranks import ONLY_RANK_ZERO, RECORDED_RANKS, rank_path
 from bnviz.store.segments import segment_path
 from bnviz.store.writer import check_target, stopped_message
 
@@ -73,10 +73,13 @@ class Recorder:
         kernel="native",
         resume=False,
         start_step=None,
+        ranks="all",
     ):
         # In a job of several processes each rank writes its own file (docs/distributed.md).
+        _checked_ranks(ranks)
         self.rank_info = distributed.rank_info()
         if self.rank_info:
+            self.rank_info["recorded_ranks"] = ranks
             path = rank_path(path, self.rank_info["rank"])
         if start_step is not None and (
             not isinstance(start_step, (int, np.integer)) or isinstance(start_step, bool) or start_step < 0
@@ -375,6 +378,45 @@ class Recorder:
             self.instrumentation.detach()
 
 
+def _checked_ranks(ranks):
+    if ranks not in RECORDED_RANKS:
+        raise ValueError(
+            f"ranks={ranks!r}: choose 'all' (every rank records its own file) or 'zero' "
+            "(only global rank 0 records): docs/distributed.md"
+        )
+    return ranks
+
+
+class NotRecording:
+    """What ``record(..., ranks="zero")`` returns on a rank other than 0: a Recorder's calls,
+    recording nothing (the model is left as it is, no file is written)."""
+
+    recording = False
+    busy = False
+    path = None
+
+    def __init__(self, start_step: int):
+        self.current_step = start_step
+
+    def step(self, n: int | None = None) -> None:
+        self.current_step = self.current_step + 1 if n is None else max(self.current_step, int(n) + 1)
+
+    def log(self, **scalars) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def commit_buffered(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
 def step_hook(optimizer, fn):
     """Register ``fn`` as ``optimizer``'s step post-hook. A wrapper (accelerate's
     AcceleratedOptimizer, Lightning's LightningOptimizer, ...) is unwrapped through its
@@ -414,7 +456,8 @@ def record(
     kernel: str = "native",
     resume: bool = False,
     start_step: int | None = None,
-) -> Recorder:
+    ranks: str = "all",
+) -> Recorder | NotRecording:
     """Instrument ``model`` and record its BatchNorm statistics to the HDF5 file ``path``.
 
     Use as a context manager, or call ``close()``. Call ``rec.step()`` after each optimizer
@@ -447,7 +490,13 @@ def record(
     Distributed jobs: call it on every rank with the same ``path``; rank 0 writes ``path``, rank
     r > 0 ``<stem>.rank<r><suffix>`` beside it (docs/distributed.md). ``model`` may be wrapped in
     DistributedDataParallel or not. Convert to SyncBatchNorm before calling it.
+    ranks: "all" (each rank records its own file) or "zero" (rank 0 alone records, and its file
+        says so: a reader looks for no other rank's file; on the other ranks ``record`` returns a
+        ``NotRecording``, whose calls do nothing).
     """
+    info = distributed.rank_info()
+    if _checked_ranks(ranks) == ONLY_RANK_ZERO and info and info["rank"] != 0:
+        return NotRecording(0 if start_step is None else int(start_step))
     return Recorder(
         model,
         path,
@@ -466,4 +515,5 @@ def record(
         kernel=kernel,
         resume=resume,
         start_step=start_step,
+        ranks=ranks,
     )

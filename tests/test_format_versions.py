@@ -58,7 +58,7 @@ def recorded(tmp_path_factory):
 
 def test_new_files_are_1_2_with_the_used_statistics(recorded):
     with open_run(recorded) as run:
-        assert run.format_version == "%d.%d" % schema.FORMAT_VERSION == "1.2"
+        assert run.format_version == "%d.%d" % schema.FORMAT_VERSION == "1.3"
         train, evals = run.channel_rows("train"), run.channel_rows("eval")
         for layer in run.layers:
             ch = {

@@ -1,5 +1,8 @@
 """bnviz.integrations.lightning with the real Lightning Trainer (CPU, a tiny model, a few steps)."""
 
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -15,6 +18,7 @@ pl = pytest.importorskip("lightning.pytorch")
 
 from bnviz.integrations.lightning import BnvizCallback  # noqa: E402
 from bnviz.store import RecordingWarning, open_run  # noqa: E402
+from bnviz.store.ranks import rank_of  # noqa: E402
 
 BATCHES, ACCUMULATE, EPOCHS = 6, 2, 2
 
@@ -151,3 +155,74 @@ def test_a_fit_resumed_from_a_checkpoint_goes_on_at_its_global_step(tmp_path):
         # steps 2 and 3 of the first attempt were trained again from the checkpoint: shown once
         assert list(run.steps[run.rows("train")]) == [0, 1, 2, 3, 4, 5]
         assert list(run.segments[0].steps) == [0, 1, 2, 3]
+
+
+# A real 2-process DDP job on CPU (gloo), launched by Lightning itself (strategy="ddp" starts the
+# second process by running the script again). Rank 1 scales its batches by 3: its BN layer sees
+# batch statistics of its own.
+DDP_JOB = textwrap.dedent("""
+    import sys, warnings
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    import lightning.pytorch as pl
+    from bnviz.integrations.lightning import BnvizCallback
+
+    class Net(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+        def training_step(self, batch, batch_idx):
+            return F.cross_entropy(self.body(batch[0] * (1 + 2 * self.global_rank)), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 3, 5, 5, generator=g), torch.randint(0, 3, (32,), generator=g)
+    data = torch.utils.data.TensorDataset(x, y)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy="ddp", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[BnvizCallback(sys.argv[1], ranks=sys.argv[2])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(Net(), torch.utils.data.DataLoader(data, batch_size=4))
+""")
+
+
+def ddp_fit(folder, ranks):
+    """The .h5 files a 2-process job with ``BnvizCallback(folder / "run.h5", ranks=ranks)`` leaves."""
+    script = folder / "job.py"
+    script.write_text(DDP_JOB)
+    done = subprocess.run(
+        [sys.executable, str(script), str(folder / "run.h5"), ranks],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return sorted(p.name for p in folder.glob("*.h5"))
+
+
+def test_a_ddp_job_with_ranks_all_records_each_rank_its_own_batches(tmp_path):
+    assert ddp_fit(tmp_path, "all") == ["run.h5", "run.rank1.h5"]
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.rank_problems == {} and [rank_of(r) for r in run.ranks] == [0, 1]
+        # 32 samples over 2 ranks in batches of 4: four optimizer steps on each
+        assert all(list(r.steps[r.rows("train")]) == [0, 1, 2, 3] for r in run.ranks)
+        assert all(r.meta["world_size"] == 2 and r.meta["recorded_ranks"] == "all" for r in run.ranks)
+        first = [float(r.summary(0, "pre_var")[0]) for r in run.ranks]
+        assert first[1] > 4 * first[0]  # rank 1's inputs are 3x as spread: its own batch statistics
+
+
+def test_a_ddp_job_with_ranks_zero_is_rank_0_alone_with_no_rank_missing(tmp_path):
+    assert ddp_fit(tmp_path, "zero") == ["run.h5"]
+    with open_run(tmp_path / "run.h5") as run:
+        assert (run.meta["rank"], run.meta["world_size"], run.meta["recorded_ranks"]) == (0, 2, "zero")
+        assert run.ranks == [run] and run.rank_problems == {}  # the viewer shows no missing rank
+        assert list(run.steps[run.rows("train")]) == [0, 1, 2, 3]

@@ -99,6 +99,18 @@ def test_missing_unreadable_and_foreign_rank_files_are_named(tmp_path):
         assert run.ranks == [run] and run.rank_problems.keys() == {1, 2, 3}
 
 
+def test_a_job_where_rank_0_alone_recorded_is_that_file_with_no_rank_missing(tmp_path):
+    base = tmp_path / "run.h5"
+    write_synthetic_run(base, layers=2, channels=4, steps=5, meta={**rank_meta(0, 4), "recorded_ranks": "zero"})
+    write_synthetic_run(  # a stray file of the same name and job: not looked for
+        tmp_path / "run.rank1.h5", layers=2, channels=4, steps=5, meta={**rank_meta(1, 4), "recorded_ranks": "zero"}
+    )
+    with open_run(base) as run:
+        assert run.meta["recorded_ranks"] == "zero" and world_size_of(run) == 4
+        assert run.ranks == [run] and run.rank_problems == {}
+        assert open_ranks(run) == [run] and rank_problems(run) == {}
+
+
 def test_a_rank_file_of_a_bigger_earlier_job_is_refused(tmp_path):
     base = tmp_path / "run.h5"
     write_job(base, world=2, skip=(1,))
@@ -250,3 +262,36 @@ def test_findings_flag_layers_whose_ranks_normalise_differently(tmp_path):
     with open_run(tmp_path / "same.h5") as run:
         info = describe(run)
         assert info["ranks"]["present"] == [0] and "same.rank1.h5 is missing" in info["ranks"]["problems"]["1"]
+
+
+def test_record_with_ranks_zero_records_on_rank_0_only_and_says_so(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import bnviz
+    from bnviz.hooks.recorder import NotRecording
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("BNVIZ_JOB_ID", "job7")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    with pytest.raises(ValueError, match="ranks='some': choose 'all'"):
+        bnviz.record(model, tmp_path / "run.h5", ranks="some")
+    for rank in (1, 0):  # every rank of the job runs the same script
+        monkeypatch.setenv("RANK", str(rank))
+        with bnviz.record(model, tmp_path / "run.h5", ranks="zero", start_step=3) as rec:
+            for _ in range(2):
+                model(torch.randn(8, 4))
+                rec.log(loss=1.0)
+                rec.step()
+            assert rec.current_step == 5
+            assert isinstance(rec, NotRecording) == (rank == 1) and rec.recording == (rank == 0)
+            assert type(model[1]).__module__.startswith("bnviz") == (rank == 0)  # rank 1: not instrumented
+        assert type(model[1]) is torch.nn.BatchNorm1d
+        assert sorted(p.name for p in tmp_path.iterdir()) == ([] if rank == 1 else ["run.h5"])
+    with open_run(tmp_path / "run.h5") as run:
+        assert (run.meta["rank"], run.meta["world_size"], run.meta["recorded_ranks"]) == (0, 2, "zero")
+        assert list(run.steps) == [3, 4] and run.rank_problems == {} and run.ranks == [run]
+    with bnviz.record(model, tmp_path / "all.h5") as rec:  # the default: every rank its own file
+        model(torch.randn(8, 4))
+        rec.step()
+    with open_run(tmp_path / "all.h5") as run:
+        assert run.meta["recorded_ranks"] == "all" and run.rank_problems.keys() == {1}

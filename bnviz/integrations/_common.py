@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-RANKS = ("zero", "all")
+from bnviz.store.ranks import RECORDED_RANKS as RANKS
 
 
 def check_options(framework: str, ranks: str, record_kwargs: dict) -> None:
@@ -24,9 +24,9 @@ def records_here(ranks: str, global_rank: int) -> bool:
     return ranks == "all" or int(global_rank) == 0
 
 
-def record_kwargs(record_kwargs: dict, steps_done: int) -> dict:
+def record_kwargs(record_kwargs: dict, steps_done: int, ranks: str) -> dict:
     """``bnviz.record`` keywords; a resumed recording goes on from the framework's restored step."""
-    kwargs = dict(record_kwargs)
+    kwargs = dict(record_kwargs, ranks=ranks)
     if kwargs.get("resume"):
         kwargs["start_step"] = int(steps_done)
     return kwargs

@@ -41,7 +41,9 @@ class BnvizCallback(Callback):
         finding_lr = any(type(cb).__name__ == "LRFinder" for cb in self.learn.cbs)
         if self.recorder is None and not finding_lr and records_here(self.ranks, info["rank"] if info else 0):
             self._steps = int(self.steps_done)
-            self.recorder = bnviz.record(self.learn.model, self.path, start_step=self._steps, **self.record_kwargs)
+            self.recorder = bnviz.record(
+                self.learn.model, self.path, start_step=self._steps, ranks=self.ranks, **self.record_kwargs
+            )
 
     def after_step(self):
         if self.recorder is not None and self.training:

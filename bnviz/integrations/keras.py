@@ -149,7 +149,7 @@ class BnvizCallback(keras.callbacks.Callback):
                 activations[name] = act
             object.__setattr__(layer, "call", _reporting_call(layer, stand_in))
             self._patched.append(layer)
-        kwargs = record_kwargs(self.record_kwargs, int(self.model.optimizer.iterations))
+        kwargs = record_kwargs(self.record_kwargs, int(self.model.optimizer.iterations), self.ranks)
         kwargs["activations"] = {**activations, **kwargs.get("activations", {})}
         kwargs["meta"] = {"keras_model": self.model.name, **kwargs.get("meta", {})}
         self._done = int(self.model.optimizer.iterations)

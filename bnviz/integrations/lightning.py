@@ -37,7 +37,9 @@ class BnvizCallback(pl.Callback):
     def on_train_start(self, trainer, pl_module):
         if self.recorder is None and records_here(self.ranks, trainer.global_rank):
             self._done = trainer.global_step
-            self.recorder = bnviz.record(pl_module, self.path, **record_kwargs(self.record_kwargs, self._done))
+            self.recorder = bnviz.record(
+                pl_module, self.path, **record_kwargs(self.record_kwargs, self._done, self.ranks)
+            )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         done = trainer.global_step

@@ -34,7 +34,9 @@ class BnvizCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.recorder is None and records_here(self.ranks, args.process_index):
-            self.recorder = bnviz.record(model, self.path, **record_kwargs(self.record_kwargs, state.global_step))
+            self.recorder = bnviz.record(
+                model, self.path, **record_kwargs(self.record_kwargs, state.global_step, self.ranks)
+            )
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         # after optimizer.step(), before zero_grad (gradients are still there) and the increment

@@ -20,7 +20,11 @@ from bnviz.store.reader import Run
 from bnviz.store.segments import open_joined
 
 # Root attributes of a rank file (absent from a single-process run).
-RANK_KEYS = ("rank", "world_size", "local_rank", "dist_backend", "job_id")
+RANK_KEYS = ("rank", "world_size", "local_rank", "dist_backend", "job_id", "recorded_ranks")
+# Which ranks of a job record ("recorded_ranks"): each its own file, or rank 0 alone (then a reader
+# looks for no sibling files); bnviz.record(ranks=...) takes the same words
+ONLY_RANK_ZERO = "zero"
+RECORDED_RANKS = ("all", ONLY_RANK_ZERO)
 _RANK_NAME = re.compile(r"^(?P<stem>.+)\.rank[1-9][0-9]*(?P<suffix>\.[^.]*)?$")
 
 
@@ -67,7 +71,10 @@ def scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
     """The job's runs by rank (``run`` itself included, others opened) and a problem per rank."""
     world, me = world_size_of(run), rank_of(run)
     base = job_path(run.path)
-    runs, problems = {me: run}, {}
+    runs: dict[int, Run] = {me: run}
+    problems: dict[int, str] = {}
+    if run.meta.get("recorded_ranks") == ONLY_RANK_ZERO:
+        return runs, problems
     for r in range(world):
         if r == me:
             continue

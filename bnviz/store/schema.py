@@ -10,7 +10,7 @@ from __future__ import annotations
 FORMAT_NAME = "bnviz"
 # Bump the minor version for additions a v1 reader can ignore, the major for anything else.
 # Fields are only ever appended: a file of an older minor version has fewer (the reader gives NaN).
-FORMAT_VERSION = (1, 2)
+FORMAT_VERSION = (1, 3)
 
 PHASE_TRAIN = 0
 PHASE_EVAL = 1
