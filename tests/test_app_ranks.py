@@ -129,6 +129,26 @@ def test_a_missing_rank_file_is_named_in_the_banner(window, tmp_path):
     assert len(curves(w.current_view().time_plots()[0])) == 3
 
 
+def test_a_job_where_rank_0_alone_recorded_is_one_run_with_nothing_missing(window, tmp_path, capsys):
+    from bnviz import cli
+
+    path = tmp_path / "zero.h5"
+    meta = {
+        "rank": 0,
+        "world_size": 4,
+        "local_rank": 0,
+        "dist_backend": "gloo",
+        "job_id": "j",
+        "recorded_ranks": "zero",
+    }
+    write_synthetic_run(path, layers=3, channels=6, steps=40, meta=meta)
+    w = opened(window, path)
+    assert not w.banner.isVisible() and not w.tabs.isTabVisible(RANKS_TAB)
+    assert w.status["ranks"].text() == "rank 0 of 4"
+    assert cli.main(["info", str(path)]) == 0
+    assert "a job of 4: rank 0 alone recorded" in capsys.readouterr().out
+
+
 def test_a_ranks_finding_opens_the_ranks_view_on_its_layer(window, job):
     w = opened(window, job)
     assert w.findings.wait()

@@ -250,7 +250,7 @@ def test_findings_flag_layers_whose_ranks_normalise_differently(tmp_path):
         flagged = [f for f in findings(run) if f.kind == "ranks_disagree"]
         assert sorted(f.layer for f in flagged) == sorted(l.path for l in run.layers)
         assert all(f.value > 0.1 for f in flagged)
-        assert describe(run)["ranks"] == {"world_size": 2, "present": [0, 1], "problems": {}}
+        assert describe(run)["ranks"] == {"world_size": 2, "recorded": "all", "present": [0, 1], "problems": {}}
     # the same data on both ranks: nothing to flag
     for r in range(2):
         write_synthetic_run(

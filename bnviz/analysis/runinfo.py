@@ -16,6 +16,7 @@ import numpy as np
 
 from bnviz.analysis.findings import Thresholds, findings
 from bnviz.plaintext import printable
+from bnviz.store.ranks import ONLY_RANK_ZERO
 from bnviz.store.schema import PHASE_NAMES
 
 INFO_VERSION = 1
@@ -77,6 +78,7 @@ def describe(run, thresholds: Thresholds | None = None) -> dict:
         "scalars": list(run.scalar_names),
         "ranks": {
             "world_size": int(meta.get("world_size", 1)),
+            "recorded": str(meta.get("recorded_ranks", "all")),
             "present": [int(r.meta.get("rank", 0)) for r in getattr(run, "ranks", [run])],
             "problems": {str(k): v for k, v in getattr(run, "rank_problems", {}).items()},
         },
@@ -189,7 +191,9 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     if info["scalars"]:
         lines.append(f"  scalars    {', '.join(info['scalars'])}")
     ranks = info["ranks"]
-    if ranks["world_size"] > 1:
+    if ranks["world_size"] > 1 and ranks["recorded"] == ONLY_RANK_ZERO:
+        lines.append(f"  ranks      a job of {ranks['world_size']}: rank 0 alone recorded")
+    elif ranks["world_size"] > 1:
         lines.append(f"  ranks      {len(ranks['present'])} of {ranks['world_size']} rank files read")
         lines += [f"    rank {r}: {problem}" for r, problem in ranks["problems"].items()]
     kinds = Counter(li["kind"] for li in info["layers"])

@@ -26,6 +26,7 @@ from bnviz.app.timeline import Timeline
 from bnviz.app.trouble import show_finding
 from bnviz.app.views import VIEW_CLASSES
 from bnviz.store import RunFileError
+from bnviz.store.ranks import world_size_of
 from bnviz.store.schema import PHASE_NAMES
 
 LIVE_POLL_MS = 1000
@@ -318,9 +319,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.setTabVisible(VIEWS.index("ranks"), multi)
         self.actions["view_ranks"].setEnabled(multi)
         world = len(ranks) + len(problems)
-        self.status["ranks"].setText(
-            f"ranks: {len(ranks)} of {world}" if problems else f"ranks: {world}" if multi else ""
-        )
+        if problems:
+            text = f"ranks: {len(ranks)} of {world}"
+        elif multi:
+            text = f"ranks: {world}"
+        elif slot is not None and world_size_of(slot.run) > 1:  # rank 0 alone recorded (ranks="zero")
+            text = f"rank 0 of {world_size_of(slot.run)}"
+        else:
+            text = ""
+        self.status["ranks"].setText(text)
         if problems:
             self.banner.show_message(
                 Reason.RANKS,
