@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from bnviz.store import schema
 from bnviz.store.errors import RunFileError
 from bnviz.store.segments import open_joined, segment_paths
 
@@ -20,6 +21,14 @@ def previous_recording(path) -> dict | None:
             "or pass overwrite=True (without resume) to start again"
         ) from err
     with run:
+        # the reader joins only segments of the first one's format (docs/format.md, Resumed runs)
+        writes = "%d.%d" % schema.FORMAT_VERSION
+        if run.format_version != writes:
+            raise ValueError(
+                f"resume=True: {existing[0]} is in format {run.format_version} and this bnviz writes "
+                f"{writes}; the segments of one recording share a format. Resume with the bnviz "
+                "version that started the recording, or record to another path"
+            )
         steps = run.steps
         train = steps[run.rows("train")]
         last = train if len(train) else steps

@@ -125,6 +125,22 @@ def test_resume_refuses_another_model_and_overwrite(tmp_path):
         bnviz.record(model, path, resume=True, overwrite=True)
 
 
+def test_resume_refuses_a_recording_of_another_format_version_before_training(tmp_path):
+    import h5py
+
+    path = tmp_path / "run.h5"
+    model, opt = fresh()
+    with bnviz.record(model, path) as rec:
+        train(model, opt, rec, range(2))
+    with h5py.File(path, "r+") as f:  # as an older bnviz wrote it
+        f.attrs["format_version"] = "1.2"
+    with pytest.raises(ValueError, match=r"run.h5 is in format 1.2 and this bnviz writes 1\.3; .* share a format"):
+        bnviz.record(model, path, resume=True)
+    assert not segment_path(path, 1).exists() and type(model[1]) is torch.nn.BatchNorm2d
+    with open_run(path) as run:  # the first attempt's rows, as they were
+        assert list(run.steps) == [0, 1]
+
+
 def test_a_reader_left_open_sees_a_new_segment_on_refresh(tmp_path):
     path = tmp_path / "run.h5"
     model, opt = fresh()
