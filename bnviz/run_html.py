@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from bnviz.analysis.runinfo import duration_text, size_text
+from bnviz.analysis.runinfo import duration_text, ranks_text, size_text
 
 LAYER_LIMIT = 50
 
@@ -49,8 +49,8 @@ def summary_table(info: dict) -> str:
         ("scalars", ", ".join(info["scalars"]) or "none"),
         ("findings", len(info["findings"]) or "none"),
     ]
-    if info["ranks"]["world_size"] > 1:
-        rows.append(("ranks", f"{len(info['ranks']['present'])} of {info['ranks']['world_size']} read"))
+    if ranks_text(info):
+        rows.append(("ranks", ranks_text(info)))
     return _table(["", ""], [[f"<b>{esc(k)}</b>", esc(v)] for k, v in rows], "bnviz-summary")
 
 

@@ -379,12 +379,14 @@ class StatsEngine:
 def _batch_var_mean(x: torch.Tensor):
     """Biased batch variance and mean per channel. On the CPU by torch's BatchNorm kernel (eps 0:
     its inverse std is exactly 1 / sqrt(var)), 3x faster than var_mean over (N, H, W) of NCHW
-    input; elsewhere, and where that kernel's answer is 0 (it gives 0 for var 0, which would read
-    as an infinite variance, and for an overflowing one), var_mean, which allocates no output the size of x."""
+    input; elsewhere var_mean, which allocates no output the size of x. The kernel's inverse std
+    is 0 for a variance of 0 (and for one that overflows): var_mean gives those channels theirs."""
     dims = [0, *range(2, x.dim())]
     if x.device.type != "cpu":
         return torch.var_mean(x.float(), dim=dims, correction=0)
     _, mean, rstd = torch.native_batch_norm(x.float(), None, None, None, None, True, 0.0, 0.0)
-    if bool((rstd == 0).any()):  # a host sync, free on the CPU
-        return torch.var_mean(x.float(), dim=dims, correction=0)
-    return (1.0 / rstd.double().square()).float(), mean
+    var = (1.0 / rstd.double().square()).float()
+    zero = rstd == 0
+    if bool(zero.any()):  # a host sync, free on the CPU
+        var = torch.where(zero, torch.var(x.float(), dim=dims, correction=0), var)
+    return var, mean

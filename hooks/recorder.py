@@ -8,7 +8,8 @@ Nothing here may raise into the training loop after ``record`` returned: a failu
 one warning, stops recording and leaves the model un-instrumented.
 
 In a torch.distributed job every rank records its own local statistics to its own file
-(``bnviz.store.ranks.rank_path``) without any communication; see docs/distributed.md.
+(``bnviz.store.ranks.rank_path``) without any communication, or rank 0 alone does
+(``ranks="zero"``); see docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from bnviz.hooks.notices import NO_STEP_FORWARDS, warn
 from bnviz.hooks.output import Output
 from bnviz.hooks.resume import check_resumable, previous_recording, train_rows_before
 from bnviz.hooks.scalars import PendingWithScalars, ScalarLog
-from bnviz.hooks.schedule import default_schedule
+from bnviz.hooks.schedule import check_intervals, default_schedule
 from bnviz.store.errors import RecordingWriteError
 from bnviz.store.h5files import WriterClaim
-from bnviz.store.ranks import ONLY_RANK_ZERO, RECORDED_RANKS, rank_path
+from bnviz.store.ranks import ONLY_RANK_ZERO, checked_recorded_ranks, rank_path
 from bnviz.store.segments import segment_path
 from bnviz.store.writer import check_target, stopped_message
 
@@ -75,23 +76,22 @@ class Recorder:
         start_step=None,
         ranks="all",
     ):
+        _check_options(start_step, resume, overwrite, flush_every, flush_seconds, max_pending, ranks)
+        check_intervals(every, channel_every, hist_every)
         # In a job of several processes each rank writes its own file (docs/distributed.md).
-        _checked_ranks(ranks)
         self.rank_info = distributed.rank_info()
         if self.rank_info:
             self.rank_info["recorded_ranks"] = ranks
             path = rank_path(path, self.rank_info["rank"])
-        if start_step is not None and (
-            not isinstance(start_step, (int, np.integer)) or isinstance(start_step, bool) or start_step < 0
-        ):
-            raise ValueError(f"start_step={start_step!r}: give the number of the first step to record (>= 0)")
-        if resume and overwrite:
-            raise ValueError("resume=True continues the recording at path and overwrite=True replaces it: choose one")
         self._resumed = previous_recording(path) if resume else None
         if self._resumed is not None:
+            if self.rank_info and self._resumed["recorded_ranks"] != ranks:
+                raise ValueError(
+                    f"resume=True: {self._resumed['path']} was recorded with ranks="
+                    f"{self._resumed['recorded_ranks']!r}, and a resumed job must record its ranks alike "
+                    f"(readers join the rank files by it): pass ranks={self._resumed['recorded_ranks']!r}"
+                )
             path = segment_path(path, self._resumed["segments"])
-        if flush_every < 1 or flush_seconds <= 0 or max_pending < 1:
-            raise ValueError("flush_every and max_pending must be >= 1 and flush_seconds > 0")
         self.path = check_target(path, overwrite)
         claim = WriterClaim(self.path)  # one recorder per file: refused here, before training
         self._output = Output(self.path, claim, overwrite=overwrite, max_pending=max_pending)
@@ -190,7 +190,7 @@ class Recorder:
         Steps only go forward: an n at or before the last ended step changes nothing (an n
         before it warns once), so calling it again with the same n is harmless."""
         if n is not None:
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            if not _is_step(n):
                 self._notices.tell(
                     "step-type",
                     f"bnviz: rec.step(n) needs a step number >= 0, got {n!r}; this call counts as the next step",
@@ -378,34 +378,48 @@ class Recorder:
             self.instrumentation.detach()
 
 
-def _checked_ranks(ranks):
-    if ranks not in RECORDED_RANKS:
-        raise ValueError(
-            f"ranks={ranks!r}: choose 'all' (every rank records its own file) or 'zero' "
-            "(only global rank 0 records): docs/distributed.md"
-        )
-    return ranks
+def _check_options(start_step, resume, overwrite, flush_every, flush_seconds, max_pending, ranks) -> None:
+    """What needs neither the model nor a file, checked on every rank (also where nothing is
+    recorded): a job whose rank 0 alone refused to start would leave the others waiting for it."""
+    checked_recorded_ranks(ranks)
+    if start_step is not None and not _is_step(start_step):
+        raise ValueError(f"start_step={start_step!r}: give the number of the first step to record (>= 0)")
+    if resume and overwrite:
+        raise ValueError("resume=True continues the recording at path and overwrite=True replaces it: choose one")
+    if flush_every < 1 or flush_seconds <= 0 or max_pending < 1:
+        raise ValueError("flush_every and max_pending must be >= 1 and flush_seconds > 0")
+
+
+def _is_step(n) -> bool:
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool) and bool(n >= 0)
 
 
 class NotRecording:
     """What ``record(..., ranks="zero")`` returns on a rank other than 0: a Recorder's calls,
-    recording nothing (the model is left as it is, no file is written)."""
+    recording nothing (the model is left as it is, no file is written). ``current_step`` counts
+    steps as a Recorder does (``optimizer=``'s steps, or ``step()``), from ``start_step`` (0 when
+    not given, also when resuming: the last recorded step is in rank 0's file)."""
 
     recording = False
     busy = False
     path = None
 
-    def __init__(self, start_step: int):
-        self.current_step = start_step
+    def __init__(self, optimizer=None, start_step: int | None = None):
+        self.current_step = 0 if start_step is None else int(start_step)
+        self._hook = step_hook(optimizer, lambda *_: self.step()) if optimizer is not None else None
 
     def step(self, n: int | None = None) -> None:
-        self.current_step = self.current_step + 1 if n is None else max(self.current_step, int(n) + 1)
+        self.current_step = (
+            max(self.current_step, int(n) + 1) if n is not None and _is_step(n) else self.current_step + 1
+        )
 
     def log(self, **scalars) -> None:
         pass
 
     def close(self) -> None:
-        pass
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
     def commit_buffered(self) -> None:
         pass
@@ -414,7 +428,7 @@ class NotRecording:
         return self
 
     def __exit__(self, *exc):
-        pass
+        self.close()
 
 
 def step_hook(optimizer, fn):
@@ -491,12 +505,14 @@ def record(
     r > 0 ``<stem>.rank<r><suffix>`` beside it (docs/distributed.md). ``model`` may be wrapped in
     DistributedDataParallel or not. Convert to SyncBatchNorm before calling it.
     ranks: "all" (each rank records its own file) or "zero" (rank 0 alone records, and its file
-        says so: a reader looks for no other rank's file; on the other ranks ``record`` returns a
-        ``NotRecording``, whose calls do nothing).
+        says so: a reader looks for no other rank's file; on the other ranks ``record`` checks the
+        same options and returns a ``NotRecording``, which counts steps and records nothing).
     """
+    _check_options(start_step, resume, overwrite, flush_every, flush_seconds, max_pending, ranks)
+    check_intervals(every, channel_every, hist_every)
     info = distributed.rank_info()
-    if _checked_ranks(ranks) == ONLY_RANK_ZERO and info and info["rank"] != 0:
-        return NotRecording(0 if start_step is None else int(start_step))
+    if ranks == ONLY_RANK_ZERO and info and info["rank"] != 0:
+        return NotRecording(optimizer, start_step)
     return Recorder(
         model,
         path,

@@ -22,11 +22,10 @@ def previous_recording(path) -> dict | None:
         ) from err
     with run:
         # the reader joins only segments of the first one's format (docs/format.md, Resumed runs)
-        writes = "%d.%d" % schema.FORMAT_VERSION
-        if run.format_version != writes:
+        if run.format_version != schema.FORMAT_VERSION_TEXT:
             raise ValueError(
                 f"resume=True: {existing[0]} is in format {run.format_version} and this bnviz writes "
-                f"{writes}; the segments of one recording share a format. Resume with the bnviz "
+                f"{schema.FORMAT_VERSION_TEXT}; the segments of one recording share a format. Resume with the bnviz "
                 "version that started the recording, or record to another path"
             )
         steps = run.steps
@@ -40,6 +39,7 @@ def previous_recording(path) -> dict | None:
             "last_step": int(last.max()) if len(last) else -1,
             "layers": {(li.path, li.num_features) for li in run.layers},
             "run_name": run.meta.get("run_name", existing[0].stem),
+            "recorded_ranks": run.meta.get("recorded_ranks", "all"),
         }
 
 

@@ -40,13 +40,23 @@ def default_schedule(
     hist_every: int | str = "auto",
 ) -> Schedule:
     """Resolve 'auto' intervals (counted in recorded rows) from the model's size."""
+    check_intervals(every, channel_every, hist_every)
     if channel_every == "auto":
         row = total_channels * len(schema.CHANNEL_FIELDS) * 4
         channel_every = max(1, math.ceil(row / (CHANNEL_BYTES_PER_STEP * every)))
     if hist_every == "auto":
         row = num_layers * len(schema.TENSORS) * (schema.HIST_BINS + len(schema.HIST_EXTRA) + 2) * 4
         hist_every = max(1, math.ceil(row / (HIST_BYTES_PER_STEP * every)))
-    for name, value in (("every", every), ("channel_every", channel_every), ("hist_every", hist_every)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int or 'auto', got {value!r}")
     return Schedule(every, int(channel_every), int(hist_every))  # ints, checked above
+
+
+def check_intervals(every, channel_every, hist_every) -> None:
+    """ValueError unless ``every`` is a positive int and the tiers' intervals are positive ints or 'auto'."""
+    for name, value, auto in (
+        ("every", every, False),
+        ("channel_every", channel_every, True),
+        ("hist_every", hist_every, True),
+    ):
+        if not (isinstance(value, int) and value >= 1) and not (auto and value == "auto"):
+            allowed = "a positive int or 'auto'" if auto else "a positive int"
+            raise ValueError(f"{name} must be {allowed}, got {value!r}")

@@ -15,7 +15,7 @@ import pytest
 
 from bnviz.demo import DEMO_RUNS, PACKAGED_FOLDER
 from bnviz.store import open_run
-from bnviz.store.schema import FORMAT_VERSION
+from bnviz.store.schema import FORMAT_VERSION_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 # where this environment keeps its packages (the fresh one borrows them)
@@ -107,7 +107,7 @@ def test_the_wheel_carries_the_current_demo_recordings(wheel, tmp_path):
             assert digest(data) == digest((ROOT / "sample_runs" / name).read_bytes())
             (tmp_path / name).write_bytes(data)
             with open_run(tmp_path / name) as run:
-                assert run.format_version == "%d.%d" % FORMAT_VERSION and run.writer_state == "closed"
+                assert run.format_version == FORMAT_VERSION_TEXT and run.writer_state == "closed"
     assert sum(z.getinfo(n).file_size for n in names) < 12 * 2**20, "keep the wheel small"
 
 

@@ -275,17 +275,24 @@ def test_record_with_ranks_zero_records_on_rank_0_only_and_says_so(tmp_path, mon
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     with pytest.raises(ValueError, match="ranks='some': choose 'all'"):
         bnviz.record(model, tmp_path / "run.h5", ranks="some")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for rank in (1, 0):  # every rank of the job runs the same script
         monkeypatch.setenv("RANK", str(rank))
-        with bnviz.record(model, tmp_path / "run.h5", ranks="zero", start_step=3) as rec:
-            for _ in range(2):
-                model(torch.randn(8, 4))
-                rec.log(loss=1.0)
-                rec.step()
-            assert rec.current_step == 5
+        with pytest.raises(ValueError, match="flush_every"):  # refused alike on every rank
+            bnviz.record(model, tmp_path / "run.h5", ranks="zero", flush_every=0)
+        with bnviz.record(model, tmp_path / "run.h5", ranks="zero", optimizer=opt, start_step=3) as rec:
             assert isinstance(rec, NotRecording) == (rank == 1) and rec.recording == (rank == 0)
             assert type(model[1]).__module__.startswith("bnviz") == (rank == 0)  # rank 1: not instrumented
-        assert type(model[1]) is torch.nn.BatchNorm1d
+            for _ in range(2):  # steps 3 and 4, counted by the optimizer's hook
+                model(torch.randn(8, 4)).sum().backward()
+                opt.step()
+                rec.log(loss=1.0)
+            assert rec.current_step == 5
+            rec.step(9)  # the loop's own step counter
+            rec.step(2)  # a step number gone by: nothing changes
+            assert rec.current_step == 10
+        opt.step()  # closed: no hook counts it any more
+        assert rec.current_step == 10 and type(model[1]) is torch.nn.BatchNorm1d
         assert sorted(p.name for p in tmp_path.iterdir()) == ([] if rank == 1 else ["run.h5"])
     with open_run(tmp_path / "run.h5") as run:
         assert (run.meta["rank"], run.meta["world_size"], run.meta["recorded_ranks"]) == (0, 2, "zero")
@@ -295,3 +302,5 @@ def test_record_with_ranks_zero_records_on_rank_0_only_and_says_so(tmp_path, mon
         rec.step()
     with open_run(tmp_path / "all.h5") as run:
         assert run.meta["recorded_ranks"] == "all" and run.rank_problems.keys() == {1}
+    with pytest.raises(ValueError, match="recorded with ranks='all'.*pass ranks='all'"):
+        bnviz.record(model, tmp_path / "all.h5", resume=True, ranks="zero")  # the job's files would not join

@@ -122,7 +122,7 @@ def test_every_tier_round_trips(written):
 def test_metadata_and_layer_table(written):
     path, _, meta = written
     with open_run(path) as run:
-        assert run.format_version == "%d.%d" % schema.FORMAT_VERSION
+        assert run.format_version == schema.FORMAT_VERSION_TEXT
         assert [layer.path for layer in run.layers] == ODD_NAMES
         assert run.layer(1).momentum is None and run.layer("with space").num_features == 2
         for key, value in meta.items():

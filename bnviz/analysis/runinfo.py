@@ -16,7 +16,7 @@ import numpy as np
 
 from bnviz.analysis.findings import Thresholds, findings
 from bnviz.plaintext import printable
-from bnviz.store.ranks import ONLY_RANK_ZERO
+from bnviz.store.ranks import ONLY_RANK_ZERO, rank_zero_alone
 from bnviz.store.schema import PHASE_NAMES
 
 INFO_VERSION = 1
@@ -78,7 +78,7 @@ def describe(run, thresholds: Thresholds | None = None) -> dict:
         "scalars": list(run.scalar_names),
         "ranks": {
             "world_size": int(meta.get("world_size", 1)),
-            "recorded": str(meta.get("recorded_ranks", "all")),
+            "recorded": ONLY_RANK_ZERO if rank_zero_alone(run) else "all",
             "present": [int(r.meta.get("rank", 0)) for r in getattr(run, "ranks", [run])],
             "problems": {str(k): v for k, v in getattr(run, "rank_problems", {}).items()},
         },
@@ -86,6 +86,16 @@ def describe(run, thresholds: Thresholds | None = None) -> dict:
         "thresholds": thr.to_dict(),
         "findings": [_json_safe(f.to_dict()) for f in findings(run, thr)],
     }
+
+
+def ranks_text(info: dict) -> str | None:
+    """What ``describe`` found of a distributed job's ranks, in words; None for one process."""
+    ranks = info["ranks"]
+    if ranks["world_size"] <= 1:
+        return None
+    if ranks["recorded"] == ONLY_RANK_ZERO:
+        return f"a job of {ranks['world_size']}: rank 0 alone recorded"
+    return f"{len(ranks['present'])} of {ranks['world_size']} rank files read"
 
 
 def _version_text(v) -> str:
@@ -191,10 +201,8 @@ def format_text(info: dict, show_all: bool = False, limit: int = 20) -> str:
     if info["scalars"]:
         lines.append(f"  scalars    {', '.join(info['scalars'])}")
     ranks = info["ranks"]
-    if ranks["world_size"] > 1 and ranks["recorded"] == ONLY_RANK_ZERO:
-        lines.append(f"  ranks      a job of {ranks['world_size']}: rank 0 alone recorded")
-    elif ranks["world_size"] > 1:
-        lines.append(f"  ranks      {len(ranks['present'])} of {ranks['world_size']} rank files read")
+    if ranks_text(info):
+        lines.append(f"  ranks      {ranks_text(info)}")
         lines += [f"    rank {r}: {problem}" for r, problem in ranks["problems"].items()]
     kinds = Counter(li["kind"] for li in info["layers"])
     lines.append(f"  layers     {len(info['layers'])} (" + ", ".join(f"{k} x{n}" for k, n in kinds.items()) + ")")

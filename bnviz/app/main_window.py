@@ -26,7 +26,7 @@ from bnviz.app.timeline import Timeline
 from bnviz.app.trouble import show_finding
 from bnviz.app.views import VIEW_CLASSES
 from bnviz.store import RunFileError
-from bnviz.store.ranks import world_size_of
+from bnviz.store.ranks import rank_zero_alone, world_size_of
 from bnviz.store.schema import PHASE_NAMES
 
 LIVE_POLL_MS = 1000
@@ -323,7 +323,7 @@ class MainWindow(QtWidgets.QMainWindow):
             text = f"ranks: {len(ranks)} of {world}"
         elif multi:
             text = f"ranks: {world}"
-        elif slot is not None and world_size_of(slot.run) > 1:  # rank 0 alone recorded (ranks="zero")
+        elif slot is not None and rank_zero_alone(slot.run):
             text = f"rank 0 of {world_size_of(slot.run)}"
         else:
             text = ""

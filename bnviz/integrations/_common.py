@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from bnviz.store.ranks import RECORDED_RANKS as RANKS
+from bnviz.store.ranks import checked_recorded_ranks
 
 
 def check_options(framework: str, ranks: str, record_kwargs: dict) -> None:
     """Fail at construction (before training starts) on options a callback cannot honour."""
-    if ranks not in RANKS:
-        raise ValueError(
-            f"ranks={ranks!r}: choose 'zero' (only the process of global rank 0 records) "
-            "or 'all' (every rank records its own file: docs/distributed.md)"
-        )
+    checked_recorded_ranks(ranks)
     taken = sorted({"optimizer", "start_step"} & set(record_kwargs))  # the step counter is the framework's
     if taken:
         raise TypeError(

@@ -25,6 +25,18 @@ RANK_KEYS = ("rank", "world_size", "local_rank", "dist_backend", "job_id", "reco
 # looks for no sibling files); bnviz.record(ranks=...) takes the same words
 ONLY_RANK_ZERO = "zero"
 RECORDED_RANKS = ("all", ONLY_RANK_ZERO)
+
+
+def checked_recorded_ranks(ranks) -> str:
+    """``ranks=`` of ``bnviz.record`` and of the framework callbacks, or a ValueError saying what to give."""
+    if ranks not in RECORDED_RANKS:
+        raise ValueError(
+            f"ranks={ranks!r}: choose 'all' (every rank records its own file) or 'zero' "
+            "(only the process of global rank 0 records): docs/distributed.md"
+        )
+    return ranks
+
+
 _RANK_NAME = re.compile(r"^(?P<stem>.+)\.rank[1-9][0-9]*(?P<suffix>\.[^.]*)?$")
 
 
@@ -67,13 +79,18 @@ def world_size_of(run: Run) -> int:
     return int(run.meta.get("world_size", 1))
 
 
+def rank_zero_alone(run: Run) -> bool:
+    """``run`` is rank 0's file of a job of several processes where it alone recorded."""
+    return world_size_of(run) > 1 and run.meta.get("recorded_ranks") == ONLY_RANK_ZERO
+
+
 def scan(run: Run) -> tuple[dict[int, Run], dict[int, str]]:
     """The job's runs by rank (``run`` itself included, others opened) and a problem per rank."""
     world, me = world_size_of(run), rank_of(run)
     base = job_path(run.path)
     runs: dict[int, Run] = {me: run}
     problems: dict[int, str] = {}
-    if run.meta.get("recorded_ranks") == ONLY_RANK_ZERO:
+    if rank_zero_alone(run):
         return runs, problems
     for r in range(world):
         if r == me:

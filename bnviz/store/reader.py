@@ -191,7 +191,7 @@ class Run:
         except (ValueError, AttributeError) as err:
             raise CorruptRunFile(self.path, f"unreadable format_version {checks._shown(version)}") from err
         if file_version[0] > schema.FORMAT_VERSION[0]:
-            raise NewerFormatError(self.path, self.format_version, "%d.%d" % schema.FORMAT_VERSION)
+            raise NewerFormatError(self.path, self.format_version, schema.FORMAT_VERSION_TEXT)
         self.meta = self._h5.read("the run's attributes", self._read_meta)
         raw = self._h5.read("the layer table", lambda: self._h5.dataset(layout.LAYERS)[()])
         self.layers = [LayerInfo.from_dict(d) for d in checks.layer_table(self.path, raw)]

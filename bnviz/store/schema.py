@@ -11,6 +11,7 @@ FORMAT_NAME = "bnviz"
 # Bump the minor version for additions a v1 reader can ignore, the major for anything else.
 # Fields are only ever appended: a file of an older minor version has fewer (the reader gives NaN).
 FORMAT_VERSION = (1, 3)
+FORMAT_VERSION_TEXT = "%d.%d" % FORMAT_VERSION  # as the root attribute format_version holds it
 
 PHASE_TRAIN = 0
 PHASE_EVAL = 1

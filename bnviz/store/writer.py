@@ -189,7 +189,7 @@ class RunWriter:
         writing these bytes fails cleanly."""
         with h5py.File(f"{self.path.name}.image", "w", driver="core", backing_store=False, libver="latest") as f:
             f.attrs[layout.ATTR_FORMAT] = schema.FORMAT_NAME
-            f.attrs[layout.ATTR_VERSION] = "%d.%d" % schema.FORMAT_VERSION
+            f.attrs[layout.ATTR_VERSION] = schema.FORMAT_VERSION_TEXT
             for key, value in attrs.items():
                 f.attrs[key] = value
             f.create_dataset(
