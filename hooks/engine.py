@@ -380,7 +380,7 @@ def _batch_var_mean(x: torch.Tensor):
     """Biased batch variance and mean per channel. On the CPU by torch's BatchNorm kernel (eps 0:
     its inverse std is exactly 1 / sqrt(var)), 3x faster than var_mean over (N, H, W) of NCHW
     input; elsewhere var_mean, which allocates no output the size of x. The kernel's inverse std
-    is 0 for a variance of 0 (and for one that overflows): var_mean gives those channels theirs."""
+    is 0 for a variance of 0 (and for one that overflows): torch.var gives those channels theirs."""
     dims = [0, *range(2, x.dim())]
     if x.device.type != "cpu":
         return torch.var_mean(x.float(), dim=dims, correction=0)
