@@ -156,6 +156,28 @@ def test_a_reader_left_open_sees_a_new_segment_on_refresh(tmp_path):
     run.close()
 
 
+def test_a_refresh_tries_a_segment_being_written_once_and_waits_only_at_opening(tmp_path, monkeypatch):
+    """The viewer refreshes every second on its window's thread: a new segment that a live writer
+    holds but that cannot be read yet must not cost it the opening's retries (1.5 s of waits)."""
+    from bnviz.store import reader
+
+    path = tmp_path / "run.h5"
+    model, opt = fresh()
+    with bnviz.record(model, path) as rec:
+        train(model, opt, rec, range(2))
+    whole = path.read_bytes()
+    segment_path(path, 1).write_bytes(whole[: len(whole) // 2])  # cut short, as if mid-write
+    monkeypatch.setattr(reader, "being_written", lambda p: True)  # and its writer alive
+    waits = []
+    monkeypatch.setattr(reader.time, "sleep", waits.append)
+    run = open_run(path)
+    assert len(waits) == reader.OPEN_ATTEMPTS - 1 and len(run.segments) == 1  # opening waits for it
+    waits.clear()
+    assert not run.refresh() and waits == [] and len(run.segments) == 1  # a refresh does not
+    segment_path(path, 1).unlink()
+    run.close()
+
+
 def test_every_rank_of_a_resumed_job_joins_its_own_segments(tmp_path, monkeypatch):
     path = tmp_path / "run.h5"
     monkeypatch.setenv("WORLD_SIZE", "2")

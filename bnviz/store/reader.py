@@ -130,7 +130,8 @@ def open_run(path) -> Run:
 class Run:
     """A recording opened for reading. See the module docstring for the API."""
 
-    def __init__(self, path):
+    def __init__(self, path, attempts: int = OPEN_ATTEMPTS):
+        """``attempts``: tries at a file being written that cannot be read right now (1: no waiting)."""
         self.path = Path(path)
         # Every rank's run of this run's job, rank 0 first, and why a rank's file is unusable;
         # one process's run is its own job (``join_ranks`` looks for the others).
@@ -138,12 +139,12 @@ class Run:
         self.rank_problems: dict[int, str] = {}
         self.waiting: str | None = None
         self._failing_since: float | None = None
-        for attempt in range(OPEN_ATTEMPTS):
+        for attempt in range(attempts):
             try:
                 self._open()
                 return
             except CorruptRunFile:
-                if attempt == OPEN_ATTEMPTS - 1 or not being_written(self.path):
+                if attempt == attempts - 1 or not being_written(self.path):
                     raise
             time.sleep(OPEN_RETRY_S * 2**attempt)
 

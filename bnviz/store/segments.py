@@ -19,7 +19,7 @@ import numpy as np
 
 from bnviz.store import schema
 from bnviz.store.errors import RunFileError
-from bnviz.store.reader import Run
+from bnviz.store.reader import OPEN_ATTEMPTS, Run
 
 # Root attributes of a segment after the first (absent from a run never resumed).
 SEGMENT_KEYS = ("segment", "segment_start")
@@ -71,14 +71,16 @@ class JoinedRun(Run):
         self.__dict__.update(first.__dict__)
         self.ranks = [self]  # the joined run is its own job until join_ranks looks for the others
         self.segments = [first]
-        self._open_new_segments()
+        self._open_new_segments(OPEN_ATTEMPTS)
         self._join()
 
-    def _open_new_segments(self) -> bool:
+    def _open_new_segments(self, attempts: int) -> bool:
+        """``attempts``: at opening, wait for a segment a writer is creating; a refresh (the viewer
+        polls every second, on its window's thread) tries once and looks again at the next."""
         added = False
         for p in segment_paths(self.path)[len(self.segments) :]:
             try:
-                seg = Run(p)
+                seg = Run(p, attempts)
             except RunFileError:
                 break  # being created right now, or damaged: the segments before it still read
             why = _mismatch(self.segments[0], seg)
@@ -176,7 +178,7 @@ class JoinedRun(Run):
 
     def refresh(self) -> bool:
         changed = [seg.refresh() for seg in self.segments]
-        added = self._open_new_segments()
+        added = self._open_new_segments(1)
         if any(changed) or added:
             self._join()
             return True
