@@ -30,7 +30,7 @@ from bnviz.hooks.scalars import PendingWithScalars, ScalarLog
 from bnviz.hooks.schedule import check_intervals, default_schedule
 from bnviz.store.errors import RecordingWriteError
 from bnviz.store.h5files import WriterClaim
-from bnviz.store.ranks import ONLY_RANK_ZERO, checked_recorded_ranks, rank_path
+from bnviz.store.ranks import checked_recorded_ranks, rank_path, records_on_rank
 from bnviz.store.segments import segment_path
 from bnviz.store.writer import check_target, stopped_message
 
@@ -511,7 +511,7 @@ def record(
     _check_options(start_step, resume, overwrite, flush_every, flush_seconds, max_pending, ranks)
     check_intervals(every, channel_every, hist_every)
     info = distributed.rank_info()
-    if ranks == ONLY_RANK_ZERO and info and info["rank"] != 0:
+    if info and not records_on_rank(ranks, info["rank"]):
         return NotRecording(optimizer, start_step)
     return Recorder(
         model,

@@ -9,6 +9,7 @@ from live_writer import Writer  # tests/live_writer.py (pytest's pythonpath)
 from bnviz.app.session import Session
 from bnviz.store import checks
 from bnviz.store.errors import CorruptRunFile
+from bnviz.store.reader import Run
 from bnviz.store.segments import segment_path
 
 
@@ -43,15 +44,31 @@ def test_a_followed_run_is_watched_and_followed_into_its_resumed_segment(tmp_pat
     assert not session.watching
 
 
-def test_a_run_opened_finished_is_not_watched(tmp_path):
+def test_a_run_opened_finished_is_read_again_only_once_a_restart_resumes_it(tmp_path, monkeypatch):
     path = tmp_path / "run.h5"
     with Writer(path, "--steps", "16") as writer:
         writer.send("all")
         writer.end()
     session = Session()
     session.open(str(path))
-    assert len(session.steps) == 16 and not session.live and not session.watching
+    assert len(session.steps) == 16 and not session.live and session.watching
+    reads = []
+    monkeypatch.setattr(Run, "refresh", lambda run: reads.append(run) or False)
+    monkeypatch.setattr(Run, "writer_state", property(lambda run: reads.append(run) or "closed"))
+    assert not session.refresh() and not session.refresh()
+    assert reads == [], "a closed run is looked at for a resumed segment only, never read"
+    monkeypatch.undo()
+    with Writer(segment_path(path, 1), "--steps", "32", "--seed", "1", "--segment-start", "16") as second:
+        second.send()  # training trained on from step 16, resumed from the first attempt's end
+        assert session.refresh() and session.live and list(session.steps) == list(range(24))
+        assert session.state.step == 15, "the cursor stays where the user left it"
+        session.follow()  # the timeline's follow button
+        second.send("all")
+        second.end()
+    assert session.refresh() and list(session.steps) == list(range(32)) and session.state.step == 31
+    assert not session.live and session.watching
     session.close()
+    assert not session.watching
 
 
 def test_the_window_follows_a_killed_run_into_its_resumed_segment(window, qtbot, tmp_path, monkeypatch):

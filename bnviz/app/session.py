@@ -33,8 +33,10 @@ class Slot:
     run: Run
     path: str
     index: int = 0
-    # its writer was seen live, or gone: a restart may resume it (a new segment), so keep looking
+    # its writer was seen live, or gone, or a resumed segment appeared: poll it; until then a
+    # closed run is only looked at for a resumed segment (``resumed_since``: one stat per poll)
     resumable: bool = False
+    seen: bool = False  # its writer's state was read (at the open)
 
     def __post_init__(self) -> None:
         self.reread()
@@ -58,10 +60,20 @@ class Slot:
         return getattr(self.run, "ranks", None) or [self.run]
 
     def check_writer(self) -> bool:
-        """Whether a training process (any rank's) is still writing; notes a run to watch for a resume."""
+        """Whether a training process (any rank's) is still writing; notes a run to watch for a
+        resume. A run closed when opened is not read again until a resumed segment appears."""
+        if self.seen and not self.resumable:
+            return False
+        self.seen = True
         states = {r.writer_state for r in self.ranks}
         self.resumable = self.resumable or bool(states & {"live", "writer gone"})
         return "live" in states
+
+    def polled(self) -> bool:
+        """Whether a refresh reads this run's files: it was live, or a restart resumed it since."""
+        if not self.resumable:
+            self.resumable = any(getattr(r, "resumed_since", False) for r in self.ranks)
+        return self.resumable
 
 
 class Session:
@@ -78,7 +90,7 @@ class Session:
         self.slots: list[Slot] = []
         self.opening = False
         self.live = False  # a training process is still writing (as of the last open or refresh)
-        self.watching = False  # live, or a run that may yet be resumed: the live timer polls
+        self.watching = False  # a run is open (any may yet be resumed): the live timer polls
         self.fresh = False  # the last open was of another recording, not a reload or a layout
         # each run's findings (by Slot.index, which a run keeps while open, unlike its letter): the
         # list, or why there are none; filled by the findings panel's jobs
@@ -194,7 +206,7 @@ class Session:
         The live timer calls it; nothing else reads the writer."""
         changed = False
         for s in self.slots:
-            if refresh_ranks(s.ranks):
+            if s.polled() and refresh_ranks(s.ranks):
                 changed = True
                 s.reread()
         self.check_writers()
@@ -208,7 +220,7 @@ class Session:
     def check_writers(self) -> None:
         """``live`` and ``watching`` as of now."""
         self.live = any([s.check_writer() for s in self.slots])  # noqa: C419 - every slot notes its own
-        self.watching = self.live or any(s.resumable for s in self.slots)
+        self.watching = bool(self.slots)  # any run may yet be resumed (``Slot.polled``)
 
     @property
     def waiting(self) -> str | None:

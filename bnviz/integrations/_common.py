@@ -16,10 +16,6 @@ def check_options(framework: str, ranks: str, record_kwargs: dict) -> None:
         )
 
 
-def records_here(ranks: str, global_rank: int) -> bool:
-    return ranks == "all" or int(global_rank) == 0
-
-
 def record_kwargs(record_kwargs: dict, steps_done: int, ranks: str) -> dict:
     """``bnviz.record`` keywords; a resumed recording goes on from the framework's restored step."""
     kwargs = dict(record_kwargs, ranks=ranks)

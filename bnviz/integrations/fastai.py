@@ -17,8 +17,9 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 import bnviz
 from bnviz.hooks.distributed import rank_info
+from bnviz.store.ranks import records_on_rank
 
-from ._common import check_options, loss_of, records_here
+from ._common import check_options, loss_of
 
 
 class BnvizCallback(Callback):
@@ -39,7 +40,7 @@ class BnvizCallback(Callback):
     def before_fit(self):
         info = rank_info()
         finding_lr = any(type(cb).__name__ == "LRFinder" for cb in self.learn.cbs)
-        if self.recorder is None and not finding_lr and records_here(self.ranks, info["rank"] if info else 0):
+        if self.recorder is None and not finding_lr and records_on_rank(self.ranks, info["rank"] if info else 0):
             self._steps = int(self.steps_done)
             self.recorder = bnviz.record(
                 self.learn.model, self.path, start_step=self._steps, ranks=self.ranks, **self.record_kwargs

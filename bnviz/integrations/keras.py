@@ -29,8 +29,9 @@ from torch import nn
 
 import bnviz
 from bnviz.hooks.distributed import rank_info
+from bnviz.store.ranks import records_on_rank
 
-from ._common import check_options, record_kwargs, records_here
+from ._common import check_options, record_kwargs
 
 # Keras activation function names -> bnviz's (hooks/activations.py ACTIVATIONS)
 _ACTIVATION_NAMES = {
@@ -134,7 +135,7 @@ class BnvizCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         info = rank_info()
-        if self.recorder is not None or not records_here(self.ranks, info["rank"] if info else 0):
+        if self.recorder is not None or not records_on_rank(self.ranks, info["rank"] if info else 0):
             return
         layers = batch_norm_layers(self.model)
         if not layers:

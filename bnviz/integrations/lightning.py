@@ -15,8 +15,9 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("bnviz.integrations.lightning needs Lightning: pip install lightning") from err
 
 import bnviz
+from bnviz.store.ranks import records_on_rank
 
-from ._common import check_options, loss_of, record_kwargs, records_here
+from ._common import check_options, loss_of, record_kwargs
 
 
 class BnvizCallback(pl.Callback):
@@ -35,7 +36,7 @@ class BnvizCallback(pl.Callback):
         self._done = 0
 
     def on_train_start(self, trainer, pl_module):
-        if self.recorder is None and records_here(self.ranks, trainer.global_rank):
+        if self.recorder is None and records_on_rank(self.ranks, trainer.global_rank):
             self._done = trainer.global_step
             self.recorder = bnviz.record(
                 pl_module, self.path, **record_kwargs(self.record_kwargs, self._done, self.ranks)

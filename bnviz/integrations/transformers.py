@@ -15,8 +15,9 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("bnviz.integrations.transformers needs transformers: pip install transformers") from err
 
 import bnviz
+from bnviz.store.ranks import records_on_rank
 
-from ._common import check_options, record_kwargs, records_here
+from ._common import check_options, record_kwargs
 
 
 class BnvizCallback(TrainerCallback):
@@ -33,7 +34,7 @@ class BnvizCallback(TrainerCallback):
         self.recorder = None
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.recorder is None and records_here(self.ranks, args.process_index):
+        if self.recorder is None and records_on_rank(self.ranks, args.process_index):
             self.recorder = bnviz.record(
                 model, self.path, **record_kwargs(self.record_kwargs, state.global_step, self.ranks)
             )

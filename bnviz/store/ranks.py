@@ -37,6 +37,12 @@ def checked_recorded_ranks(ranks) -> str:
     return ranks
 
 
+def records_on_rank(ranks: str, rank: int) -> bool:
+    """Whether the process of global rank ``rank`` writes a file under ``ranks=`` (``bnviz.record``
+    and the framework callbacks, which know the rank from their framework, decide alike)."""
+    return ranks != ONLY_RANK_ZERO or int(rank) == 0
+
+
 _RANK_NAME = re.compile(r"^(?P<stem>.+)\.rank[1-9][0-9]*(?P<suffix>\.[^.]*)?$")
 
 

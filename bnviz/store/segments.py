@@ -176,6 +176,12 @@ class JoinedRun(Run):
                 values.append(v[logged])
         return np.concatenate(steps), np.concatenate(values)
 
+    @property
+    def resumed_since(self) -> bool:
+        """Whether a segment beyond those read lies beside the first: one stat, where ``refresh``
+        reads every segment's file (a viewer watches a closed run with this alone)."""
+        return segment_path(self.path, len(self.segments)).exists()
+
     def refresh(self) -> bool:
         changed = [seg.refresh() for seg in self.segments]
         added = self._open_new_segments(1)
