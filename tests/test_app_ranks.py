@@ -168,4 +168,7 @@ def test_live_follow_refreshes_every_rank(window, job, monkeypatch):
     for r in w.session.primary.ranks:
         monkeypatch.setattr(r, "refresh", lambda r=r: seen.append(r) or False)
     w.poll_live()
+    assert seen == [], "a job finished when opened is looked at for a resumed segment only"
+    w.session.primary.followed = True  # as a job seen live, or one resumed since, is
+    w.poll_live()
     assert seen == w.session.primary.ranks

@@ -33,9 +33,10 @@ class Slot:
     run: Run
     path: str
     index: int = 0
-    # its writer was seen live, or gone, or a resumed segment appeared: poll it; until then a
-    # closed run is only looked at for a resumed segment (``resumed_since``: one stat per poll)
-    resumable: bool = False
+    # its files are read at every poll: its writer was seen live or gone (a restart may resume
+    # it), or its files changed since the open; until then a run closed when opened is only
+    # looked at (``changed_on_disk``: a few stats per poll)
+    followed: bool = False
     seen: bool = False  # its writer's state was read (at the open)
 
     def __post_init__(self) -> None:
@@ -62,18 +63,18 @@ class Slot:
     def check_writer(self) -> bool:
         """Whether a training process (any rank's) is still writing; notes a run to watch for a
         resume. A run closed when opened is not read again until a resumed segment appears."""
-        if self.seen and not self.resumable:
+        if self.seen and not self.followed:
             return False
         self.seen = True
         states = {r.writer_state for r in self.ranks}
-        self.resumable = self.resumable or bool(states & {"live", "writer gone"})
+        self.followed = self.followed or bool(states & {"live", "writer gone"})
         return "live" in states
 
     def polled(self) -> bool:
-        """Whether a refresh reads this run's files: it was live, or a restart resumed it since."""
-        if not self.resumable:
-            self.resumable = any(getattr(r, "resumed_since", False) for r in self.ranks)
-        return self.resumable
+        """Whether a refresh reads this run's files (``followed``; a run changed on disk becomes so)."""
+        if not self.followed:
+            self.followed = any(getattr(r, "changed_on_disk", False) for r in self.ranks)
+        return self.followed
 
 
 class Session:
@@ -220,7 +221,7 @@ class Session:
     def check_writers(self) -> None:
         """``live`` and ``watching`` as of now."""
         self.live = any([s.check_writer() for s in self.slots])  # noqa: C419 - every slot notes its own
-        self.watching = bool(self.slots)  # any run may yet be resumed (``Slot.polled``)
+        self.watching = bool(self.slots)  # any run may yet be resumed or change (``Slot.polled``)
 
     @property
     def waiting(self) -> str | None:

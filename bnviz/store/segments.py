@@ -71,7 +71,9 @@ class JoinedRun(Run):
         self.__dict__.update(first.__dict__)
         self.ranks = [self]  # the joined run is its own job until join_ranks looks for the others
         self.segments = [first]
+        self._read_stamps = self._stamps()
         self._open_new_segments(OPEN_ATTEMPTS)
+        self._read_stamps = self._stamps()
         self._join()
 
     def _open_new_segments(self, attempts: int) -> bool:
@@ -177,12 +179,24 @@ class JoinedRun(Run):
         return np.concatenate(steps), np.concatenate(values)
 
     @property
-    def resumed_since(self) -> bool:
-        """Whether a segment beyond those read lies beside the first: one stat, where ``refresh``
-        reads every segment's file (a viewer watches a closed run with this alone)."""
-        return segment_path(self.path, len(self.segments)).exists()
+    def changed_on_disk(self) -> bool:
+        """Whether a segment beyond those read lies beside the first, or a file read has another
+        size or time since: a few stats, where ``refresh`` reads every file (a viewer watches a
+        closed run with this alone)."""
+        return segment_path(self.path, len(self.segments)).exists() or self._stamps() != self._read_stamps
+
+    def _stamps(self) -> list[tuple[int, int] | None]:
+        out: list[tuple[int, int] | None] = []
+        for seg in self.segments:
+            try:
+                st = seg.path.stat()
+                out.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return out
 
     def refresh(self) -> bool:
+        self._read_stamps = self._stamps()
         changed = [seg.refresh() for seg in self.segments]
         added = self._open_new_segments(1)
         if any(changed) or added:
