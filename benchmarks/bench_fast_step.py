@@ -5,6 +5,9 @@
 2. The cost in microseconds per step as a function of layers L and channels per layer C (MLPs of
    L Linear-BN-ReLU blocks of width C, batch 128): median of (recorded step - plain step of the
    same turn), so a user can predict what recording adds to a step of their own.
+3. The torch operations recording adds per step of the fast step (counted at torch's dispatcher,
+   blocks of rows included): free of the machine's noise, and on a GPU each one that is not a
+   view is a kernel launch.
 
 Each recorded step also logs its loss (`rec.log`). Variants take turns by chunks of steps
 (``interleave.py``: a chunk's mean counts the steps where a block of rows is computed, which a
@@ -17,6 +20,7 @@ Prints median and quartiles.
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import statistics
 import tempfile
@@ -27,11 +31,16 @@ import torch
 from bench_record import Variant  # a training step, with bnviz.record and rec.log(loss=...) or without
 from interleave import describe, differences_us, interleaved_chunks, ratios
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 CLOCKS = (
     "wall: what training waits for; thread: the training thread's CPU time, which leaves out the "
     "time other processes hold the cores (robust to a loaded machine) and bnviz's writer thread"
 )
+
+
+# no kernel of their own (on a GPU no launch)
+_VIEWS = {f"aten.{v}" for v in ("view", "select", "slice", "detach", "unsqueeze", "as_strided", "t", "transpose")}
 
 
 def mlp(layers: int, width: int) -> nn.Module:
@@ -58,6 +67,37 @@ def paired(layers: int, width: int, chunk: int, turns: int, folder: Path, clock=
     return times
 
 
+class _CountOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.counts: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_added(layers: int, width: int, steps: int, folder: Path) -> collections.Counter:
+    """Operations per step that recording at the defaults adds to a plain step, by name."""
+    torch.manual_seed(0)
+    base = mlp(layers, width)
+    x, y = torch.randn(128, width), torch.randint(0, 10, (128,))
+    per_step = {}
+    for name, kw in (("plain", None), ("recorded", {})):
+        v = Variant(f"ops {name}", copy.deepcopy(base), folder, kw)
+        for _ in range(70):
+            v.step(x, y)
+        with _CountOps() as mode:
+            for _ in range(steps):
+                v.step(x, y)
+        if v.rec is not None:
+            v.rec.close()
+        per_step[name] = mode.counts
+    added = collections.Counter(per_step["recorded"])
+    added.subtract(per_step["plain"])
+    return added
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunk", type=int, default=128, help="steps per chunk (spans several block computes and a flush)")
@@ -77,6 +117,13 @@ def main():
         print(
             f"  plain {statistics.median(times['plain']) * 1e3:.2f} ms/step; "
             f"recorded / plain {describe(ratios(times, 'plain')['recorded'])}"
+        )
+        steps = 2 * args.chunk
+        added = ops_added(3, 256, steps, folder)
+        views = sum(n for op, n in added.items() if op in _VIEWS)
+        print(
+            f"  torch operations added per step: {added.total() / steps:.1f} "
+            f"({(added.total() - views) / steps:.1f} not views; over {steps} steps)"
         )
         print(
             f"\nadded per step (recorded - plain chunk of the same turn, us/step), {args.grid_turns} turns, batch 128:"

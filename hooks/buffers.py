@@ -77,7 +77,8 @@ class Staging:
     Slots are reused once their rows are computed; a row's slot holds its sampled input, the
     kernel's mean and invstd (or variance), gamma/beta/running statistics before its forward and,
     for a train row, the gradients at end_step. Activation inputs and synced statistics get their
-    buffers at first use.
+    buffers at first use. Each write is one copy into a view made once per slot (a recorded
+    step costs a copy or a gather per write, not the indexing around them too).
     """
 
     def __init__(self, rows: int, offsets, samples: int, device):
@@ -86,13 +87,19 @@ class Staging:
         ctot = offsets[-1]
         f32 = dict(device=device, dtype=torch.float32)
         self.x = torch.empty((rows, ctot, samples), **f32)
-        self.mean = torch.empty((rows, ctot), **f32)
-        self.q = torch.empty((rows, ctot), **f32)
         self.params = torch.empty((rows, 4, ctot), **f32)
-        self.grads = torch.full((rows, 2, ctot), torch.nan, **f32)
+        # what a row's close writes: the kernel's mean, its invstd (or variance), and (for the
+        # step's train row) weight.grad / bias.grad at end_step, NaN until then: one copy per row
+        self.closing = torch.full((rows, 4, ctot), torch.nan, **f32)
+        self.mean, self.q, self.grads = self.closing[:, 0], self.closing[:, 1], self.closing[:, 2:]
         self.activation: torch.Tensor | None = None
         self.synced: torch.Tensor | None = None
         self.nan = [torch.full((b - a,), torch.nan, **f32) for a, b in zip(offsets, offsets[1:])]
+        spans = list(zip(offsets, offsets[1:]))
+        self._samples = [[self.x[r, a:b].view(-1) for a, b in spans] for r in range(rows)]
+        self._params = [self.params[r].view(-1) for r in range(rows)]
+        self._closing = [(self.closing[r].view(-1), self.closing[r, :2].view(-1)) for r in range(rows)]
+        self._grads = [self.closing[r, 2:].view(-1) for r in range(rows)]
 
     def put_params(self, slot: int, modules) -> None:
         """gamma, beta, running_mean, running_var as the forward will see them; NaN when absent."""
@@ -102,28 +109,32 @@ class Staging:
                 t = getattr(m, kind).get(name)
                 if t is None and kind == "_parameters":
                     t = m._buffers.get(name)  # a frozen BN's gamma and beta are buffers
-                parts.append(t.detach() if t is not None else nan)
-        torch.cat(parts, out=self.params[slot].view(-1))
+                parts.append(t if t is not None else nan)
+        with torch.no_grad():  # parameters, no detach each: the copy makes no graph
+            torch.cat(parts, out=self._params[slot])
 
-    def put_grads(self, slot: int, modules) -> None:
+    def _grad_parts(self, modules) -> list:
         parts = []
         for name in ("weight", "bias"):
             for m, nan in zip(modules, self.nan):
                 t = m._parameters.get(name)
                 g = t.grad if t is not None else None
                 parts.append(g if g is not None else nan)
-        torch.cat(parts, out=self.grads[slot].view(-1))
+        return parts
+
+    def put_grads(self, slot: int, modules) -> None:
+        torch.cat(self._grad_parts(modules), out=self._grads[slot])
 
     def samples(self, slot: int, layer: int) -> torch.Tensor:
-        """(C, S) where layer ``layer`` of the row in ``slot`` puts its sampled input."""
-        return self.x[slot, self.offsets[layer] : self.offsets[layer + 1]]
+        """(C * S,) where layer ``layer`` of the row in ``slot`` puts its sampled input (channel-major)."""
+        return self._samples[slot][layer]
 
     def activation_samples(self, slot: int, layer: int) -> torch.Tensor:
-        """(C, S) where it puts what its activation received at the same positions."""
+        """(C * S,) where it puts what its activation received at the same positions."""
         if self.activation is None:
             self._allocate_activation()
         assert self.activation is not None
-        return self.activation[slot, self.offsets[layer] : self.offsets[layer + 1]]
+        return self.activation[slot, self.offsets[layer] : self.offsets[layer + 1]].view(-1)
 
     @torch.inference_mode(False)  # written in place on every row: never inference tensors
     def _allocate_activation(self) -> None:
@@ -133,10 +144,11 @@ class Staging:
     def _allocate_synced(self) -> None:
         self.synced = torch.empty(self.params[:, :2].shape, device=self.device, dtype=torch.float32)
 
-    def put_row(self, slot: int, sampled, received, means, qs, synced) -> None:
+    def put_row(self, slot: int, sampled, received, means, qs, synced, grads_of=None) -> None:
         """Per layer: whether its samples (``sampled``) and its activation's (``received``, None:
         no layer measures there) are in the slot (zeros where not), its mean and invstd or variance
-        (C,) or None, synced (mean, invstd) pairs or None."""
+        (C,) or None, synced (mean, invstd) pairs or None; ``grads_of``: the modules whose
+        gradients the row takes now (its step's end), in the same copy."""
         for layer, done in enumerate(sampled):
             if not done:
                 self.samples(slot, layer).zero_()
@@ -144,8 +156,13 @@ class Staging:
             for layer, done in enumerate(received):
                 if not done:
                     self.activation_samples(slot, layer).zero_()
-        torch.cat([v if v is not None else n for v, n in zip(means, self.nan)], out=self.mean[slot])
-        torch.cat([v if v is not None else n for v, n in zip(qs, self.nan)], out=self.q[slot])
+        parts = [v if v is not None else n for v, n in zip(means, self.nan)]
+        parts += [v if v is not None else n for v, n in zip(qs, self.nan)]
+        whole, first_two = self._closing[slot]
+        if grads_of is not None:
+            torch.cat(parts + self._grad_parts(grads_of), out=whole)
+        else:
+            torch.cat(parts, out=first_two)
         if synced is not None:
             if self.synced is None:
                 self._allocate_synced()

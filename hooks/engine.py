@@ -186,7 +186,8 @@ class StatsEngine:
             key = (shape[0], shape[1], hw)
             idx = self._index_cache.get(key)
             if idx is None:
-                idx = self._index_cache[key] = sampling.sample_index(*key, self.samples, self._device)
+                flat, s = sampling.sample_index(*key, self.samples, self._device)
+                idx = self._index_cache[key] = (flat.view(-1), s)
             assert self._open_row is not None
             sampling.gather(x, idx[0], self._staging.samples(self._open_row.slot, index))
             if mode == MODE_SYNC:
@@ -232,8 +233,11 @@ class StatsEngine:
             raise RuntimeError(f"recording failed inside a BN forward: {type(self.error).__name__}: {self.error}")
         self.instrumentation.end_observation()
         if self._open_row is not None:
-            self._close_row()
-        if self._step_train is not None:
+            with_grads = self._open_row is self._step_train
+            self._close_row(with_grads)
+            if with_grads:
+                self._step_train = None
+        if self._step_train is not None:  # its row closed earlier (an eval forward came after it)
             with torch.no_grad():
                 self._staging.put_grads(self._step_train.slot, self._modules)
             self._step_train = None
@@ -335,7 +339,9 @@ class StatsEngine:
         if self._device is not None:
             self._staging.put_params(staged.slot, self._modules)
 
-    def _close_row(self) -> None:
+    def _close_row(self, with_grads: bool = False) -> None:
+        """``with_grads``: the row is the step's train row and the step ends now: it takes the
+        gradients in the same copy."""
         staged = self._open_row
         assert staged is not None
         row = self._schedule.close()
@@ -348,7 +354,8 @@ class StatsEngine:
         with torch.no_grad():
             synced = self._synced if any(m is not None and m[0] == MODE_SYNC for m in self._meta) else None
             received = self._received if measured else None
-            self._staging.put_row(staged.slot, self._seen, received, self._mean, self._q, synced)
+            grads_of = self._modules if with_grads else None
+            self._staging.put_row(staged.slot, self._seen, received, self._mean, self._q, synced, grads_of)
         row.time = time.time()
         row.n = list(self._n)
         self._staged.append(staged)
