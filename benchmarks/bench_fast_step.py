@@ -8,6 +8,8 @@
 3. The torch operations recording adds per step of the fast step (counted at torch's dispatcher,
    blocks of rows included): free of the machine's noise, and on a GPU each one that is not a
    view is a kernel launch.
+4. What one small torch call costs on the CPU where recording makes it: right after a large
+   kernel (the step's own), which has evicted the caches, against back to back.
 
 Each recorded step also logs its loss (`rec.log`). Variants take turns by chunks of steps
 (``interleave.py``: a chunk's mean counts the steps where a block of rows is computed, which a
@@ -98,6 +100,25 @@ def ops_added(layers: int, width: int, steps: int, folder: Path) -> collections.
     return added
 
 
+def cold_call_us(repeats: int = 2000) -> dict[str, float]:
+    """Median microseconds of a copy of 12 tensors of 256 floats into a preallocated buffer (a
+    row's staging copy) after nothing, after a 128 x 256 x 256 matmul, after a pass over 16 MB."""
+    parts = [torch.randn(256) for _ in range(12)]
+    out = torch.empty(12 * 256)
+    a, b, big = torch.randn(128, 256), torch.randn(256, 256), torch.randn(4 << 20)
+    before = {"back to back": lambda: None, "after a matmul": lambda: a @ b, "after 16 MB": lambda: big.add_(1)}
+    medians = {}
+    for name, work in before.items():
+        times = []
+        for _ in range(repeats):
+            work()
+            t = time.perf_counter()
+            torch.cat(parts, out=out)
+            times.append(time.perf_counter() - t)
+        medians[name] = statistics.median(times) * 1e6
+    return medians
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunk", type=int, default=128, help="steps per chunk (spans several block computes and a flush)")
@@ -125,6 +146,8 @@ def main():
             f"  torch operations added per step: {added.total() / steps:.1f} "
             f"({(added.total() - views) / steps:.1f} not views; over {steps} steps)"
         )
+        cold = ", ".join(f"{name} {us:.1f}" for name, us in cold_call_us().items())
+        print(f"  one small copy (12 x 256 floats), median us: {cold}")
         print(
             f"\nadded per step (recorded - plain chunk of the same turn, us/step), {args.grid_turns} turns, batch 128:"
         )
