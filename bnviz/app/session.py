@@ -62,7 +62,7 @@ class Slot:
 
     def check_writer(self) -> bool:
         """Whether a training process (any rank's) is still writing; notes a run to watch for a
-        resume. A run closed when opened is not read again until a resumed segment appears."""
+        resume. A run closed when opened is not read again until it is followed (``polled``)."""
         if self.seen and not self.followed:
             return False
         self.seen = True

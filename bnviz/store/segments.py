@@ -71,7 +71,6 @@ class JoinedRun(Run):
         self.__dict__.update(first.__dict__)
         self.ranks = [self]  # the joined run is its own job until join_ranks looks for the others
         self.segments = [first]
-        self._read_stamps = self._stamps()
         self._open_new_segments(OPEN_ATTEMPTS)
         self._read_stamps = self._stamps()
         self._join()
